@@ -1,0 +1,22 @@
+"""Choosing a compute device from a user's string."""
+
+from __future__ import annotations
+
+from models.errors import BackendUnavailableError
+
+
+def resolve_torch_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda[:N]`` is checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(
+                f"device {device!r} asked for, but PyTorch sees no CUDA GPU here; use --device cpu"
+            )
+        return device
+    raise BackendUnavailableError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")

@@ -1,0 +1,111 @@
+"""Temporal heads: frame feature maps ``float[B,T,C,h,w]`` -> one clip feature.
+
+Every head returns ``(feature float[B,D], attention float[B,T], intermediate float[B,T,D] | None)``;
+attention sums to 1 over frames for every head (uniform for ``avg``), so the embedder can always pick
+the best-weighted frame as the thumbnail. Pooling lives in the model so an export is the whole thing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class HeadOutput(NamedTuple):
+    feature: torch.Tensor  # float[B,D]
+    attention: torch.Tensor  # float[B,T], sums to 1 over T
+    intermediate: torch.Tensor | None  # float[B,T,D] (gru_rank in training), else None
+
+
+def _frame_vectors(maps: torch.Tensor) -> torch.Tensor:
+    """Global average pooling of each frame: ``[B,T,C,h,w] -> [B,T,C]``."""
+    return maps.mean(dim=(3, 4))
+
+
+class AvgHead(nn.Module):
+    """Temporal average pooling (Gao & Nevatia 2018, "TP"): the mean of the frame vectors."""
+
+    def __init__(self, in_channels: int, map_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.out_dim = in_channels
+
+    def forward(self, maps: torch.Tensor) -> HeadOutput:
+        x = _frame_vectors(maps)
+        attention = torch.ones_like(x[..., 0]) / x.shape[1]
+        return HeadOutput(x.mean(dim=1), attention, None)
+
+
+class TemporalAttentionHead(nn.Module):
+    """Temporal attention (Gao & Nevatia 2018, "TA"; the AAAI-2020 paper's seed code).
+
+    A spatial convolution whose kernel covers the whole frame map gives each frame a
+    ``mid``-dim descriptor; a temporal convolution (kernel 3) across frames scores each frame; the
+    softmax over frames gives attention ``a_t`` and the feature is ``sum_t a_t * gap(x_t)``.
+    Works for any number of frames T.
+    """
+
+    def __init__(self, in_channels: int, map_size: tuple[int, int], mid: int = 256) -> None:
+        super().__init__()
+        self.spatial = nn.Conv2d(in_channels, mid, kernel_size=map_size)
+        self.temporal = nn.Conv1d(mid, 1, kernel_size=3, padding=1)
+        self.out_dim = in_channels
+
+    def forward(self, maps: torch.Tensor) -> HeadOutput:
+        b, t = maps.shape[:2]
+        s = F.relu(self.spatial(maps.flatten(0, 1))).mean(dim=(2, 3))  # [B*T, mid]; the map is 1x1
+        s = s.reshape(b, t, -1).transpose(1, 2)  # [B, mid, T]
+        scores = F.relu(self.temporal(s)).squeeze(1)  # [B, T]
+        attention = scores.softmax(dim=1)
+        feature = (attention.unsqueeze(-1) * _frame_vectors(maps)).sum(dim=1)
+        return HeadOutput(feature, attention, None)
+
+
+class GRURankHead(nn.Module):
+    """Residual-attention GRU fusion of "All for One: Frame-wise Rank Loss" (Navaneet et al.).
+
+    Frame vectors go through dropout 0.5 and an FC to ``fc_dim``: ``x_t``. The residual
+    ``r_t = x_t - mean_t(x)`` is scored by a two-hidden-layer ReLU MLP, ``s_t``; with
+    ``w_t = exp(s_t)`` the GRU's input at step t is the weighted running mean
+    ``u_t = sum_{i<=t} w_i x_i / sum_{i<=t} w_i``. The GRU's hidden states ``f_1..f_T`` are the
+    intermediate fused features (the rank loss uses every one); ``f_T`` is the clip feature.
+    Attention is ``softmax_t(s_t)``, the weight each frame has in the final running mean.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        map_size: tuple[int, int],
+        fc_dim: int = 512,
+        hidden: int = 512,
+        mlp_dim: int = 256,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_channels, fc_dim), nn.ReLU(inplace=True))
+        self.scorer = nn.Sequential(
+            nn.Linear(fc_dim, mlp_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(mlp_dim, mlp_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(mlp_dim, 1),
+        )
+        self.gru = nn.GRU(fc_dim, hidden, batch_first=True)
+        self.out_dim = hidden
+
+    def forward(self, maps: torch.Tensor) -> HeadOutput:
+        x = self.fc(_frame_vectors(maps))  # [B,T,F]
+        s = self.scorer(x - x.mean(dim=1, keepdim=True)).squeeze(-1)  # [B,T]
+        w = torch.exp(s - s.max(dim=1, keepdim=True).values)  # stable; the ratio is unchanged
+        u = torch.cumsum(w.unsqueeze(-1) * x, dim=1) / torch.cumsum(w, dim=1).unsqueeze(-1)
+        fused, _ = self.gru(u)  # [B,T,H]
+        return HeadOutput(fused[:, -1], s.softmax(dim=1), fused)
+
+
+HEADS: dict[str, type[nn.Module]] = {
+    "avg": AvgHead,
+    "attention": TemporalAttentionHead,
+    "gru_rank": GRURankHead,
+}

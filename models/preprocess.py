@@ -1,0 +1,52 @@
+"""The one place where crops become network input (pure NumPy/OpenCV functions)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.errors import ClipError
+from models.spec import InputSpec
+
+
+def check_clips(clips: object, frames: int | None = None) -> np.ndarray:
+    """Validate ``uint8[B,T,H,W,3]`` RGB clips; ``frames`` fixes T when the runtime needs it."""
+    if not isinstance(clips, np.ndarray):
+        raise ClipError(f"clips must be a NumPy array uint8[B,T,H,W,3], got {type(clips).__name__}")
+    if clips.dtype != np.uint8:
+        raise ClipError(f"clips must have dtype uint8 (RGB pixels 0..255), got {clips.dtype}")
+    if clips.ndim != 5 or clips.shape[-1] != 3 or min(clips.shape[1:4]) < 1:
+        raise ClipError(f"clips must have shape [B,T,H,W,3] with T,H,W >= 1, got {clips.shape}")
+    if frames is not None and clips.shape[1] != frames:
+        raise ClipError(
+            f"this model artifact was exported for T={frames} frames per clip, got T={clips.shape[1]}; "
+            f"sample {frames} frames from each tracklet or export again with --frames {clips.shape[1]}"
+        )
+    return clips
+
+
+def preprocess(clips: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """``uint8[B,T,H,W,3]`` RGB -> ``float32[B,T,3,spec.height,spec.width]``, normalised by mean/std.
+
+    Frames of another size are resized (bilinear; area when shrinking by 2x or more).
+    """
+    b, t, h, w, _ = clips.shape
+    if (h, w) != (spec.height, spec.width):
+        import cv2
+
+        interp = cv2.INTER_AREA if h >= 2 * spec.height else cv2.INTER_LINEAR
+        flat = clips.reshape(b * t, h, w, 3)
+        out = np.empty((b * t, spec.height, spec.width, 3), dtype=np.uint8)
+        for i in range(b * t):
+            out[i] = cv2.resize(flat[i], (spec.width, spec.height), interpolation=interp)
+        clips = out.reshape(b, t, spec.height, spec.width, 3)
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    scale = 1.0 / (255.0 * std)
+    x = clips.astype(np.float32) * scale - mean / std
+    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3))
+
+
+def l2_normalize(features: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows divided by their Euclidean norm (zero rows stay zero)."""
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return (features / np.maximum(norms, eps)).astype(np.float32)

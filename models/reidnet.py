@@ -1,0 +1,76 @@
+"""The video re-ID network: frame backbone -> temporal head -> BNNeck (-> classifier in training)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from models.backbones import build_backbone
+from models.errors import ClipError, ModelFileError
+from models.heads import HEADS
+from models.spec import ArchSpec, InputSpec
+
+
+class ReIDOutput(NamedTuple):
+    """What ``ReIDNet.forward`` returns.
+
+    ``feature``: float[B,D]. In eval mode the post-BNNeck feature (the one to retrieve with); in
+    training mode the pre-BNNeck feature, on which metric losses act (Luo et al. 2019).
+    ``attention``: float[B,T], sums to 1 over frames.
+    ``logits``: float[B,C] in training when the model has a classifier, else None.
+    ``intermediate``: float[B,T,D] fused features of ``gru_rank`` in training, else None.
+    """
+
+    feature: torch.Tensor
+    attention: torch.Tensor
+    logits: torch.Tensor | None
+    intermediate: torch.Tensor | None
+
+
+class BNNeck(nn.Module):
+    """Batch-norm neck with a frozen zero bias, and a bias-free classifier (Luo et al. 2019)."""
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim)
+        self.bn.bias.requires_grad_(False)
+        nn.init.constant_(self.bn.weight, 1.0)
+        nn.init.constant_(self.bn.bias, 0.0)
+        self.classifier = nn.Linear(dim, num_classes, bias=False) if num_classes > 0 else None
+        if self.classifier is not None:
+            nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def forward(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        neck = self.bn(feature)
+        logits = self.classifier(neck) if self.classifier is not None and self.training else None
+        return neck, logits
+
+
+class ReIDNet(nn.Module):
+    """``forward(clips float[B,T,3,H,W]) -> ReIDOutput``; clips are normalised as ``input_spec`` says."""
+
+    def __init__(self, arch: ArchSpec, input_spec: InputSpec) -> None:
+        super().__init__()
+        if arch.head not in HEADS:
+            raise ModelFileError(f"unknown temporal head {arch.head!r}; expected one of {sorted(HEADS)}")
+        self.backbone = build_backbone(arch.backbone, arch.last_stride)
+        map_size = (-(-input_spec.height // self.backbone.stride), -(-input_spec.width // self.backbone.stride))
+        self.head = HEADS[arch.head](self.backbone.out_channels, map_size, **arch.head_options)
+        self.neck = BNNeck(self.head.out_dim, arch.num_classes)
+        self.arch = replace(arch, feature_dim=self.head.out_dim)
+        self.input_spec = input_spec
+
+    def forward(self, clips: torch.Tensor) -> ReIDOutput:
+        if clips.dim() != 5 or clips.shape[2] != 3:
+            raise ClipError(f"expected clips of shape [B,T,3,H,W], got {tuple(clips.shape)}")
+        b, t = clips.shape[:2]
+        maps = self.backbone(clips.flatten(0, 1))
+        maps = maps.reshape(b, t, *maps.shape[1:])
+        head = self.head(maps)
+        neck, logits = self.neck(head.feature)
+        if self.training:
+            return ReIDOutput(head.feature, head.attention, logits, head.intermediate)
+        return ReIDOutput(neck, head.attention, None, None)
