@@ -24,6 +24,7 @@ class Embedder(ABC):
     """Base of every runtime. Subclasses set ``backend``, ``device`` and implement ``_forward``."""
 
     backend: str = ""
+    precision: str = "fp32"  # of the arithmetic inside the runtime: fp32 or fp16
 
     def __init__(self, spec: ModelSpec, device: str, frames: int | None = None, max_batch: int | None = None) -> None:
         self.spec = spec

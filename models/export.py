@@ -21,6 +21,9 @@ INPUT_NAME = "clips"
 OUTPUT_NAMES = ("feature", "attention")
 METADATA_KEY = "crosscam"
 DEFAULT_OPSET = 18
+# Bump when the exported graph changes for the same weights (a head's implementation, the exporter's
+# options): cached exports are keyed by it, so a stale graph is never reused.
+EXPORT_REVISION = 2
 
 
 def default_cache_dir() -> Path:
@@ -114,9 +117,14 @@ def read_onnx_spec(path: str | Path) -> ModelSpec:
 
 
 def cached_onnx(checkpoint: str | Path, cache_dir: str | Path | None = None, opset: int = DEFAULT_OPSET) -> Path:
-    """The ONNX export of a checkpoint, made once and kept under ``cache_dir`` by model id."""
+    """The ONNX export of a checkpoint, made once and kept under ``cache_dir``.
+
+    Keyed by model id (the weights), opset, ``EXPORT_REVISION`` and the torch version (the exporter)."""
+    import torch
+
     spec, _ = read_checkpoint(checkpoint)
-    path = Path(cache_dir or default_cache_dir()) / "onnx" / f"{spec.model_id}-op{opset}.onnx"
+    name = f"{spec.model_id}-op{opset}-r{EXPORT_REVISION}-torch{torch.__version__.split('+')[0]}.onnx"
+    path = Path(cache_dir or default_cache_dir()) / "onnx" / name
     if not path.is_file():
         model, _ = load_checkpoint(checkpoint)
         export_onnx(model, spec, path, opset=opset)

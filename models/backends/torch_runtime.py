@@ -34,6 +34,7 @@ class TorchEmbedder(Embedder):
         if self.fp16 and not on_cuda:
             raise BackendUnavailableError("fp16 needs a CUDA device; use fp32 on the CPU")
         self.dtype = torch.float16 if self.fp16 else torch.float32
+        self.precision = "fp16" if self.fp16 else "fp32"
         model = model.eval().to(device=device, dtype=self.dtype)
         if on_cuda:
             model = model.to(memory_format=torch.channels_last)

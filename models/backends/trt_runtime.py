@@ -40,6 +40,7 @@ class TensorRTEmbedder(Embedder):
                 )
             self._context = self._engine.create_execution_context()
         self._max_frames = int(header.get("max_frames", spec.input.frames))
+        self.precision = "fp16" if header.get("fp16", True) else "fp32"
         super().__init__(spec, device, frames=None, max_batch=int(header.get("max_batch", 32)))
 
     def _forward(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,103 @@
+"""Embedder throughput, model cost and the machine's measured peak, compared within one run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from models.embedder import Embedder
+from models.reidnet import ReIDNet
+from models.spec import ModelSpec
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gflops_per_tracklet(model: ReIDNet, spec: ModelSpec, frames: int) -> float:
+    """Forward-pass GFLOPs of one ``frames``-frame clip (a multiply-add counts as 2 FLOPs)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, frames, 3, spec.input.height, spec.input.width)
+    model = model.eval().float().cpu()
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def peak_matmul_gflops(device: str = "cpu", dtype: str = "float32", seconds: float = 2.0) -> float:
+    """Measured dense matmul throughput: the practical peak of this device for ``dtype``, in GFLOP/s."""
+    import torch
+
+    n = 2048 if device == "cpu" else 8192
+    dt = getattr(torch, dtype)
+    a = torch.randn(n, n, device=device).to(dt)
+    b = torch.randn(n, n, device=device).to(dt)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    a @ b
+    sync()
+    best, spent = float("inf"), 0.0
+    while spent < seconds:
+        t = time.perf_counter()
+        a @ b
+        sync()
+        dt_s = time.perf_counter() - t
+        best, spent = min(best, dt_s), spent + dt_s
+    return 2 * n**3 / best / 1e9
+
+
+def time_embedder(
+    embedder: Embedder,
+    clips: np.ndarray,
+    warmup: int = 1,
+    min_iters: int = 3,
+    min_seconds: float = 3.0,
+    on_iter: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """Time ``embedder.embed(clips)``, end to end as a caller sees it (preprocessing included)."""
+    for _ in range(warmup):
+        embedder.embed(clips)
+    times: list[float] = []
+    while len(times) < min_iters or sum(times) < min_seconds:
+        t = time.perf_counter()
+        embedder.embed(clips)
+        times.append(time.perf_counter() - t)
+        if on_iter:
+            on_iter()
+    median = statistics.median(times)
+    return {"tracklets_per_s": len(clips) / median, "ms_per_batch": 1000 * median, "iterations": len(times)}
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info

@@ -1,0 +1,117 @@
+"""``crosscam bench embedder``: runtimes side by side in one run, against the machine's measured peak."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+from models.errors import ClipError
+from pipeline.cli.app import Result
+from pipeline.cli.progress import console, step
+from pipeline.config import CrosscamConfig
+
+
+def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    bench = verbs.add_parser("bench", help="benchmarks that print figures")
+    sub = bench.add_subparsers(title="benchmarks", metavar="BENCH")
+    p = sub.add_parser(
+        "embedder",
+        parents=[common],
+        help="tracklets/s of each runtime, GFLOPs per tracklet and the fraction of this machine's peak",
+    )
+    p.add_argument("--checkpoint", required=True, type=Path, help="crosscam checkpoint (.pt)")
+    p.add_argument("--backends", default="torch,onnxruntime", help="comma-separated: torch, onnxruntime, tensorrt")
+    p.add_argument("--batch", type=int, default=8, help="tracklets per embed call")
+    p.add_argument("--frames", type=int, help="frames per tracklet (default: the model's)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: embedder.device of the config)")
+    p.add_argument("--min-seconds", type=float, default=5.0, help="time each backend for at least this long")
+    p.set_defaults(handler=cmd_bench_embedder)
+
+
+def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from models import benchmark
+    from models.checkpoint import load_checkpoint
+    from models.embedder import BACKENDS, load_embedder
+    from models.export import random_clips
+
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in BACKENDS]
+    if not backends or unknown:
+        raise ClipError(f"--backends {args.backends!r}: unknown {unknown}; choose from {', '.join(BACKENDS)}")
+    if args.batch < 1 or (args.frames is not None and args.frames < 1):
+        raise ClipError("--batch and --frames must be positive")
+    device = args.device or config.embedder.device
+    model, spec = load_checkpoint(args.checkpoint)
+    frames = args.frames or spec.input.frames
+    clips = random_clips(args.batch, frames, spec.input.height, spec.input.width)
+    gflops = benchmark.gflops_per_tracklet(model, spec, frames)
+    peaks: dict[str, float] = {}
+    results = []
+    for name in backends:
+        with step(f"{name}: opening {args.checkpoint.name}"):
+            embedder = load_embedder(
+                args.checkpoint,
+                backend=name,
+                device=device,
+                fp16=config.embedder.fp16,
+                threads=config.embedder.threads,
+                cache_dir=config.cache_dir,
+                max_batch=config.embedder.max_batch,
+            )
+        with step(f"{name}: timing batch {args.batch} x {frames} frames on {embedder.device}"):
+            timing = benchmark.time_embedder(embedder, clips, min_seconds=args.min_seconds)
+        peak_key = f"{embedder.device.split(':')[0]}_{embedder.precision}"
+        if peak_key not in peaks:
+            with step(f"measuring the peak of {embedder.device} ({embedder.precision} matmul)"):
+                dtype = "float16" if embedder.precision == "fp16" else "float32"
+                peaks[peak_key] = benchmark.peak_matmul_gflops(embedder.device, dtype)
+        achieved = timing["tracklets_per_s"] * gflops
+        results.append(
+            {
+                "backend": name,
+                "device": embedder.device,
+                "precision": embedder.precision,
+                **timing,
+                "achieved_gflops": achieved,
+                "peak": peak_key,
+                "fraction_of_peak": achieved / peaks[peak_key],
+            }
+        )
+    base = next((r["tracklets_per_s"] for r in results if r["backend"] == "torch"), None)
+    for r in results:
+        r["speedup_vs_torch"] = r["tracklets_per_s"] / base if base else None
+    data = {
+        "benchmark": "embedder",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "model": {
+            "arch": spec.arch.name,
+            "model_id": spec.model_id,
+            "height": spec.input.height,
+            "width": spec.input.width,
+            "feature_dim": spec.feature_dim,
+        },
+        "batch": args.batch,
+        "frames": frames,
+        "gflops_per_tracklet": gflops,
+        "peak_gflops": peaks,
+        "peak_measured_with": "best of repeated dense matmuls (2048^2 on CPU, 8192^2 on CUDA) in this run",
+        "machine": benchmark.machine_info(),
+        "results": results,
+    }
+    console.print(
+        f"model {spec.arch.name}: {gflops:.1f} GFLOPs per {frames}-frame tracklet; measured peaks "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items())
+    )
+    return Result(data, _table(results))
+
+
+def _table(results: list[dict]) -> str:
+    lines = ["backend      device  prec  tracklets/s  ms/batch  GFLOP/s  of peak  vs torch"]
+    for r in results:
+        speedup = f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-"
+        lines.append(
+            f"{r['backend']:<12} {r['device']:<7} {r['precision']:<5} {r['tracklets_per_s']:>11.2f} "
+            f"{r['ms_per_batch']:>9.0f} {r['achieved_gflops']:>8.1f} {r['fraction_of_peak']:>7.1%}  {speedup}"
+        )
+    return "\n".join(lines)

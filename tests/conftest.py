@@ -1,0 +1,74 @@
+"""Shared fixtures: small real models, their checkpoints and ONNX exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.architectures import arch_spec
+from models.checkpoint import build_model, save_checkpoint
+from models.reidnet import ReIDNet
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+TINY_ARCHS = ("tiny_attention", "tiny_avg", "tiny_gru_rank")
+
+
+def perturbed(model: ReIDNet, seed: int = 0) -> ReIDNet:
+    """Give a fresh model 'trained-looking' statistics: random BN running stats and affine terms and
+    a larger temporal-attention scale, so attention is far from uniform and parity tests mean something."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+        head = model.head
+        if hasattr(head, "temporal"):
+            head.temporal.weight.mul_(20.0)
+            head.temporal.bias.fill_(1.0)
+        if hasattr(head, "scorer"):
+            head.scorer[-1].weight.mul_(10.0)
+    return model.eval()
+
+
+def make_model(arch: str, seed: int = 0, num_classes: int = 0) -> ReIDNet:
+    torch.manual_seed(seed)
+    spec, input_spec = arch_spec(arch, num_classes=num_classes)
+    return perturbed(build_model(spec, input_spec), seed)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """A saved, perturbed checkpoint for each tiny architecture."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    paths = {}
+    for arch in TINY_ARCHS:
+        paths[arch] = root / f"{arch}.pt"
+        save_checkpoint(make_model(arch), paths[arch], {"init": "random", "test": True})
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoints, tmp_path_factory) -> dict[str, Path]:
+    """The ONNX export of each tiny checkpoint."""
+    from models.checkpoint import load_checkpoint
+    from models.export import export_onnx
+
+    root = tmp_path_factory.mktemp("onnx")
+    out = {}
+    for arch, ckpt in tiny_checkpoints.items():
+        model, spec = load_checkpoint(ckpt)
+        out[arch] = export_onnx(model, spec, root / f"{arch}.onnx")
+    return out
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """A private crosscam cache, so tests never touch ~/.cache."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("CROSSCAM_CACHE_DIR", str(path))
+    return path

@@ -1,0 +1,205 @@
+"""The crosscam CLI: verbs, --json, and user errors (exit 2, one clear line, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.architectures import ARCHITECTURES
+from pipeline.cli import main
+
+CROSSCAM = shutil.which("crosscam", path=str(Path(sys.executable).parent)) or "crosscam"
+
+
+def run_json(capsys, *argv: str) -> tuple[int, dict, str]:
+    code = main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    return code, json.loads(lines[-1]), err
+
+
+def test_model_init_and_info(capsys, tmp_path):
+    code, data, _ = run_json(
+        capsys,
+        "model",
+        "init",
+        "--arch",
+        "tiny_gru_rank",
+        "--out",
+        str(tmp_path / "m.pt"),
+        "--classes",
+        "10",
+        "--frames",
+        "6",
+    )
+    assert code == 0 and data["feature_dim"] == 512 and data["num_classes"] == 10
+    code, info, _ = run_json(capsys, "model", "info", str(tmp_path / "m.pt"))
+    assert code == 0 and info["kind"] == "checkpoint" and info["model_id"] == data["model_id"]
+    assert info["input"]["frames"] == 6 and info["spec"]["provenance"]["init"] == "random"
+
+
+def test_model_list(capsys):
+    code, data, _ = run_json(capsys, "model", "list")
+    assert code == 0 and [a["name"] for a in data["architectures"]] == list(ARCHITECTURES)
+
+
+def _export_and_check(capsys, tmp_path, arch):
+    ckpt, onnx_path = tmp_path / f"{arch}.pt", tmp_path / f"{arch}.onnx"
+    assert main(["model", "init", "--arch", arch, "--out", str(ckpt)]) == 0
+    code, data, _ = run_json(capsys, "export", str(ckpt), "--format", "onnx", "--out", str(onnx_path))
+    assert code == 0 and data["ok"] is True
+    assert data["min_cosine"] >= 0.9999
+    code, info, _ = run_json(capsys, "model", "info", str(onnx_path))
+    assert info["kind"] == "onnx" and info["arch"] == arch and info["model_id"] == data["model_id"]
+
+
+@pytest.mark.parametrize("arch", [a for a in ARCHITECTURES if not a.startswith("resnet50")])
+def test_export_every_small_architecture(capsys, tmp_path, arch):
+    _export_and_check(capsys, tmp_path, arch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["resnet50_avg", "resnet50_gru_rank"])
+def test_export_resnet50_architectures(capsys, tmp_path, arch):
+    _export_and_check(capsys, tmp_path, arch)
+
+
+@pytest.mark.slow
+def test_acceptance_commands_verbatim(tmp_path):
+    """The issue's acceptance commands, run as a user would, through the installed console script."""
+    cmd = (
+        f"{CROSSCAM} model init --arch resnet50_attention --out m.pt && "
+        f"{CROSSCAM} export m.pt --format onnx --out m.onnx --json"
+    )
+    done = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["min_cosine"] >= 0.9999
+    bench = subprocess.run(
+        [
+            CROSSCAM,
+            "bench",
+            "embedder",
+            "--checkpoint",
+            "m.pt",
+            "--backends",
+            "torch,onnxruntime",
+            "--batch",
+            "8",
+            "--frames",
+            "4",
+            "--min-seconds",
+            "0",
+            "--json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "CROSSCAM_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    data = json.loads(bench.stdout.strip().splitlines()[-1])
+    assert [r["backend"] for r in data["results"]] == ["torch", "onnxruntime"]
+    assert data["gflops_per_tracklet"] > 25  # ResNet-50 at 256x128 with last stride 1, four frames
+    for r in data["results"]:
+        assert r["tracklets_per_s"] > 0 and 0 < r["fraction_of_peak"] < 1.5
+
+
+def test_bench_embedder_reports_every_figure(capsys, tmp_path, cache_dir):
+    main(["model", "init", "--arch", "tiny_attention", "--out", str(tmp_path / "m.pt")])
+    code, data, err = run_json(
+        capsys,
+        "bench",
+        "embedder",
+        "--checkpoint",
+        str(tmp_path / "m.pt"),
+        "--batch",
+        "4",
+        "--frames",
+        "4",
+        "--min-seconds",
+        "0.2",
+    )
+    assert code == 0
+    assert data["batch"] == 4 and data["frames"] == 4 and data["gflops_per_tracklet"] > 0
+    assert data["peak_gflops"]["cpu_fp32"] > 0
+    by_name = {r["backend"]: r for r in data["results"]}
+    assert set(by_name) == {"torch", "onnxruntime"}
+    assert by_name["torch"]["speedup_vs_torch"] == 1.0
+    for r in by_name.values():
+        assert r["tracklets_per_s"] > 0 and r["precision"] == "fp32" and r["achieved_gflops"] > 0
+    assert "tracklets/s" in err  # the table went to stderr, stdout holds only the JSON
+
+
+def test_demo(capsys):
+    code, data, _ = run_json(capsys, "demo")
+    assert code == 0
+    assert data["min_cosine_torch_vs_onnxruntime"] >= 0.9999
+    assert data["attention_sums_to_one"] is True and data["feature_dim"] == 256
+    assert data["max_norm_error"] < 1e-5
+    assert set(data["tracklets_per_s"]) == {"torch", "onnxruntime"}
+
+
+def test_config_show_with_overrides(capsys):
+    code, data, _ = run_json(capsys, "config", "show", "--set", "embedder.device=cpu")
+    assert code == 0 and data["embedder"]["device"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["model", "info", "missing.pt"], "missing.pt: model file not found"),
+        (["export", "missing.pt"], "missing.pt: checkpoint not found"),
+        (["model", "init", "--arch", "resnet51", "--out", "x.pt"], "unknown architecture 'resnet51'"),
+        (["config", "show", "--set", "embedder.devce=cpu"], "embedder.devce: unknown key"),
+        (["model", "init", "--arch", "tiny_avg", "--out", "x.pt", "--frames", "0"], "--frames must be positive"),
+    ],
+)
+def test_user_errors_exit_2_with_one_clear_line(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, data, err = run_json(capsys, *argv)
+    assert code == 2
+    assert message in data["error"] and message in err
+    assert "Traceback" not in err
+
+
+def test_export_to_an_engine_without_tensorrt(capsys, tiny_checkpoints):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here")
+    code, data, _ = run_json(capsys, "export", str(tiny_checkpoints["tiny_avg"]), "--format", "engine")
+    assert code == 2 and "pip install 'crosscam[tensorrt]'" in data["error"]
+
+
+def test_bench_rejects_unknown_backends(capsys, tiny_checkpoints):
+    code, data, _ = run_json(
+        capsys, "bench", "embedder", "--checkpoint", str(tiny_checkpoints["tiny_avg"]), "--backends", "torch,openvino"
+    )
+    assert code == 2 and "openvino" in data["error"]
+
+
+def test_export_refuses_to_overwrite_the_checkpoint(capsys, tiny_checkpoints):
+    ckpt = tiny_checkpoints["tiny_avg"]
+    code, data, _ = run_json(capsys, "export", str(ckpt), "--out", str(ckpt))
+    assert code == 2 and "would overwrite the checkpoint" in data["error"]
+
+
+def test_no_verb_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "usage: crosscam" in capsys.readouterr().err
+
+
+def test_module_entry_point(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "model", "list", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert "resnet50_attention" in done.stdout.strip().splitlines()[-1]
