@@ -22,6 +22,10 @@ from pipeline.config import CrosscamConfig, load_config
 EXIT_USER_ERROR = 2
 
 
+class UsageError(CrosscamError):
+    """A command-line flag with a value the verb cannot use."""
+
+
 @dataclass
 class Result:
     data: dict[str, Any]

@@ -6,8 +6,8 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from models.errors import ClipError
-from pipeline.cli.app import Result
+from models.errors import BackendUnavailableError
+from pipeline.cli.app import Result, UsageError
 from pipeline.cli.progress import console, step
 from pipeline.config import CrosscamConfig
 
@@ -38,9 +38,11 @@ def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in backends if b not in BACKENDS]
     if not backends or unknown:
-        raise ClipError(f"--backends {args.backends!r}: unknown {unknown}; choose from {', '.join(BACKENDS)}")
+        raise BackendUnavailableError(
+            f"--backends {args.backends!r}: unknown {unknown}; choose from {', '.join(BACKENDS)}"
+        )
     if args.batch < 1 or (args.frames is not None and args.frames < 1):
-        raise ClipError("--batch and --frames must be positive")
+        raise UsageError("--batch and --frames must be positive")
     device = args.device or config.embedder.device
     model, spec = load_checkpoint(args.checkpoint)
     frames = args.frames or spec.input.frames

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from models.errors import ModelFileError
-from pipeline.cli.app import Result
+from pipeline.cli.app import Result, UsageError
 from pipeline.cli.progress import console, step
 from pipeline.config import CrosscamConfig
 
@@ -35,7 +34,7 @@ def cmd_export(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         gpu_name()
     out: Path = args.out or args.checkpoint.with_suffix(f".{args.format}")
     if out.resolve() == args.checkpoint.resolve():
-        raise ModelFileError(f"--out {out} would overwrite the checkpoint; choose another path")
+        raise UsageError(f"--out {out} would overwrite the checkpoint; choose another path")
     with step(f"loading {args.checkpoint}"):
         model, spec = load_checkpoint(args.checkpoint)
     if args.format == "onnx":

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from models.architectures import ARCHITECTURES, arch_spec
 from models.artifacts import ArtifactKind, detect_artifact
-from models.errors import ModelFileError
 from models.spec import ModelSpec
-from pipeline.cli.app import Result
+from pipeline.cli.app import Result, UsageError
 from pipeline.config import CrosscamConfig
 
 
@@ -51,7 +50,7 @@ def cmd_init(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     for name in ("height", "width", "frames", "classes"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "classes" else 1):
-            raise ModelFileError(f"--{name} must be {'>= 0' if name == 'classes' else 'positive'}, got {value}")
+            raise UsageError(f"--{name} must be {'>= 0' if name == 'classes' else 'positive'}, got {value}")
     arch, input_spec = arch_spec(args.arch, num_classes=args.classes)
     sizes = {k: getattr(args, k) for k in ("height", "width", "frames") if getattr(args, k) is not None}
     input_spec = replace(input_spec, **sizes)
