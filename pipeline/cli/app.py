@@ -89,7 +89,11 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         stream=sys.stderr,
     )
     try:
-        config = load_config(getattr(args, "config", None), getattr(args, "overrides", []))
+        # A verb whose --set targets another document (train: the recipe) sets set_applies_to.
+        config_overrides = (
+            getattr(args, "overrides", []) if getattr(args, "set_applies_to", "config") == "config" else []
+        )
+        config = load_config(getattr(args, "config", None), config_overrides)
         result = handler(args, config)
     except CrosscamError as e:
         print(f"crosscam: error: {e}", file=sys.stderr)

@@ -35,7 +35,8 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any, text: str)
     node[path[-1]] = value
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def describe_error(error: ValidationError, source: str) -> str:
+    """One line per invalid key, naming the key (``a.b.c``) and what is wrong with it."""
     lines = []
     for e in error.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -46,22 +47,26 @@ def _describe(error: ValidationError, source: str) -> str:
     return f"invalid configuration in {source}:\n  " + "\n  ".join(lines)
 
 
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (an empty file gives ``{}``)."""
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(loaded).__name__}")
+    return loaded or {}
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> CrosscamConfig:
     """Read ``path`` (YAML; none: the defaults), apply ``overrides``, validate. Errors name the key."""
     data: dict[str, Any] = {}
     source = "the defaults"
     if path is not None:
-        path = Path(path)
         source = str(path)
-        if not path.is_file():
+        if not Path(path).is_file():
             raise ConfigError(f"{path}: config file not found; pass an existing YAML file to --config")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from e
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(loaded).__name__}")
-        data = loaded or {}
+        data = read_yaml(Path(path))
     for text in overrides:
         apply_override(data, *parse_override(text), text)
     if overrides:
@@ -69,4 +74,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     try:
         return CrosscamConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_describe(e, source)) from None
+        raise ConfigError(describe_error(e, source)) from None

@@ -1,0 +1,57 @@
+"""Augmentations that treat a clip as one object: the same flip and crop for every frame, and
+per-frame random erasing that records which frames were erased (the attention loss needs that)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation of the bag of tricks, applied consistently across a clip's frames."""
+
+    flip: float = 0.5  # probability of a horizontal flip
+    pad: int = 10  # zero padding before the random crop, pixels
+    erase: float = 0.5  # probability that a frame is randomly erased (Zhong et al. 2020)
+    erase_area: tuple[float, float] = (0.02, 0.4)
+    erase_ratio: float = 0.3  # aspect ratios in [r, 1/r]
+
+
+def resize_clip(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``uint8[T,h,w,3]`` -> ``uint8[T,height,width,3]`` (bilinear)."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in frames])
+
+
+def augment_clip(frames: np.ndarray, aug: Augment, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Flip and pad-and-crop the whole clip alike, then erase a random rectangle in some frames.
+
+    Returns the new ``uint8[T,H,W,3]`` clip and ``bool[T]``: which frames were erased. Erased pixels
+    get random values, as in random erasing's default.
+    """
+    t, h, w, _ = frames.shape
+    out = frames[:, :, ::-1] if rng.random() < aug.flip else frames
+    if aug.pad:
+        padded = np.pad(out, ((0, 0), (aug.pad, aug.pad), (aug.pad, aug.pad), (0, 0)))
+        y, x = rng.integers(0, 2 * aug.pad + 1, size=2)
+        out = padded[:, y : y + h, x : x + w]
+    out = np.ascontiguousarray(out)
+    erased = np.zeros(t, dtype=bool)
+    for i in range(t):
+        if rng.random() >= aug.erase:
+            continue
+        for _ in range(20):  # find a rectangle that fits, as random erasing does
+            area = rng.uniform(*aug.erase_area) * h * w
+            ratio = math.exp(rng.uniform(math.log(aug.erase_ratio), math.log(1 / aug.erase_ratio)))
+            eh, ew = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+            if 0 < eh < h and 0 < ew < w:
+                y, x = int(rng.integers(0, h - eh)), int(rng.integers(0, w - ew))
+                out[i, y : y + eh, x : x + ew] = rng.integers(0, 256, size=(eh, ew, 3), dtype=np.uint8)
+                erased[i] = True
+                break
+    return out, erased

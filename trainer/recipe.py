@@ -1,0 +1,95 @@
+"""A training recipe: one typed, validated value (YAML on disk; unknown keys are errors)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataRecipe(_Section):
+    dataset: Literal["mars", "prid2011", "ilidsvid"] = "mars"
+    split: int = Field(0, ge=0, description="train/test split (PRID-2011, iLIDS-VID)")
+    splits: str | None = Field(None, description="PRID-2011 splits file; default DATA_ROOT/splits_prid2011.json")
+    val_identities: float = Field(
+        0.1, ge=0, lt=1, description="share of training identities held out for model selection"
+    )
+    clip_sampling: Literal["consecutive", "even"] = "consecutive"
+    workers: int = Field(0, ge=0, description="DataLoader worker processes (0: read in the training process)")
+
+
+class ModelRecipe(_Section):
+    arch: str = "resnet50_attention"
+    pretrained: str | None = Field("imagenet", description="imagenet, a local .pth file, or null for random init")
+    init_checkpoint: str | None = Field(None, description="start from this crosscam checkpoint (e.g. MARS -> PRID)")
+    height: int | None = Field(None, ge=16)
+    width: int | None = Field(None, ge=8)
+    frames: int = Field(4, ge=1, description="T: frames per training clip")
+    last_stride: int | None = Field(
+        None, ge=1, le=2, description="stride of the backbone's last stage (default: the architecture's)"
+    )
+
+
+class SamplerRecipe(_Section):
+    p: int = Field(8, ge=2, description="identities per batch")
+    k: int = Field(4, ge=1, description="tracklets per identity")
+
+
+class AugmentRecipe(_Section):
+    flip: float = Field(0.5, ge=0, le=1)
+    pad: int = Field(10, ge=0)
+    erase: float = Field(0.5, ge=0, le=1, description="probability that a frame is randomly erased")
+
+
+class OptimRecipe(_Section):
+    lr: float = Field(3.5e-4, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_epochs: int = Field(10, ge=0, description="linear warm-up from lr/10")
+    milestones: tuple[int, ...] = Field((40, 70), description="epochs at which the lr is multiplied by gamma")
+    gamma: float = Field(0.328, gt=0, le=1)
+    epochs: int = Field(120, ge=1)
+    iters_per_epoch: int | None = Field(None, ge=1, description="default: one pass over the identities")
+    center_lr: float = Field(0.5, gt=0, description="SGD lr of the center-loss centers")
+
+
+class LossRecipe(_Section):
+    """Weights of the loss terms (0 disables a term) and their parameters."""
+
+    xent: float = Field(1.0, ge=0)
+    label_smooth: float = Field(0.1, ge=0, lt=1)
+    triplet: float = Field(1.0, ge=0)
+    triplet_margin: float = Field(0.3, ge=0)
+    triplet_metric: Literal["euclidean", "cosine"] = "euclidean"
+    center: float = Field(5e-4, ge=0)
+    osm: float = Field(0.0, ge=0, description="OSM + CAA weight (the seed's beta)")
+    osm_sigma: float = Field(0.8, gt=0)
+    osm_alpha: float = Field(1.2, gt=0)
+    osm_l: float = Field(0.5, ge=0, le=1)
+    osm_class_vectors: Literal["classifier", "centers"] = Field("classifier", description="centers: 'CL centers'")
+    attention: float = Field(0.0, ge=0, description="attention loss on randomly erased frames")
+    rank: float = Field(0.0, ge=0, description="frame-wise rank loss weight (lambda)")
+    rank_margin: float = Field(0.3, ge=0)
+
+
+class EvalRecipe(_Section):
+    every: int = Field(10, ge=1, description="validate every N epochs (and after the last)")
+    rerank: bool = False
+    batch_clips: int = Field(64, ge=1)
+
+
+class Recipe(_Section):
+    name: str = "recipe"
+    description: str = ""
+    seed: int = 0
+    amp: bool = Field(True, description="mixed precision on CUDA (ignored on the CPU)")
+    data: DataRecipe = DataRecipe()
+    model: ModelRecipe = ModelRecipe()
+    sampler: SamplerRecipe = SamplerRecipe()
+    augment: AugmentRecipe = AugmentRecipe()
+    optim: OptimRecipe = OptimRecipe()
+    loss: LossRecipe = LossRecipe()
+    eval: EvalRecipe = EvalRecipe()
