@@ -81,6 +81,19 @@ class EvalRecipe(_Section):
     batch_clips: int = Field(64, ge=1)
 
 
+class HpoRange(_Section):
+    low: float
+    high: float
+    log: bool = Field(False, description="search on a log scale (learning rates, margins)")
+    integer: bool = False
+
+
+class HpoRecipe(_Section):
+    """Named ranges for ``crosscam hpo``: recipe keys (``loss.osm_sigma``) -> ranges, searched with Ax."""
+
+    parameters: dict[str, HpoRange] = Field(default_factory=dict)
+
+
 class Recipe(_Section):
     name: str = "recipe"
     description: str = ""
@@ -93,3 +106,4 @@ class Recipe(_Section):
     optim: OptimRecipe = OptimRecipe()
     loss: LossRecipe = LossRecipe()
     eval: EvalRecipe = EvalRecipe()
+    hpo: HpoRecipe = HpoRecipe()

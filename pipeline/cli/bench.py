@@ -28,6 +28,72 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--min-seconds", type=float, default=5.0, help="time each backend for at least this long")
     p.set_defaults(handler=cmd_bench_embedder)
 
+    m = sub.add_parser(
+        "mars", parents=[common], help="evaluate checkpoints on MARS: a Markdown table like the paper's Table 1"
+    )
+    m.add_argument("--checkpoints", nargs="+", required=True, type=Path, help="model files, one row each")
+    m.add_argument("--data-root", required=True, type=Path, help="MARS root (info/, bbox_test/)")
+    m.add_argument("--rerank", action="store_true", help="add re-ranked mAP and CMC-1 columns")
+    m.add_argument("--device", default="auto")
+    m.set_defaults(handler=cmd_bench_mars)
+
+    t = sub.add_parser(
+        "train", parents=[common], help="training clips/s of architectures (forward, backward, Adam step)"
+    )
+    t.add_argument("--arch", nargs="+", default=["tiny_attention", "resnet50_attention"])
+    t.add_argument("--batch", type=int, default=32, help="clips per step (P x K)")
+    t.add_argument("--frames", type=int, default=4)
+    t.add_argument("--height", type=int, help="input height (default: the architecture's)")
+    t.add_argument("--width", type=int, help="input width (default: the architecture's)")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
+    t.add_argument("--min-seconds", type=float, default=10.0)
+    t.set_defaults(handler=cmd_bench_train)
+
+
+MARS_BATCHES_PER_EPOCH = 625 // 8  # one pass over MARS's 625 training identities at P = 8
+
+
+def cmd_bench_mars(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from models.embedder import load_embedder
+    from trainer.data.mars import load_mars
+    from trainer.evaluate import evaluate_index
+    from trainer.report import table1_markdown
+
+    index = load_mars(args.data_root)
+    rows = []
+    for ckpt in args.checkpoints:
+        embedder = load_embedder(ckpt, device=args.device, cache_dir=config.cache_dir)
+        name = embedder.spec.provenance.get("recipe", {}).get("name") or ckpt.stem
+        with step(f"evaluating {name} ({ckpt}) on MARS"):
+            r = evaluate_index(embedder, index, embedder.spec.input.frames, rerank=args.rerank)
+        rows.append({"name": name, "checkpoint": str(ckpt), **r})
+    markdown = table1_markdown(rows)
+    return Result({"rows": rows, "markdown": markdown}, markdown)
+
+
+def cmd_bench_train(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from models.devices import resolve_torch_device
+    from trainer.throughput import training_clips_per_s
+
+    device = resolve_torch_device(args.device)
+    results = []
+    for arch in args.arch:
+        with step(f"timing training steps of {arch}, batch {args.batch} x {args.frames} frames on {device}"):
+            r = training_clips_per_s(
+                arch, args.batch, args.frames, device, args.amp, args.height, args.width, min_seconds=args.min_seconds
+            )
+        r["mars_epoch_estimate_s"] = MARS_BATCHES_PER_EPOCH * r["s_per_step"] * 32 / args.batch
+        results.append(r)
+    lines = ["arch                  device amp   batch  input      clips/s  s/step  MARS epoch (est.)"]
+    for r in results:
+        lines.append(
+            f"{r['arch']:<21} {r['device']:<6} {r['amp']!s:<5} {r['batch']:>5}  {r['frames']}x{r['height']}x{r['width']:<5}"
+            f" {r['clips_per_s']:>8.1f} {r['s_per_step']:>7.2f}  {r['mars_epoch_estimate_s'] / 60:.1f} min"
+        )
+    note = f"MARS epoch estimate: {MARS_BATCHES_PER_EPOCH} batches of 32 clips (625 identities at P=8, K=4), data loading excluded"
+    return Result({"benchmark": "train", "results": results, "note": note}, "\n".join([*lines, note]))
+
 
 def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models import benchmark

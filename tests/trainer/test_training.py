@@ -73,6 +73,11 @@ def test_cpu_training_raises_validation_map_far_above_untrained(capsys, mars60, 
     )
     assert code == 0 and result["queries"] == 30 and result["mAP"] > 0.3
     assert set(result["cmc"]) == {"1", "5", "10", "20"} and "rerank" in result
+    code, table, _ = run_json(
+        capsys, "bench", "mars", "--checkpoints", str(tmp_path / "run" / "best.pt"), "--data-root", str(mars60)
+    )
+    assert code == 0 and "| synth_tiny |" in table["markdown"]
+    assert table["rows"][0]["mAP"] == pytest.approx(result["mAP"])
 
 
 def test_resume_continues_where_it_stopped(mars60, tmp_path):
@@ -164,3 +169,41 @@ def test_bundled_recipes_validate_and_unknown_keys_are_named(capsys, tmp_path):
     code, data, _ = run_json(capsys, "train", "no_such_recipe", "--data-root", str(tmp_path))
     assert code == 2 and "recipe not found" in data["error"] and "mars_bbot" in data["error"]
     assert main(["train", "synth_tiny", "--data-root", str(tmp_path / "none"), "--json"]) == 2
+
+
+def test_table1_markdown_by_hand():
+    from trainer.report import table1_markdown
+
+    row = {
+        "name": "mars_bbot_osm_clcenters_attention",
+        "mAP": 0.8291,
+        "cmc": {"1": 0.886, "5": 0.9623, "20": 0.98},
+        "rerank": {"mAP": 0.878, "cmc": {"1": 0.9}},
+    }
+    lines = table1_markdown([row, {"name": "mine", "mAP": 0.5, "cmc": {"1": 0.6, "5": 0.7, "20": 0.8}}]).splitlines()
+    assert lines[2] == "| mars_bbot_osm_clcenters_attention | 82.9 | 88.6 | 96.2 | 98.0 | 87.8 | 90.0 | 82.9 / 88.6 |"
+    assert lines[3] == "| mine | 50.0 | 60.0 | 70.0 | 80.0 | - | - | - |"
+
+
+def test_bench_train_reports_clips_per_second(capsys):
+    code, data, _ = run_json(
+        capsys,
+        "bench",
+        "train",
+        "--arch",
+        "tiny_avg",
+        "--batch",
+        "4",
+        "--frames",
+        "2",
+        "--height",
+        "32",
+        "--width",
+        "16",
+        "--device",
+        "cpu",
+        "--min-seconds",
+        "0",
+    )
+    r = data["results"][0]
+    assert code == 0 and r["arch"] == "tiny_avg" and r["clips_per_s"] > 0 and r["mars_epoch_estimate_s"] > 0
