@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import csv
+from typing import ClassVar
 
+import numpy as np
 import pytest
 import torch
 
+from models.backends.torch_runtime import TorchEmbedder
+from models.checkpoint import model_spec
 from pipeline.cli import main
 from synth.datasets import write_mars, write_prid2011
 from tests.pipeline.test_cli import run_json
 from trainer.data.registry import load_dataset
-from trainer.evaluate import average_results
+from trainer.data.sampling import dense_clips
+from trainer.evaluate import average_results, embed_tracklets
 from trainer.loop import build_for_recipe, train, validate
 from trainer.recipe import Recipe
 from trainer.schedule import learning_rate
@@ -207,3 +212,42 @@ def test_bench_train_reports_clips_per_second(capsys):
     )
     r = data["results"][0]
     assert code == 0 and r["arch"] == "tiny_avg" and r["clips_per_s"] > 0 and r["mars_epoch_estimate_s"] > 0
+
+
+def test_training_is_repeatable_with_a_seed(mars60, tmp_path):
+    recipe = Recipe.model_validate(
+        {
+            "model": {"arch": "tiny_attention", "pretrained": None, "height": 32, "width": 16},
+            "sampler": {"p": 4, "k": 2},
+            "data": {"val_identities": 0.0},
+            "seed": 7,
+            "optim": {"epochs": 2, "iters_per_epoch": 2, "warmup_epochs": 0},
+        }
+    )
+    index = load_dataset("mars", mars60)
+    a = train(recipe, index, tmp_path / "a", device="cpu")
+    b = train(recipe, index, tmp_path / "b", device="cpu")
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+
+
+def test_dense_evaluation_streams_bounded_batches(mars60):
+    """Every clip of every tracklet is embedded, but never more than batch_clips at once."""
+    model = build_for_recipe(
+        Recipe.model_validate({"model": {"arch": "tiny_avg", "pretrained": None, "height": 32, "width": 16}}),
+        num_classes=2,
+    ).eval()
+
+    class Counting(TorchEmbedder):
+        sizes: ClassVar[list[int]] = []
+
+        def embed(self, clips):
+            self.sizes.append(len(clips))
+            return super().embed(clips)
+
+    embedder = Counting(model, model_spec(model), device="cpu")
+    tracklets = load_dataset("mars", mars60).gallery
+    feats = embed_tracklets(embedder, tracklets, frames=4, batch_clips=5)
+    assert max(Counting.sizes) <= 5
+    assert sum(Counting.sizes) == sum(len(dense_clips(len(t.paths), 4)) for t in tracklets)
+    assert feats.shape == (len(tracklets), embedder.feature_dim)
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
