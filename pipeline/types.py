@@ -1,0 +1,62 @@
+"""Plain, frozen values passed between the pipeline's stages (see ARCHITECTURE.md, "Data flow")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded frame. ``timestamp``: seconds (stream time when the source has one, else wall clock)."""
+
+    camera_id: str
+    index: int
+    timestamp: float
+    image: np.ndarray  # uint8[H,W,3] RGB
+
+
+@dataclass(frozen=True)
+class TrackedBox:
+    """One tracked person in one frame; ``box`` is (x1, y1, x2, y2) in pixels."""
+
+    camera_id: str
+    track_id: int
+    box: tuple[float, float, float, float]
+    score: float
+    timestamp: float
+
+
+@dataclass(frozen=True, eq=False)
+class Tracklet:
+    """A closed piece of one camera's track: ``crops uint8[T,H,W,3]`` RGB at the embedder's input size."""
+
+    camera_id: str
+    track_id: int
+    seq: int  # 0, 1, 2, ... for the successive tracklets of one long track
+    t_start: float
+    t_end: float
+    crops: np.ndarray
+    boxes: np.ndarray  # float32[T,4]: the crops' boxes in the frame
+
+
+@dataclass(frozen=True, eq=False)
+class TrackletEmbedding:
+    """A tracklet as published: its feature, attention and best view, without the crops."""
+
+    site: str
+    camera_id: str
+    track_id: int
+    seq: int
+    t_start: float
+    t_end: float
+    feature: np.ndarray  # float32[D], L2-normalised
+    attention: np.ndarray  # float32[T], sums to 1
+    thumbnail: bytes  # JPEG of the crop with the highest attention
+    model_id: str
+
+    @property
+    def tracklet_id(self) -> str:
+        """Unique within a site: the matcher uses it to process each tracklet once."""
+        return f"{self.camera_id}:{self.track_id}:{self.seq}"

@@ -1,0 +1,57 @@
+"""Publishing to a real Redis stream, camera status, and the dead-letter stream."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import records
+from pipeline.bus import BusError, Publisher, camera_status, connect, dead_letter
+from tests.pipeline.test_records import make_embedding
+
+
+def test_publish_and_read_back(redis_client, bus_keys):
+    publisher = Publisher(redis_client, bus_keys)
+    ids = [publisher.publish(make_embedding(seq=i)) for i in range(3)]
+    entries = redis_client.xrange(bus_keys.tracklets)
+    assert [e[0].decode() for e in entries] == ids
+    assert [records.decode(fields).seq for _, fields in entries] == [0, 1, 2]
+    assert int(redis_client.hget(bus_keys.stats, "published")) == 3
+
+
+def test_stream_is_trimmed_to_about_maxlen(redis_client, bus_keys):
+    publisher = Publisher(redis_client, bus_keys, maxlen=10)
+    for i in range(300):
+        publisher.publish(make_embedding(seq=i, dim=4))
+    length = redis_client.xlen(bus_keys.tracklets)
+    assert 10 <= length < 300  # approximate trimming keeps at least maxlen, drops whole nodes of old entries
+    last = records.decode(redis_client.xrevrange(bus_keys.tracklets, count=1)[0][1])
+    assert last.seq == 299  # the newest are kept
+
+
+def test_camera_status_keeps_since_until_the_state_changes(redis_client, bus_keys):
+    publisher = Publisher(redis_client, bus_keys)
+    publisher.camera_status("cam-1", "connecting")
+    first = camera_status(redis_client, bus_keys, "cam-1")
+    publisher.camera_status("cam-1", "connecting", frames=0)
+    assert camera_status(redis_client, bus_keys, "cam-1")["since"] == first["since"]
+    publisher.camera_status("cam-1", "streaming", frames=12, fps=9.5)
+    status = camera_status(redis_client, bus_keys, "cam-1")
+    assert status["state"] == "streaming" and float(status["since"]) >= float(first["since"])
+    assert float(status["frames"]) == 12 and redis_client.smembers(bus_keys.cameras) == {b"cam-1"}
+
+
+def test_dead_letter_keeps_the_record_and_counts(redis_client, bus_keys):
+    fields = records.encode(make_embedding()) | {"v": b"99"}
+    entry = redis_client.xadd(bus_keys.tracklets, fields)
+    stored = redis_client.xrange(bus_keys.tracklets)[0][1]
+    with pytest.raises(records.RecordError) as err:
+        records.decode(stored)
+    dead_letter(redis_client, bus_keys, entry.decode(), stored, str(err.value))
+    ((_, dead),) = redis_client.xrange(bus_keys.dead)
+    assert dead[b"v"] == b"99" and dead[b"source_id"] == entry and b"unknown schema version" in dead[b"reason"]
+    assert int(redis_client.hget(bus_keys.stats, "dead_letters")) == 1
+
+
+def test_unreachable_redis_names_the_url():
+    with pytest.raises(BusError, match=r"cannot reach Redis at redis://127\.0\.0\.1:1/0"):
+        connect("redis://127.0.0.1:1/0")

@@ -1,0 +1,69 @@
+"""The versioned tracklet record: round trip and every way a record can be malformed."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline import records
+from pipeline.records import RecordError
+from pipeline.types import TrackletEmbedding
+
+
+def make_embedding(dim: int = 8, frames: int = 4, **overrides) -> TrackletEmbedding:
+    rng = np.random.default_rng(0)
+    feature = rng.normal(size=dim).astype(np.float32)
+    ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 255, (32, 16, 3), dtype=np.uint8))
+    values = dict(
+        site="lobby",
+        camera_id="cam-1",
+        track_id=7,
+        seq=2,
+        t_start=100.25,
+        t_end=103.5,
+        feature=feature / np.linalg.norm(feature),
+        attention=np.full(frames, 1 / frames, np.float32),
+        thumbnail=jpeg.tobytes(),
+        model_id="a224a664b219357a",
+    )
+    return TrackletEmbedding(**(values | overrides))
+
+
+def test_round_trip():
+    t = make_embedding(dim=2048)
+    fields = records.encode(t)
+    assert len(fields["feature"]) == 2048 * 2  # float16
+    back = records.decode({k.encode(): v for k, v in fields.items()})  # as redis-py returns them
+    assert (back.site, back.camera_id, back.track_id, back.seq, back.model_id) == ("lobby", "cam-1", 7, 2, t.model_id)
+    assert (back.t_start, back.t_end) == (100.25, 103.5)
+    np.testing.assert_allclose(back.feature, t.feature, atol=1e-3)
+    np.testing.assert_allclose(back.attention, t.attention, atol=1e-3)
+    assert back.thumbnail == t.thumbnail and back.tracklet_id == "cam-1:7:2"
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"v": b"2"}, "unknown schema version"),
+        ({"dim": b"9"}, "expected 18"),
+        ({"dim": b"x"}, "'dim' is not an integer"),
+        ({"t_start": b"nan"}, "not finite"),
+        ({"t_end": b"1.0"}, "before t_start"),
+        ({"thumb": b"PNG..."}, "not a JPEG"),
+        ({"camera": b"\xff\xfe"}, "not UTF-8"),
+        ({"feature": np.full(8, np.inf, np.float16).tobytes()}, "non-finite"),
+        ({"frames": b"0"}, "implausible"),
+    ],
+)
+def test_malformed_records(change, message):
+    fields = records.encode(make_embedding()) | change
+    with pytest.raises(RecordError, match=message):
+        records.decode(fields)
+
+
+def test_missing_field():
+    fields = records.encode(make_embedding())
+    del fields["model"]
+    with pytest.raises(RecordError, match="missing field 'model'"):
+        records.decode(fields)
