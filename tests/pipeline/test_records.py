@@ -15,6 +15,7 @@ def make_embedding(dim: int = 8, frames: int = 4, **overrides) -> TrackletEmbedd
     rng = np.random.default_rng(0)
     feature = rng.normal(size=dim).astype(np.float32)
     ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 255, (32, 16, 3), dtype=np.uint8))
+    assert ok
     values = dict(
         site="lobby",
         camera_id="cam-1",
