@@ -1,0 +1,122 @@
+"""Cutting each camera's tracks into tracklets: bounded crops per track, a quality filter, and the
+rules that close a tracklet (track ended, length reached, time limit passed)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from pipeline.types import Frame, TrackedBox, Tracklet
+
+
+@dataclass(frozen=True)
+class TrackletPolicy:
+    """How tracks become tracklets. Sizes in pixels, times in seconds."""
+
+    frames: int = 4  # T: crops per published tracklet, sampled evenly from those collected
+    crop_height: int = 256  # crops are resized to the embedder's input at capture, so memory is bounded
+    crop_width: int = 128
+    max_length: int = 48  # a tracklet closes when it holds this many crops...
+    max_seconds: float = 8.0  # ...or spans this long: a long track gives periodic tracklets
+    lost_after: float = 1.0  # a track unseen this long has ended
+    min_crops: int = 2  # a shorter tracklet is dropped (counted)
+    min_box_height: int = 40  # smaller boxes are too small to describe a person
+    edge_margin: int = 2  # a box this close to the frame edge is cut by it
+    min_sharpness: float = 15.0  # variance of the Laplacian below this is blurred
+
+
+def even_indices(n: int, frames: int) -> np.ndarray:
+    """``frames`` indexes spread evenly over ``0..n-1``; fewer than ``frames`` crops repeat in order."""
+    if n >= frames:
+        return np.round(np.linspace(0, n - 1, frames)).astype(int)
+    return np.arange(frames) % n
+
+
+def crop_quality(image: np.ndarray, box: tuple[float, float, float, float], policy: TrackletPolicy) -> str | None:
+    """None for a usable crop, else why not: ``small``, ``edge`` or ``blurred``."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    if y2 - y1 < policy.min_box_height or x2 - x1 < 2:
+        return "small"
+    m = policy.edge_margin
+    if x1 <= m or y1 <= m or x2 >= w - m or y2 >= h - m:
+        return "edge"
+    crop = image[int(y1) : int(y2), int(x1) : int(x2)]
+    if cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() < policy.min_sharpness:
+        return "blurred"
+    return None
+
+
+@dataclass
+class _Open:
+    track_id: int
+    seq: int
+    t_start: float
+    last_seen: float
+    crops: list[np.ndarray] = field(default_factory=list)
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+
+
+class TrackletBuffer:
+    """One camera's open tracks. ``add`` a frame's boxes, get back the tracklets that closed."""
+
+    def __init__(self, camera_id: str, policy: TrackletPolicy) -> None:
+        self.camera_id, self.policy = camera_id, policy
+        self.open: dict[int, _Open] = {}
+        self.next_seq: dict[int, int] = {}
+        self.counts: Counter[str] = Counter()
+
+    def add(self, frame: Frame, boxes: list[TrackedBox]) -> list[Tracklet]:
+        p, now, closed = self.policy, frame.timestamp, []
+        for b in boxes:
+            track = self.open.get(b.track_id)
+            if track is None:
+                seq = self.next_seq.get(b.track_id, 0)
+                track = self.open[b.track_id] = _Open(b.track_id, seq, now, now)
+            track.last_seen = now
+            reason = crop_quality(frame.image, b.box, p)
+            if reason:
+                self.counts[f"rejected_{reason}"] += 1
+            else:
+                x1, y1, x2, y2 = (int(v) for v in b.box)
+                crop = cv2.resize(
+                    frame.image[y1:y2, x1:x2], (p.crop_width, p.crop_height), interpolation=cv2.INTER_AREA
+                )
+                track.crops.append(crop)
+                track.boxes.append(b.box)
+                self.counts["accepted"] += 1
+            if len(track.crops) >= p.max_length or now - track.t_start >= p.max_seconds:
+                closed += self._close(b.track_id)
+        for track_id in [t for t, o in self.open.items() if now - o.last_seen > p.lost_after]:
+            closed += self._close(track_id)
+        return closed
+
+    def flush(self) -> list[Tracklet]:
+        """Close every open track (the source ended)."""
+        closed = []
+        for track_id in list(self.open):
+            closed += self._close(track_id)
+        return closed
+
+    def _close(self, track_id: int) -> list[Tracklet]:
+        track = self.open.pop(track_id)
+        self.next_seq[track_id] = track.seq + 1
+        if len(track.crops) < self.policy.min_crops:
+            self.counts["dropped_short"] += 1
+            return []
+        idx = even_indices(len(track.crops), self.policy.frames)
+        self.counts["tracklets"] += 1
+        return [
+            Tracklet(
+                self.camera_id,
+                track_id,
+                track.seq,
+                track.t_start,
+                track.last_seen,
+                np.stack([track.crops[i] for i in idx]),
+                np.array([track.boxes[i] for i in idx], np.float32),
+            )
+        ]

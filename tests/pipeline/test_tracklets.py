@@ -1,0 +1,103 @@
+"""Tracklet cutting on hand-built frames and boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.tracklets import TrackletBuffer, TrackletPolicy, crop_quality, even_indices
+from pipeline.types import Frame, TrackedBox
+
+POLICY = TrackletPolicy(
+    frames=4,
+    crop_height=64,
+    crop_width=32,
+    max_length=10,
+    max_seconds=100.0,
+    lost_after=1.0,
+    min_crops=2,
+    min_box_height=20,
+    min_sharpness=5.0,
+)
+
+
+def textured(h=120, w=160, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def box(track: int, t: float, xy=(40, 20, 70, 90)) -> TrackedBox:
+    return TrackedBox("cam", track, tuple(float(v) for v in xy), 0.9, t)
+
+
+def frame(i: int, t: float, image=None) -> Frame:
+    return Frame("cam", i, t, textured() if image is None else image)
+
+
+def test_even_indices():
+    assert even_indices(10, 4).tolist() == [0, 3, 6, 9]
+    assert even_indices(3, 4).tolist() == [0, 1, 2, 0]
+    assert even_indices(4, 4).tolist() == [0, 1, 2, 3]
+
+
+def test_track_end_closes_a_tracklet_of_t_even_crops():
+    buf = TrackletBuffer("cam", POLICY)
+    out = []
+    for i in range(6):
+        out += buf.add(frame(i, i * 0.1), [box(1, i * 0.1)])
+    assert out == []
+    out += buf.add(frame(6, 2.0), [])  # track 1 unseen for 1.5 s > lost_after
+    (t,) = out
+    assert (t.camera_id, t.track_id, t.seq, t.t_start, t.t_end) == ("cam", 1, 0, 0.0, 0.5)
+    assert t.crops.shape == (4, 64, 32, 3) and t.boxes.shape == (4, 4)
+
+
+def test_length_limit_gives_successive_tracklets_of_one_track():
+    buf = TrackletBuffer("cam", POLICY)
+    out = []
+    for i in range(25):
+        out += buf.add(frame(i, i * 0.1), [box(3, i * 0.1)])
+    out += buf.flush()
+    assert [t.seq for t in out] == [0, 1, 2] and all(t.track_id == 3 for t in out)
+    assert buf.counts["accepted"] == 25 and buf.counts["tracklets"] == 3
+
+
+def test_time_limit_closes_long_tracks():
+    buf = TrackletBuffer("cam", TrackletPolicy(**{**POLICY.__dict__, "max_length": 1000, "max_seconds": 2.0}))
+    out = []
+    for i in range(50):
+        out += buf.add(frame(i, i * 0.1), [box(5, i * 0.1)])
+    assert len(out) == 2 and all(t.t_end - t.t_start >= 2.0 for t in out)
+
+
+def test_poor_crops_are_counted_and_dropped():
+    buf = TrackletBuffer("cam", POLICY)
+    flat = np.full((120, 160, 3), 128, np.uint8)
+    buf.add(frame(0, 0.0), [box(1, 0.0, (40, 20, 50, 30))])  # 10 px tall
+    buf.add(frame(1, 0.1), [box(1, 0.1, (0, 20, 30, 90))])  # touches the left edge
+    buf.add(frame(2, 0.2, flat), [box(1, 0.2)])  # no texture at all: blurred
+    out = buf.add(frame(3, 5.0), [])
+    assert out == []  # no usable crop: nothing published
+    assert buf.counts == {"rejected_small": 1, "rejected_edge": 1, "rejected_blurred": 1, "dropped_short": 1}
+
+
+@pytest.mark.parametrize(
+    "xy,reason", [((40, 20, 70, 90), None), ((40, 20, 70, 35), "small"), ((40, 20, 70, 119), "edge")]
+)
+def test_crop_quality(xy, reason):
+    assert crop_quality(textured(), xy, POLICY) == reason
+
+
+def test_tracks_of_one_camera_are_independent():
+    buf = TrackletBuffer("cam", POLICY)
+    out = []
+    for i in range(4):
+        out += buf.add(frame(i, i * 0.1), [box(1, i * 0.1), box(2, i * 0.1, (90, 20, 120, 90))])
+    out += buf.flush()
+    assert sorted(t.track_id for t in out) == [1, 2]
+
+
+def test_memory_per_track_is_bounded():
+    buf = TrackletBuffer("cam", TrackletPolicy(**{**POLICY.__dict__, "max_length": 8}))
+    for i in range(100):
+        buf.add(frame(i, i * 0.01), [box(1, i * 0.01)])
+        assert all(len(o.crops) < 8 for o in buf.open.values())
