@@ -1,0 +1,290 @@
+"""Camera sources: each reads on its own thread into a bounded buffer, with an explicit state.
+
+States (``SourceState``): ``connecting`` -> ``streaming`` -> (``reconnecting`` -> ``streaming``)* ->
+``ended`` (a file reached its end, or stop()) or ``failed`` (cannot open, or reconnect attempts used up).
+
+Buffer policies (``BufferPolicy``) for a full buffer:
+- ``drop_oldest`` (live cameras): the oldest waiting frame is dropped and counted, so a slow consumer
+  sees recent frames and the camera's own buffer never backs up.
+- ``wait`` (files): the reader waits for room, so every frame of a file is processed.
+
+URLs: ``rtsp://`` / ``rtsps://`` (TCP by default; ``transport="udp"`` on request), ``http(s)://``, a video
+file path (or ``file://``), or a webcam index (``0``).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from models.errors import CrosscamError
+from pipeline.types import Frame
+
+
+class SourceError(CrosscamError):
+    """A source URL that cannot be used: unknown scheme, missing file, unreadable video."""
+
+
+class SourceState(enum.Enum):
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    RECONNECTING = "reconnecting"
+    ENDED = "ended"
+    FAILED = "failed"
+
+
+class BufferPolicy(enum.Enum):
+    DROP_OLDEST = "drop_oldest"
+    WAIT = "wait"
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """Exponential backoff with jitter: delay_n = min(max_delay, initial * factor^n) * (1 +- jitter)."""
+
+    initial: float = 0.5
+    max_delay: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    max_attempts: int | None = None  # None: retry forever (a camera may come back hours later)
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base = min(self.max_delay, self.initial * self.factor**attempt)
+        return base * (1 + rng.uniform(-self.jitter, self.jitter))
+
+
+class FrameBuffer:
+    """A bounded queue of frames with a named full-buffer policy."""
+
+    def __init__(self, capacity: int, policy: BufferPolicy) -> None:
+        self.capacity, self.policy = capacity, policy
+        self.items: collections.deque[Frame] = collections.deque()
+        self.cond = threading.Condition()
+        self.dropped = 0
+        self.closed = False
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        with self.cond:
+            if self.policy is BufferPolicy.WAIT:
+                while len(self.items) >= self.capacity and not stop.is_set():
+                    self.cond.wait(0.1)
+            elif len(self.items) >= self.capacity:
+                self.items.popleft()
+                self.dropped += 1
+            self.items.append(frame)
+            self.cond.notify_all()
+
+    def get(self, timeout: float) -> Frame | None:
+        """The next frame, or None after ``timeout`` seconds or once closed and empty."""
+        with self.cond:
+            if not self.items and not self.closed:
+                self.cond.wait(timeout)
+            if not self.items:
+                return None
+            frame = self.items.popleft()
+            self.cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to open and how: resolved from a URL by ``parse_source``."""
+
+    camera_id: str
+    url: str
+    target: str | int  # what OpenCV opens
+    live: bool
+    transport: str = "tcp"
+
+
+def parse_source(camera_id: str, url: str, transport: str = "tcp") -> SourceSpec:
+    """Check a source URL and decide how to open it; an error names the URL and what is accepted."""
+    scheme = urlparse(url).scheme.lower()
+    if url.strip().isdigit():
+        return SourceSpec(camera_id, url, int(url), live=True)
+    if scheme in ("rtsp", "rtsps", "http", "https"):
+        if transport not in ("tcp", "udp"):
+            raise SourceError(f"{url}: transport must be tcp or udp, got {transport!r}")
+        if not urlparse(url).hostname:
+            raise SourceError(f"{url}: no host in the URL")
+        return SourceSpec(camera_id, url, url, live=True, transport=transport)
+    if scheme in ("", "file"):
+        path = Path(urlparse(url).path if scheme == "file" else url)
+        if not path.is_file():
+            raise SourceError(f"{url}: video file not found")
+        return SourceSpec(camera_id, url, str(path), live=False)
+    raise SourceError(
+        f"{url}: unknown source scheme {scheme!r}; use rtsp://, rtsps://, http(s)://, a video file path, "
+        "file://, or a webcam index such as 0"
+    )
+
+
+class VideoCapture:
+    """OpenCV's FFmpeg reader with open/read timeouts, so a dead camera cannot hang a thread."""
+
+    def __init__(self, spec: SourceSpec, timeout_ms: int = 5000) -> None:
+        import cv2
+
+        self.cv2 = cv2
+        if spec.live and isinstance(spec.target, str):
+            # FFmpeg options for this open; the variable is read by OpenCV when the capture opens.
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{spec.transport}"
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        backend = cv2.CAP_ANY if isinstance(spec.target, int) else cv2.CAP_FFMPEG
+        self.cap = cv2.VideoCapture(spec.target, backend, params)
+        self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    def opened(self) -> bool:
+        return bool(self.cap.isOpened())
+
+    def read(self) -> tuple[bool, np.ndarray | None, float]:
+        """(ok, RGB frame, stream time in seconds since the stream's start)."""
+        ok, image = self.cap.read()
+        pos = self.cap.get(self.cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if not ok or image is None:
+            return False, None, pos
+        return True, self.cv2.cvtColor(image, self.cv2.COLOR_BGR2RGB), pos
+
+    def position(self) -> int:
+        return int(self.cap.get(self.cv2.CAP_PROP_POS_FRAMES))
+
+    def release(self) -> None:
+        self.cap.release()
+
+
+class Source:
+    """A camera read on its own thread. ``frames()`` yields ``Frame`` values until the source ends."""
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        capacity: int = 8,
+        policy: BufferPolicy | None = None,
+        reconnect: Reconnect | None = None,
+        on_state: Callable[[SourceState, str], None] | None = None,
+        opener: Callable[[SourceSpec], VideoCapture] = VideoCapture,
+        max_decode_errors: int = 25,
+    ) -> None:
+        self.spec = spec
+        self.policy = policy or (BufferPolicy.DROP_OLDEST if spec.live else BufferPolicy.WAIT)
+        self.buffer = FrameBuffer(capacity, self.policy)
+        self.reconnect = reconnect or Reconnect()
+        self.on_state, self.opener, self.max_decode_errors = on_state, opener, max_decode_errors
+        self.state = SourceState.CONNECTING
+        self.error = ""
+        self.counts = collections.Counter()
+        self.state_history: list[SourceState] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"source-{spec.camera_id}", daemon=True)
+        self._rng = random.Random(hash(spec.camera_id))
+
+    def start(self) -> Source:
+        self._set(SourceState.CONNECTING)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def frames(self, poll: float = 0.2) -> Iterator[Frame]:
+        while True:
+            frame = self.buffer.get(poll)
+            if frame is not None:
+                yield frame
+            elif self.buffer.closed:
+                return
+
+    def _set(self, state: SourceState, error: str = "") -> None:
+        if state is not self.state or not self.state_history:
+            self.state_history.append(state)
+        self.state, self.error = state, error
+        if self.on_state:
+            self.on_state(state, error)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.buffer.close()
+
+    def _loop(self) -> None:
+        attempt, index = 0, 0
+        while not self._stop.is_set():
+            cap = self.opener(self.spec)
+            if not cap.opened():
+                cap.release()
+                if not self.spec.live:
+                    self._set(SourceState.FAILED, f"{self.spec.url}: cannot decode this video file")
+                    return
+                if not self._wait_to_retry(attempt, f"{self.spec.url}: cannot connect"):
+                    return
+                attempt += 1
+                continue
+            attempt = 0
+            self._set(SourceState.STREAMING)
+            t0 = time.time()
+            errors = 0
+            while not self._stop.is_set():
+                ok, image, pos = cap.read()
+                if ok:
+                    errors = 0
+                    stamp = self._stamp(cap, index, pos, t0)
+                    self.buffer.put(Frame(self.spec.camera_id, index, stamp, image), self._stop)
+                    self.counts["frames"] += 1
+                    index += 1
+                    continue
+                if not self.spec.live:
+                    if cap.position() < cap.frame_count - 1 and errors < self.max_decode_errors:
+                        errors += 1  # a frame that fails to decode: skip it, count it
+                        self.counts["decode_errors"] += 1
+                        continue
+                    cap.release()
+                    self._set(SourceState.ENDED)
+                    return
+                break  # a live stream stopped delivering: reconnect
+            cap.release()
+            if self._stop.is_set():
+                break
+            self.counts["reconnects"] += 1
+            if not self._wait_to_retry(0, f"{self.spec.url}: stream interrupted"):
+                return
+        self._set(SourceState.ENDED)
+
+    def _stamp(self, cap: VideoCapture, index: int, pos: float, t0: float) -> float:
+        """A file's frames: its own time, index / fps. Live frames: the connection's wall-clock start plus
+        the stream's position when it reports one (processing delays do not shift it), else arrival time."""
+        if not self.spec.live:
+            return index / cap.fps if cap.fps > 0 else pos
+        return t0 + pos if pos > 0 else time.time()
+
+    def _wait_to_retry(self, attempt: int, error: str) -> bool:
+        """Enter ``reconnecting`` and sleep the backoff; False when attempts are used up or stopped."""
+        limit = self.reconnect.max_attempts
+        if limit is not None and attempt >= limit:
+            self._set(SourceState.FAILED, f"{error}; gave up after {attempt} attempts")
+            return False
+        self._set(SourceState.RECONNECTING, error)
+        self._stop.wait(self.reconnect.delay(attempt, self._rng))
+        return not self._stop.is_set()
+
+
+def open_source(camera_id: str, url: str, transport: str = "tcp", **options) -> Source:
+    """Parse ``url`` and start reading it on a thread."""
+    return Source(parse_source(camera_id, url, transport), **options).start()
