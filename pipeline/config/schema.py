@@ -16,6 +16,8 @@ class Section(BaseModel):
 
 
 class EmbedderConfig(Section):
+    path: str | None = Field(None, description="checkpoint, ONNX file or TensorRT engine the workers embed with")
+    max_wait: float = Field(0.05, ge=0, description="seconds the embedding service waits for a batch to fill")
     backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = Field(
         "auto", description="runtime; auto picks the model file's own (checkpoint: torch, ONNX: onnxruntime)"
     )
@@ -35,9 +37,53 @@ class ExportConfig(Section):
     engine_workspace_gib: float = Field(4.0, gt=0, description="TensorRT builder workspace")
 
 
+class RedisConfig(Section):
+    url: str | None = Field(
+        None, description="redis://host:port/db; default $CROSSCAM_REDIS_URL, else an embedded server"
+    )
+    embedded_db: Path | None = Field(None, description="data file of the embedded server (default under the cache dir)")
+    prefix: str = Field("crosscam", pattern=r"^[A-Za-z0-9_.-]+$")
+    maxlen: int = Field(100_000, ge=100, description="approximate length the tracklet stream is trimmed to")
+
+
+class DetectorConfig(Section):
+    weights: str = Field(
+        "motion", description="'motion', or YOLO weights Ultralytics loads (.pt, .onnx, OpenVINO, .engine)"
+    )
+    conf: float = Field(0.3, gt=0, lt=1)
+    iou: float = Field(0.5, gt=0, lt=1)
+    imgsz: int = Field(640, ge=32)
+    device: str = Field("cpu", description="Ultralytics device: cpu, 0, cuda:0, ...")
+    half: bool = False
+    every: int = Field(1, ge=1, description="detect on every k-th frame")
+    tracker: Literal["bytetrack.yaml", "botsort.yaml"] = "bytetrack.yaml"
+
+
+class TrackletConfig(Section):
+    max_length: int = Field(48, ge=1, description="crops after which a tracklet closes")
+    max_seconds: float = Field(8.0, gt=0, description="span after which a long track's tracklet closes")
+    lost_after: float = Field(1.0, gt=0, description="seconds unseen after which a track has ended")
+    min_crops: int = Field(2, ge=1)
+    min_box_height: int = Field(40, ge=1)
+    min_sharpness: float = Field(15.0, ge=0, description="variance of the Laplacian; below: blurred")
+
+
+class SourceConfig(Section):
+    transport: Literal["tcp", "udp"] = "tcp"
+    buffer: int = Field(8, ge=1, description="frames buffered per camera")
+    reconnect_initial: float = Field(0.5, gt=0)
+    reconnect_max: float = Field(30.0, gt=0)
+    reconnect_attempts: int | None = Field(None, ge=1, description="give up after this many; default never")
+
+
 class CrosscamConfig(Section):
     cache_dir: Path | None = Field(
         None, description="exported models and engines; default $CROSSCAM_CACHE_DIR or ~/.cache/crosscam"
     )
+    site: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$", description="site name: one matcher, one stream")
+    redis: RedisConfig = RedisConfig()
+    source: SourceConfig = SourceConfig()
+    detector: DetectorConfig = DetectorConfig()
+    tracklets: TrackletConfig = TrackletConfig()
     embedder: EmbedderConfig = EmbedderConfig()
     export: ExportConfig = ExportConfig()
