@@ -9,7 +9,8 @@ Buffer policies (``BufferPolicy``) for a full buffer:
 - ``wait`` (files): the reader waits for room, so every frame of a file is processed.
 
 URLs: ``rtsp://`` / ``rtsps://`` (TCP by default; ``transport="udp"`` on request), ``http(s)://``, a video
-file path (or ``file://``), or a webcam index (``0``).
+file path (or ``file://``), a webcam index (``0``), or ``synth://?cameras=3&people=8&seconds=60&seed=1&camera=0``
+(one camera of a synthetic world, ``synth.scene``).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class SourceSpec:
     target: str | int  # what OpenCV opens
     live: bool
     transport: str = "tcp"
+    kind: str = "video"  # video (OpenCV / FFmpeg) or synth (a rendered synthetic scene)
 
 
 def parse_source(camera_id: str, url: str, transport: str = "tcp") -> SourceSpec:
@@ -123,6 +125,11 @@ def parse_source(camera_id: str, url: str, transport: str = "tcp") -> SourceSpec
         if not urlparse(url).hostname:
             raise SourceError(f"{url}: no host in the URL")
         return SourceSpec(camera_id, url, url, live=True, transport=transport)
+    if scheme == "synth":
+        from synth.stream import parse_synth_url
+
+        parse_synth_url(url)  # checks the parameters now, not on the reader thread
+        return SourceSpec(camera_id, url, url, live=False, kind="synth")
     if scheme in ("", "file"):
         path = Path(urlparse(url).path if scheme == "file" else url)
         if not path.is_file():
@@ -130,7 +137,7 @@ def parse_source(camera_id: str, url: str, transport: str = "tcp") -> SourceSpec
         return SourceSpec(camera_id, url, str(path), live=False)
     raise SourceError(
         f"{url}: unknown source scheme {scheme!r}; use rtsp://, rtsps://, http(s)://, a video file path, "
-        "file://, or a webcam index such as 0"
+        "file://, a webcam index such as 0, or synth://?cameras=3&people=8&seconds=60&seed=1&camera=0"
     )
 
 
@@ -285,6 +292,15 @@ class Source:
         return not self._stop.is_set()
 
 
+def open_capture(spec: SourceSpec) -> VideoCapture:
+    """The reader for a spec: OpenCV for video, the renderer for ``synth://``."""
+    if spec.kind == "synth":
+        from synth.stream import SynthCapture
+
+        return SynthCapture(spec.url)
+    return VideoCapture(spec)
+
+
 def open_source(camera_id: str, url: str, transport: str = "tcp", **options) -> Source:
     """Parse ``url`` and start reading it on a thread."""
-    return Source(parse_source(camera_id, url, transport), **options).start()
+    return Source(parse_source(camera_id, url, transport), opener=open_capture, **options).start()

@@ -58,6 +58,7 @@ class _Open:
     last_seen: float
     crops: list[np.ndarray] = field(default_factory=list)
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
 
 
 class TrackletBuffer:
@@ -87,6 +88,7 @@ class TrackletBuffer:
                 )
                 track.crops.append(crop)
                 track.boxes.append(b.box)
+                track.times.append(now)
                 self.counts["accepted"] += 1
             if len(track.crops) >= p.max_length or now - track.t_start >= p.max_seconds:
                 closed += self._close(b.track_id)
@@ -118,5 +120,6 @@ class TrackletBuffer:
                 track.last_seen,
                 np.stack([track.crops[i] for i in idx]),
                 np.array([track.boxes[i] for i in idx], np.float32),
+                np.array([track.times[i] for i in idx], np.float64),
             )
         ]

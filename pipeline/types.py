@@ -39,6 +39,7 @@ class Tracklet:
     t_end: float
     crops: np.ndarray
     boxes: np.ndarray  # float32[T,4]: the crops' boxes in the frame
+    times: np.ndarray  # float64[T]: the crops' frame timestamps
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,41 @@
+"""Comparing what the pipeline produced with a synthetic scene's exact ground truth (pure functions)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from synth.scene import Scene
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def identify(
+    scene: Scene, camera: int, boxes: Iterable[Sequence[float]], times: Iterable[float], min_iou: float = 0.3
+) -> int | None:
+    """The ground-truth person a tracklet shows: the majority over its crops of the person whose true box
+    (clipped to the frame) overlaps the crop's box best, when that overlap reaches ``min_iou``."""
+    w, h = scene.spec.width, scene.spec.height
+    votes: Counter[int] = Counter()
+    for box, t in zip(boxes, times, strict=True):
+        best, best_iou = None, min_iou
+        for truth in scene.boxes(camera, float(t)):
+            x1, y1, x2, y2 = truth.box
+            score = iou(box, (max(0, x1), max(0, y1), min(w, x2), min(h, y2)))
+            if score >= best_iou:
+                best, best_iou = truth.pid, score
+        if best is not None:
+            votes[best] += 1
+    return votes.most_common(1)[0][0] if votes else None
+
+
+def passages(scene: Scene) -> set[tuple[int, int]]:
+    """Every (person, camera) passage of the scene."""
+    return {(v.pid, v.camera) for v in scene.visits}
