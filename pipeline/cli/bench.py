@@ -50,6 +50,55 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     t.add_argument("--min-seconds", type=float, default=10.0)
     t.set_defaults(handler=cmd_bench_train)
 
+    pl = sub.add_parser(
+        "pipeline",
+        parents=[common],
+        help="the worker's frames/s against bare YOLO.track on the same frames, and memory over time",
+    )
+    pl.add_argument("--source", required=True, help="a video file (or any source URL) to take frames from")
+    pl.add_argument("--detector", required=True, help="YOLO weights")
+    pl.add_argument("--embedder", required=True, help="re-ID model: checkpoint, ONNX or engine")
+    pl.add_argument("--frames", type=int, default=300, help="frames to time")
+    pl.add_argument(
+        "--memory-minutes", type=float, default=5.0, help="synthetic stream length for the memory check (0: skip)"
+    )
+    pl.set_defaults(handler=cmd_bench_pipeline)
+
+
+def cmd_bench_pipeline(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from models.benchmark import machine_info
+    from models.embedder import load_embedder
+    from pipeline.benchmark import bench_pipeline
+
+    e = config.embedder
+    embedder = load_embedder(
+        args.embedder, backend=e.backend, device=e.device, threads=e.threads, cache_dir=config.cache_dir
+    )
+    with step(
+        f"timing bare YOLO.track and the worker on {args.frames} frames of {args.source}"
+        + (f", then memory over {args.memory_minutes:g} min of a synthetic stream" if args.memory_minutes else "")
+    ):
+        r = bench_pipeline(args.source, args.detector, embedder, args.frames, args.memory_minutes)
+    r |= {
+        "benchmark": "pipeline",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "embedder": embedder.spec.arch.name,
+        "detector": args.detector,
+    }
+    lines = [
+        f"bare YOLO.track: {r['bare_track_fps']:.2f} frames/s; worker: {r['worker_fps']:.2f} frames/s "
+        f"({r['ratio']:.2f} of bare) on {r['frames']} frames; {r['worker']['published']} tracklets published"
+    ]
+    if "memory" in r:
+        lines.append(
+            "memory (RSS): "
+            + ", ".join(
+                f"{k.removeprefix('rss_mb_at_')} {v:.0f} MB" for k, v in r["memory"].items() if k.startswith("rss")
+            )
+        )
+    return Result(r, "\n".join(lines))
+
 
 MARS_BATCHES_PER_EPOCH = 625 // 8  # one pass over MARS's 625 training identities at P = 8
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -76,14 +76,33 @@ class SourceConfig(Section):
     reconnect_attempts: int | None = Field(None, ge=1, description="give up after this many; default never")
 
 
+class CameraConfig(Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="camera id, unique within the site")
+    source: str = Field(description="rtsp://..., http(s)://..., a video file, a webcam index, or synth://...")
+    detector: str | None = Field(None, description="overrides detector.weights for this camera")
+
+
 class CrosscamConfig(Section):
     cache_dir: Path | None = Field(
         None, description="exported models and engines; default $CROSSCAM_CACHE_DIR or ~/.cache/crosscam"
     )
     site: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$", description="site name: one matcher, one stream")
+    cameras: tuple[CameraConfig, ...] = Field((), description="the site's cameras (crosscam run)")
     redis: RedisConfig = RedisConfig()
     source: SourceConfig = SourceConfig()
     detector: DetectorConfig = DetectorConfig()
     tracklets: TrackletConfig = TrackletConfig()
     embedder: EmbedderConfig = EmbedderConfig()
     export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="after")
+    def _check_cameras(self) -> CrosscamConfig:
+        return _unique_camera_ids(self)
+
+
+def _unique_camera_ids(config: CrosscamConfig) -> CrosscamConfig:
+    ids = [c.id for c in config.cameras]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValueError(f"camera ids must be unique within a site; repeated: {duplicates}")
+    return config

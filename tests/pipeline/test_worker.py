@@ -132,3 +132,28 @@ def test_worker_survives_a_server_restart(rtsp_server, embedder_file, redis_clie
     assert wait_for(lambda: redis_client.xlen(bus_keys.tracklets) > published, 40)  # publishing again
     thread.join(90)
     assert not thread.is_alive() and result["code"] == 0
+
+
+@needs_video
+def test_bench_pipeline_reports_both_rates_and_memory(capsys, embedder_file):
+    from tests.pipeline.test_cli import run_json
+
+    code, data, err = run_json(
+        capsys,
+        "bench",
+        "pipeline",
+        "--source",
+        str(VTEST),
+        "--detector",
+        str(YOLO_ONNX),
+        "--embedder",
+        str(embedder_file),
+        "--frames",
+        "15",
+        "--memory-minutes",
+        "0.2",
+    )
+    assert code == 0, err
+    assert data["frames"] == 15 and data["bare_track_fps"] > 0 and data["worker_fps"] > 0
+    assert data["ratio"] == pytest.approx(data["worker_fps"] / data["bare_track_fps"])
+    assert data["memory"]["rss_mb_at_0.2min"] > 0
