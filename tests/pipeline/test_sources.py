@@ -113,3 +113,24 @@ def test_backoff_grows_and_is_capped():
     delays = [policy.delay(n, rng) for n in range(8)]
     assert 0.4 <= delays[0] <= 0.6 and 0.8 <= delays[1] <= 1.2
     assert all(d <= 4.0 * 1.2 for d in delays) and delays[-1] >= 4.0 * 0.8
+
+
+@needs_video
+def test_http_source(tmp_path):
+    """A video served over HTTP by a real (loopback) HTTP server, read through FFmpeg like a camera."""
+    import functools
+    import http.server
+    import itertools
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(VTEST.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = open_source("web", f"http://127.0.0.1:{server.server_address[1]}/{VTEST.name}")
+        frames = list(itertools.islice(source.frames(), 25))
+        source.stop()
+    finally:
+        server.shutdown()
+    assert len(frames) == 25 and frames[0].image.shape == (360, 480, 3)
+    assert source.spec.live and source.state_history[:2] == [SourceState.CONNECTING, SourceState.STREAMING]
