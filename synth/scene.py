@@ -40,10 +40,12 @@ class SceneSpec:
     fps: float = 10.0
     width: int = 480
     height: int = 270
+    arrivals: float = 0.25  # people enter their first camera within this share of the scene
 
     @classmethod
-    def from_url(cls, url: str) -> SceneSpec:
-        """``synth://?cameras=3&people=8&seconds=60&seed=1`` (every key optional)."""
+    def from_url(cls, url: str, label: str | None = None) -> SceneSpec:
+        """``synth://?cameras=3&people=8&seconds=60&seed=1`` (every key optional); errors name ``label`` or ``url``."""
+        name = label or url
         query = parse_qs(urlparse(url).query)
         known = {
             "cameras": int,
@@ -53,17 +55,18 @@ class SceneSpec:
             "fps": float,
             "width": int,
             "height": int,
+            "arrivals": float,
         }
         unknown = sorted(set(query) - set(known))
         if unknown:
-            raise CrosscamError(f"{url}: unknown synth:// parameter(s) {unknown}; use {', '.join(known)}")
+            raise CrosscamError(f"{name}: unknown synth:// parameter(s) {unknown}; use {', '.join(known)}")
         try:
             values = {k: known[k](v[-1]) for k, v in query.items()}
         except ValueError as e:
-            raise CrosscamError(f"{url}: bad synth:// parameter value ({e})") from e
+            raise CrosscamError(f"{name}: bad synth:// parameter value ({e})") from e
         spec = cls(**values)
-        if spec.cameras < 1 or spec.people < 1 or spec.seconds <= 0 or spec.fps <= 0:
-            raise CrosscamError(f"{url}: cameras, people, seconds and fps must be positive")
+        if spec.cameras < 1 or spec.people < 1 or spec.seconds <= 0 or spec.fps <= 0 or not 0 < spec.arrivals <= 1:
+            raise CrosscamError(f"{name}: cameras, people, seconds and fps must be positive, arrivals in (0, 1]")
         return spec
 
 
@@ -88,7 +91,7 @@ class Scene:
         }
         self.visits: list[Visit] = []
         for pid in self.people:
-            t = rng.uniform(0, spec.seconds * 0.25)
+            t = rng.uniform(0, spec.seconds * spec.arrivals)
             route = rng.permutation(spec.cameras)[: max(1, min(spec.cameras, int(rng.integers(2, 4))))]
             for cam in route:
                 dur = rng.uniform(4.0, 7.0)

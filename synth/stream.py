@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
 
+from models.errors import CrosscamError
 from pipeline.sources import SourceError
 from synth.scene import Scene, SceneSpec
 
@@ -15,12 +16,12 @@ def parse_synth_url(url: str) -> tuple[SceneSpec, int]:
     query = parse_qs(urlparse(url).query)
     camera = query.pop("camera", ["0"])[-1]
     try:
-        spec = SceneSpec.from_url("synth://?" + urlencode({k: v[-1] for k, v in query.items()}))
+        spec = SceneSpec.from_url("synth://?" + urlencode({k: v[-1] for k, v in query.items()}), label=url)
         index = int(camera)
     except ValueError as e:
         raise SourceError(f"{url}: bad synth:// camera ({e})") from e
-    except Exception as e:  # SceneSpec errors name the parameter
-        raise SourceError(str(e).replace("synth://?", url, 1)) from e
+    except CrosscamError as e:  # SceneSpec's errors already name the URL and the parameter
+        raise SourceError(str(e)) from e
     if not 0 <= index < spec.cameras:
         raise SourceError(f"{url}: camera {index} does not exist; the scene has cameras 0..{spec.cameras - 1}")
     return spec, index

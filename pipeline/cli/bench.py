@@ -92,9 +92,11 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     ]
     if "memory" in r:
         lines.append(
-            "memory (RSS): "
+            "memory: "
             + ", ".join(
-                f"{k.removeprefix('rss_mb_at_')} {v:.0f} MB" for k, v in r["memory"].items() if k.startswith("rss")
+                f"after {k.removeprefix('rss_mb_at_')} RSS {v:.0f} MB (peak {r['memory'][k.replace('rss_', 'peak_')]:.0f} MB)"
+                for k, v in r["memory"].items()
+                if k.startswith("rss")
             )
         )
     return Result(r, "\n".join(lines))
