@@ -13,6 +13,7 @@ from models.reidnet import ReIDNet
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+VTEST = SHARED_DATA / "videos" / "pets2009_s2l1_vtest" / "vtest.avi"  # PETS 2009 S2.L1 view 1, 480x360, 10 fps
 TINY_ARCHS = ("tiny_attention", "tiny_avg", "tiny_gru_rank")
 
 

@@ -87,30 +87,9 @@ class _Site:
 
         c, spec = self.config, self.embedder.spec.input
         d, t, s = c.detector, c.tracklets, c.source
-        tracker = make_tracker(
-            camera_id,
-            DetectorOptions(
-                weights=detector or d.weights,
-                conf=d.conf,
-                iou=d.iou,
-                imgsz=d.imgsz,
-                device=d.device,
-                half=d.half,
-                every=d.every,
-                tracker=d.tracker,
-            ),
-        )
-        policy = TrackletPolicy(
-            frames=spec.frames,
-            crop_height=spec.height,
-            crop_width=spec.width,
-            max_length=t.max_length,
-            max_seconds=t.max_seconds,
-            lost_after=t.lost_after,
-            min_crops=t.min_crops,
-            min_box_height=t.min_box_height,
-            min_sharpness=t.min_sharpness,
-        )
+        # the config sections carry exactly the options' fields, so they map across by name
+        tracker = make_tracker(camera_id, DetectorOptions(**(d.model_dump() | {"weights": detector or d.weights})))
+        policy = TrackletPolicy(frames=spec.frames, crop_height=spec.height, crop_width=spec.width, **t.model_dump())
         source = open_source(
             camera_id,
             source_url,

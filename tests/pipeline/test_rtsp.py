@@ -8,16 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.sources import Reconnect, SourceState, open_source
-from tests.pipeline.test_sources import VTEST, needs_video
-from tests.support.rtsp import RtspServer, require_server
-
-
-@pytest.fixture
-def rtsp_server():
-    require_server()
-    server = RtspServer(VTEST).start()
-    yield server
-    server.stop()
+from tests.pipeline.test_sources import needs_video
 
 
 def wait_for(predicate, timeout: float) -> bool:

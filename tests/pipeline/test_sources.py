@@ -19,9 +19,8 @@ from pipeline.sources import (
     parse_source,
 )
 from pipeline.types import Frame
-from tests.conftest import SHARED_DATA
+from tests.conftest import VTEST
 
-VTEST = SHARED_DATA / "videos" / "pets2009_s2l1_vtest" / "vtest.avi"
 needs_video = pytest.mark.skipif(not VTEST.is_file(), reason=f"{VTEST} is absent (a fresh clone without shared data)")
 
 

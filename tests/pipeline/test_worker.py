@@ -16,15 +16,6 @@ from pipeline.cli import main
 from tests.pipeline.test_rtsp import wait_for
 from tests.pipeline.test_sources import VTEST, needs_video
 from tests.pipeline.test_tracking import YOLO_ONNX
-from tests.support.rtsp import RtspServer, require_server
-
-
-@pytest.fixture
-def rtsp_server():
-    require_server()
-    server = RtspServer(VTEST).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
