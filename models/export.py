@@ -14,6 +14,7 @@ import numpy as np
 
 from models.checkpoint import load_checkpoint, read_checkpoint
 from models.errors import ModelFileError
+from models.preprocess import l2_normalize
 from models.reidnet import ReIDNet
 from models.spec import ModelSpec
 
@@ -148,6 +149,4 @@ def random_clips(batch: int, frames: int, height: int, width: int, seed: int = 0
 
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Smallest row-wise cosine similarity of two ``float[B,D]`` arrays."""
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return float((a * b).sum(axis=1).min())
+    return float((l2_normalize(a) * l2_normalize(b)).sum(axis=1).min())

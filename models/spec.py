@@ -6,7 +6,7 @@ a runtime never guesses input size, normalisation or feature size from a file na
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from models.errors import ModelFileError
@@ -56,9 +56,6 @@ class ModelSpec:
     @property
     def feature_dim(self) -> int:
         return self.arch.feature_dim
-
-    def with_frames(self, frames: int) -> ModelSpec:
-        return replace(self, input=replace(self.input, frames=frames))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -22,7 +22,7 @@ from models.backends.torch_runtime import TorchEmbedder
 from models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from models.preprocess import preprocess
 from models.reidnet import ReIDNet
-from models.spec import InputSpec
+from models.spec import InputSpec, ModelSpec
 from trainer import losses
 from trainer.data.clips import BadFrames, read_clip
 from trainer.data.index import DatasetError, DatasetIndex, Tracklet
@@ -346,11 +346,10 @@ def train(
 
 def validate(model: ReIDNet, val_index: DatasetIndex, recipe: Recipe, device: str) -> dict[str, Any]:
     """mAP / CMC on the held-out identities, with the model in eval mode (restored to train after)."""
-    from models.checkpoint import model_spec
-
     was_training = model.training
     model.eval()
-    embedder = TorchEmbedder(model, model_spec(model), device=device, fp16=False)
+    # no model id needed here: hashing every weight at each validation would be wasted work
+    embedder = TorchEmbedder(model, ModelSpec(arch=model.arch, input=model.input_spec), device=device, fp16=False)
     try:
         return evaluate_index(embedder, val_index, recipe.model.frames, batch_clips=recipe.eval.batch_clips)
     finally:
