@@ -110,14 +110,16 @@ def camera_status(client, keys: Keys, camera_id: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in client.hgetall(keys.camera(camera_id)).items()}
 
 
-def dead_letter(client, keys: Keys, source_id: str, fields: dict, reason: str) -> str:
-    """Move a record that cannot be processed to the dead-letter stream, keeping every original field."""
+def dead_letter(client, keys: Keys, source_id: str, fields: dict, reason: str) -> None:
+    """Move a record that cannot be processed to the dead-letter stream, keeping every original field.
+    ``client`` may be a pipeline: the commands then run with the rest of it."""
     entry = {
         **{(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()},
         "reason": reason,
         "source_id": source_id,
     }
-    pipe = client.pipeline()
+    pipe = client if hasattr(client, "execute") else client.pipeline()
     pipe.xadd(keys.dead, entry)
     pipe.hincrby(keys.stats, "dead_letters", 1)
-    return str(pipe.execute()[0])
+    if pipe is not client:
+        pipe.execute()

@@ -70,6 +70,18 @@ class SceneSpec:
         return spec
 
 
+def walk_box(depth: float, progress: float, leftward: bool, width: int, height: int) -> tuple[float, ...]:
+    """The box (x1, y1, x2, y2) of a person crossing a view at ``depth`` (0 far .. 1 near), ``progress``
+    (0 .. 1) of the way across; boxes start and end just outside the frame."""
+    ph = height * (0.45 + 0.3 * depth)
+    pw = ph * 0.45
+    feet = height * (0.72 + 0.25 * depth)
+    x = -pw + progress * (width + pw)
+    if leftward:
+        x = width - pw - x
+    return (x, feet - ph, x + pw, feet)
+
+
 @dataclass(frozen=True)
 class Box:
     pid: int
@@ -107,14 +119,8 @@ class Scene:
         for v in self.visits:
             if v.camera != camera or not v.t_enter <= t < v.t_exit:
                 continue
-            ph = h * (0.45 + 0.3 * v.depth)
-            pw = ph * 0.45
-            feet = h * (0.72 + 0.25 * v.depth)
             progress = (t - v.t_enter) / (v.t_exit - v.t_enter)
-            x = -pw + progress * (w + pw)  # from just outside the left edge to just outside the right
-            if v.leftward:
-                x = w - pw - x
-            out.append(Box(v.pid, (x, feet - ph, x + pw, feet), v.depth))
+            out.append(Box(v.pid, walk_box(v.depth, progress, v.leftward, w, h), v.depth))
         return sorted(out, key=lambda b: b.depth)
 
     def render(self, camera: int, index: int) -> tuple[np.ndarray, list[Box]]:

@@ -39,3 +39,33 @@ def identify(
 def passages(scene: Scene) -> set[tuple[int, int]]:
     """Every (person, camera) passage of the scene."""
     return {(v.pid, v.camera) for v in scene.visits}
+
+
+def idf1(pairs: Iterable[tuple[int | None, int, float]]) -> dict:
+    """Multi-camera IDF1 (Ristani et al. 2016) over tracklets: ``pairs`` of (true person or None, predicted
+    identity, weight), weight being e.g. the tracklet's duration. True and predicted identities are
+    matched one to one to maximise the weight they share (IDTP); IDF1 = 2 IDTP / (true + predicted weight).
+    Tracklets of no true person count as predicted weight only (false positives)."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    pairs = list(pairs)
+    truths = sorted({t for t, _, _ in pairs if t is not None})
+    preds = sorted({p for _, p, _ in pairs})
+    shared = np.zeros((len(truths), len(preds)))
+    ti, pi = {t: i for i, t in enumerate(truths)}, {p: i for i, p in enumerate(preds)}
+    for t, p, w in pairs:
+        if t is not None:
+            shared[ti[t], pi[p]] += w
+    rows, cols = linear_sum_assignment(-shared) if shared.size else ([], [])
+    idtp = float(shared[rows, cols].sum())
+    true_w = sum(w for t, _, w in pairs if t is not None)
+    pred_w = sum(w for _, _, w in pairs)
+    total = true_w + pred_w
+    return {
+        "idf1": 2 * idtp / total if total else 0.0,
+        "idp": idtp / pred_w if pred_w else 0.0,
+        "idr": idtp / true_w if true_w else 0.0,
+        "true_people": len(truths),
+        "identities": len(preds),
+    }

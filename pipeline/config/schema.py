@@ -76,6 +76,57 @@ class SourceConfig(Section):
     reconnect_attempts: int | None = Field(None, ge=1, description="give up after this many; default never")
 
 
+class TransitConfig(Section):
+    from_: str = Field(alias="from", description="camera id a person leaves")
+    to: str = Field(description="camera id they reach next")
+    min: float = Field(0.0, description="fewest seconds between leaving one view and entering the other")
+    max: float = Field(description="most seconds between the two")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MatcherConfig(Section):
+    threshold: float = Field(0.6, ge=-1, le=1, description="least cosine score to join an identity")
+    margin: float = Field(0.03, ge=0, le=2, description="how far the best must beat the runner-up")
+    exemplars: int = Field(8, ge=1, le=256, description="features kept per identity")
+    duplicate: float = Field(0.97, gt=0, le=1, description="a feature this close to an exemplar is not kept")
+    continuity_gap: float = Field(10.0, ge=0, description="seconds within which a track keeps its identity")
+    merge_threshold: float = Field(0.85, ge=-1, le=1, description="merge pass: least exemplar agreement")
+    merge_every: float = Field(10.0, gt=0, description="seconds between merge passes")
+    batch: int = Field(128, ge=1, le=10_000, description="records read and written at once")
+    claim_idle: float = Field(30.0, gt=0, description="seconds before another consumer's pending records are claimed")
+    lease: float = Field(10.0, gt=0, description="seconds a dead matcher's lease blocks a standby")
+    ttl: float | None = Field(
+        None, gt=0, description="retention: sightings and identities expire this long after their last write (s)"
+    )
+    topology: tuple[TransitConfig, ...] = Field((), description="transit windows between cameras (both directions)")
+    topology_strict: bool = Field(False, description="camera pairs not in the topology cannot be walked between")
+
+    def policy(self):
+        from pipeline.matching import MatchPolicy, Topology
+
+        topology = None
+        if self.topology:
+            topology = Topology.parse(
+                [{"from": t.from_, "to": t.to, "min": t.min, "max": t.max} for t in self.topology], self.topology_strict
+            )
+        return MatchPolicy(
+            self.threshold,
+            self.margin,
+            self.exemplars,
+            self.duplicate,
+            self.continuity_gap,
+            self.merge_threshold,
+            topology,
+        )
+
+
+class ApiConfig(Section):
+    host: str = Field("127.0.0.1", description="address the HTTP API binds; 0.0.0.0 exposes it to the network")
+    port: int = Field(8080, ge=0, le=65535)
+    key: str | None = Field(None, description="API key; default $CROSSCAM_API_KEY, else a random one printed at start")
+
+
 class CameraConfig(Section):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="camera id, unique within the site")
     source: str = Field(description="rtsp://..., http(s)://..., a video file, a webcam index, or synth://...")
@@ -94,6 +145,8 @@ class CrosscamConfig(Section):
     tracklets: TrackletConfig = TrackletConfig()
     embedder: EmbedderConfig = EmbedderConfig()
     export: ExportConfig = ExportConfig()
+    matcher: MatcherConfig = MatcherConfig()
+    api: ApiConfig = ApiConfig()
 
     @model_validator(mode="after")
     def _check_cameras(self) -> CrosscamConfig:

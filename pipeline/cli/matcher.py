@@ -1,0 +1,210 @@
+"""``crosscam matcher`` and the queries: ``persons``, ``history``, ``search``, ``explain``, ``unlink``, ``prune``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.cli.app import Result, UsageError
+from pipeline.config import CrosscamConfig
+
+
+def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    site = argparse.ArgumentParser(add_help=False)
+    site.add_argument("--redis-url", help="default: $CROSSCAM_REDIS_URL, else redis.url, else an embedded server")
+    site.add_argument("--site", help="site name (default: site)")
+
+    p = verbs.add_parser("matcher", parents=[common, site], help="link tracklets from every camera into persons")
+    p.add_argument("--consumer", help="consumer name in the group (default: host-pid)")
+    p.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to do")
+    p.set_defaults(handler=cmd_matcher)
+
+    p = verbs.add_parser("persons", parents=[common, site], help="list persons, most recently seen first")
+    p.add_argument("--camera", help="only persons seen on this camera")
+    p.add_argument("--since", help="seen since: seconds (stream time) or an ISO date-time")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(handler=cmd_persons)
+
+    p = verbs.add_parser("history", parents=[common, site], help="a person's cross-camera history")
+    p.add_argument("person", type=int)
+    p.set_defaults(handler=cmd_history)
+
+    p = verbs.add_parser("search", parents=[common, site], help="find persons who look like these images")
+    p.add_argument("images", nargs="+", type=Path, help="crops of one person (embedded together as one tracklet)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--embedder", help="re-ID model (default: embedder.path); must be the one the workers use")
+    p.set_defaults(handler=cmd_search)
+
+    p = verbs.add_parser("explain", parents=[common, site], help="why a sighting belongs to its person")
+    p.add_argument("sighting", help="sighting id: camera:track:seq")
+    p.set_defaults(handler=cmd_explain)
+
+    p = verbs.add_parser("unlink", parents=[common, site], help="take a wrongly linked sighting out of its person")
+    p.add_argument("sighting", help="sighting id: camera:track:seq")
+    p.set_defaults(handler=cmd_unlink)
+
+    p = verbs.add_parser("prune", parents=[common, site], help="delete sightings older than a retention period")
+    p.add_argument("--older-than", required=True, help="age such as 3600, 90m, 12h, 7d")
+    p.set_defaults(handler=cmd_prune)
+
+
+def connect_site(args: argparse.Namespace, config: CrosscamConfig):
+    """(client, bus Keys, StoreKeys) for the site the arguments name."""
+    from pipeline.bus import Keys, connect
+    from pipeline.cli.worker import embedded_db, redis_url
+    from pipeline.store import StoreKeys
+
+    site = getattr(args, "site", None) or config.site
+    client = connect(redis_url(args, config), embedded_db(config))
+    return client, Keys(site, config.redis.prefix), StoreKeys(site, config.redis.prefix)
+
+
+def parse_age(text: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if not m:
+        raise UsageError(f"--older-than {text!r}: give a number of seconds or e.g. 90m, 12h, 7d")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+
+
+def parse_since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise UsageError(f"--since {text!r}: give seconds or an ISO date-time such as 2026-11-22T08:00") from None
+
+
+def cmd_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline.matcher import Matcher
+
+    client, keys, _ = connect_site(args, config)
+    m = config.matcher
+    matcher = Matcher(
+        client, keys, m.policy(), args.consumer, m.batch, m.claim_idle, m.merge_every, m.ttl, m.lease
+    ).start()
+    try:
+        counts = matcher.run(idle_exit=args.idle_exit)
+    except KeyboardInterrupt:
+        matcher.release()
+        counts = dict(matcher.counts)
+    text = ", ".join(f"{k} {v}" for k, v in counts.items())
+    return Result({"site": keys.site, "consumer": matcher.consumer, **counts}, f"matcher {matcher.consumer}: {text}")
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else f"{t:.1f}"
+
+
+def history_text(h: dict) -> str:
+    lines = [f"person {h['person']}: {len(h['sightings'])} sightings on {', '.join(h['cameras'])}"]
+    for s in h["sightings"]:
+        score = "" if s["score"] is None else f" score {s['score']:.3f}"
+        lines.append(
+            f"  {s['camera']:<10} {_when(s['t_start']):>9} - {_when(s['t_end']):<9} track {s['track']:<5}"
+            f" {s['decision']}{score}  ({s['sighting']})"
+        )
+    return "\n".join(lines)
+
+
+def cmd_persons(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline import store
+
+    client, _, keys = connect_site(args, config)
+    rows = store.persons(client, keys, args.camera, parse_since(args.since), args.limit)
+    lines = [f"{len(rows)} persons"] + [
+        f"  {r['person']:>6}  {r['sightings']:>4} sightings  {_when(r['first_seen'])} - {_when(r['last_seen'])}  "
+        f"{', '.join(r['cameras'])}"
+        for r in rows
+    ]
+    return Result({"site": keys.site, "persons": rows}, "\n".join(lines))
+
+
+def cmd_history(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline import store
+
+    client, _, keys = connect_site(args, config)
+    h = store.history(client, keys, args.person)
+    return Result(h, history_text(h))
+
+
+def cmd_explain(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline import store
+
+    client, _, keys = connect_site(args, config)
+    e = store.explain(client, keys, args.sighting)
+    lines = [
+        f"{e['sighting']} ({e['camera']}, {_when(e['t_start'])}-{_when(e['t_end'])}) belongs to person {e['person']}",
+        f"  decision: {e['decision']} -> {e['identity']}: {e['reason']}",
+        f"  best {e['best']} score {e['score']}, runner-up {e['runner_up']} score {e['runner_up_score']}, "
+        f"{e['excluded']} candidates excluded by space-time constraints",
+    ] + [f"  merged: {m['from']} -> {m['into']} (score {m['score']})" for m in e["merges"]]
+    return Result(e, "\n".join(lines))
+
+
+def cmd_unlink(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline import store
+
+    client, _, keys = connect_site(args, config)
+    r = store.unlink(client, keys, args.sighting, config.matcher.policy())
+    return Result(r, f"{r['sighting']} moved from person {r['from']} to new person {r['person']}")
+
+
+def cmd_prune(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline import store
+
+    client, _, keys = connect_site(args, config)
+    r = store.prune(client, keys, parse_age(args.older_than), config.matcher.policy())
+    return Result(r, f"removed {r['sightings_removed']} sightings and {r['persons_removed']} persons")
+
+
+def read_images(paths: list[Path]):
+    """RGB arrays of image files; a missing or unreadable file is a usage error naming it."""
+    import cv2
+    import numpy as np
+
+    images = []
+    for p in paths:
+        data = np.fromfile(p, np.uint8) if p.is_file() else None
+        if data is None:
+            raise UsageError(f"{p}: no such image file")
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if img is None:
+            raise UsageError(f"{p}: not an image OpenCV can read (JPEG, PNG, ...)")
+        images.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    return images
+
+
+def embed_images(embedder, images) -> "np.ndarray":  # noqa: F821
+    """One feature for a set of crops of one person, embedded together as one tracklet."""
+    import cv2
+    import numpy as np
+
+    spec = embedder.spec.input
+    clip = np.stack([cv2.resize(i, (spec.width, spec.height), interpolation=cv2.INTER_AREA) for i in images])
+    features, _ = embedder.embed(clip[None])
+    return features[0]
+
+
+def cmd_search(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from models.embedder import load_embedder
+    from pipeline import store
+
+    path = args.embedder or config.embedder.path
+    if not path:
+        raise UsageError("no re-ID model: pass --embedder PATH (the model the workers embed with)")
+    images = read_images(args.images)
+    client, _, keys = connect_site(args, config)
+    feature = embed_images(load_embedder(path, device="cpu", cache_dir=config.cache_dir), images)
+    hits = store.search(store.load_gallery(client, keys), feature, args.top_k)
+    results = [{"person": p, "score": round(s, 4), "history": store.history(client, keys, p)} for p, s in hits]
+    lines = [f"{len(results)} matches for {len(images)} image(s)"]
+    for r in results:
+        lines.append(f"score {r['score']:.3f}  " + history_text(r["history"]))
+    return Result({"site": keys.site, "results": results}, "\n".join(lines))

@@ -1,0 +1,304 @@
+"""The matcher: links every tracklet on a site's stream to a global identity (ARCHITECTURE.md, "Matching").
+
+``Linker`` applies the rules to batches in memory (``pipeline.matching`` + ``pipeline.gallery``);
+``Matcher`` feeds it from a Redis consumer group and writes the results with ``pipeline.store``.
+
+Guarantees:
+
+- **Exactly one sighting per tracklet.** A batch's sightings, identity updates and the stream
+  acknowledgements are written in one MULTI/EXEC transaction, and a tracklet whose sighting already
+  exists is acknowledged without being processed again (a record published twice changes nothing).
+- **Crash recovery.** A restarted matcher first re-reads its own pending records, then claims records
+  another consumer left pending for ``claim_idle`` seconds (XAUTOCLAIM). The in-memory gallery is
+  rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
+- **One active matcher per site.** A lease key (``P:S:matcher:lease``) makes further matchers wait as
+  standbys; they take over when the lease of a dead one runs out (``lease`` seconds).
+- **Bad records** (malformed, unknown schema version) go to the dead-letter stream, are counted in
+  ``P:S:stats`` and acknowledged; processing goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline import records, store
+from pipeline.bus import Keys, dead_letter
+from pipeline.gallery import Gallery
+from pipeline.matching import (
+    Decision,
+    MatchPolicy,
+    Sighting,
+    decide,
+    histories_compatible,
+    merge_exemplars,
+    update_exemplars,
+)
+from pipeline.types import TrackletEmbedding
+
+log = logging.getLogger(__name__)
+GROUP = "matcher"
+
+
+@dataclass(frozen=True)
+class Linked:
+    tracklet: TrackletEmbedding
+    identity: int
+    decision: Decision
+    new: bool
+
+
+@dataclass
+class Linker:
+    """The matching rules over an in-memory gallery; ``allocate(n)`` hands out new identity ids."""
+
+    policy: MatchPolicy
+    allocate: Callable[[int], list[int]]
+    gallery: Gallery = field(default_factory=Gallery)
+    cannot_link: set[tuple[int, int]] = field(default_factory=set)
+    touched: set[int] = field(default_factory=set)
+
+    def link(self, batch: list[TrackletEmbedding]) -> list[Linked]:
+        if not batch:
+            return []
+        g, p = self.gallery, self.policy
+        features = np.stack([np.asarray(t.feature, np.float32) for t in batch])
+        snap = g.snapshot(features)
+        out = []
+        for i, t in enumerate(batch):
+            s = Sighting(t.camera_id, t.track_id, t.t_start, t.t_end)
+            continuing = g.continuing(t.camera_id, t.track_id, t.t_start, p.continuity_gap)
+            d = decide(snap.ranked(i, features[i]), g.history, s, p, continuing)
+            new = d.identity is None
+            identity = self.allocate(1)[0] if new else d.identity
+            exemplars = np.zeros((0, len(features[i])), np.float32) if new else g.exemplars(identity)
+            g.set(identity, update_exemplars(exemplars, features[i], p.exemplars, p.duplicate))
+            g.add_sighting(identity, s)
+            self.touched.add(identity)
+            out.append(Linked(t, identity, d, new))
+        return out
+
+    def merges(self) -> list[tuple[int, int, float]]:
+        """One merge pass over the identities touched since the last: pairs whose exemplars agree at
+        ``merge_threshold`` or more and whose histories fit together; returns (source, into, score) and
+        applies them to the gallery. The younger identity (higher id) goes into the older."""
+        g, p = self.gallery, self.policy
+        done: list[tuple[int, int, float]] = []
+        gone: set[int] = set()
+        touched, self.touched = sorted(self.touched), set()
+        n = g.used
+        for a in touched:
+            if a in gone or a not in g:
+                continue
+            sims = g.exemplars(a) @ g.matrix[:n].T
+            best = sims.max(axis=0)
+            for r in np.argsort(-best):
+                score = float(best[r])
+                if score < p.merge_threshold:
+                    break
+                b = int(g.owner[r])
+                if b < 0 or b == a or b in gone or (a, b) in self.cannot_link:
+                    continue
+                if not histories_compatible(g.history(a), g.history(b), p.topology):
+                    continue
+                source, into = max(a, b), min(a, b)
+                merged = merge_exemplars(g.exemplars(into), g.exemplars(source), p.exemplars, p.duplicate)
+                history = g.history(into) + g.history(source)
+                g.remove(source)
+                g.set(into, merged, history)
+                gone.add(source)
+                done.append((source, into, score))
+                break
+        return done
+
+
+class Matcher:
+    """One site's matcher: consumes ``bus_keys.tracklets`` in the consumer group ``matcher``."""
+
+    def __init__(
+        self,
+        client,
+        bus_keys: Keys,
+        policy: MatchPolicy,
+        consumer: str | None = None,
+        batch: int = 128,
+        claim_idle: float = 30.0,
+        merge_every: float = 10.0,
+        ttl: float | None = None,
+        lease: float = 10.0,
+    ) -> None:
+        self.client, self.bus_keys, self.policy = client, bus_keys, policy
+        self.keys = store.StoreKeys(bus_keys.site, bus_keys.prefix)
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.batch, self.claim_idle, self.merge_every, self.ttl, self.lease = batch, claim_idle, merge_every, ttl, lease
+        self.lease_key = f"{bus_keys.prefix}:{bus_keys.site}:matcher:lease"
+        self.linker: Linker | None = None
+        self.epoch = None
+        self.own_pending = True
+        self.last_merge = time.monotonic()
+        self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
+
+    # --- set-up ---------------------------------------------------------------------------------------
+    def ensure_group(self) -> None:
+        import redis
+
+        try:
+            self.client.xgroup_create(self.bus_keys.tracklets, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    def acquire(self, wait: bool = True) -> bool:
+        """Hold the site's lease (one active matcher); with ``wait``, stand by until it is free."""
+        while True:
+            if self.client.set(self.lease_key, self.consumer, nx=True, px=int(self.lease * 1000)):
+                return True
+            holder = self.client.get(self.lease_key)
+            if holder is not None and holder.decode() == self.consumer:
+                self.client.pexpire(self.lease_key, int(self.lease * 1000))
+                return True
+            if not wait:
+                return False
+            time.sleep(min(1.0, self.lease / 4))
+
+    def release(self) -> None:
+        holder = self.client.get(self.lease_key)
+        if holder is not None and holder.decode() == self.consumer:
+            self.client.delete(self.lease_key)
+
+    def reload(self) -> None:
+        """Rebuild the gallery from Redis (at start, and after an unlink or prune)."""
+        self.epoch = self.client.get(self.keys.epoch)
+        self.linker = Linker(
+            self.policy,
+            lambda n: store.next_identities(self.client, self.keys, n),
+            store.load_gallery(self.client, self.keys),
+            store.cannot_link(self.client, self.keys),
+        )
+        log.info("matcher %s: gallery of %d identities loaded", self.consumer, len(self.linker.gallery))
+
+    def start(self, wait: bool = True) -> Matcher:
+        self.ensure_group()
+        self.acquire(wait)
+        self.reload()
+        return self
+
+    # --- the loop -------------------------------------------------------------------------------------
+    def _read(self, block_ms: int) -> list[tuple[str, dict]]:
+        stream = self.bus_keys.tracklets
+        if self.own_pending:  # our own pending records first (a restart under the same consumer name)
+            got = self.client.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=self.batch)
+            entries = got[0][1] if got else []
+            if entries:
+                return entries
+            self.own_pending = False
+        claimed = self.client.xautoclaim(
+            stream, GROUP, self.consumer, min_idle_time=int(self.claim_idle * 1000), start_id="0-0", count=self.batch
+        )
+        entries = [e for e in claimed[1] if e[1]] if claimed else []
+        for e in claimed[2] if claimed and len(claimed) > 2 else []:  # deleted by trimming: nothing to do
+            self.client.xack(stream, GROUP, e)
+        if entries:
+            return entries
+        got = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch, block=block_ms)
+        return got[0][1] if got else []
+
+    def step(self, block_ms: int = 500) -> int:
+        """Read and process one batch; returns how many records it handled."""
+        if not self.acquire(wait=False):
+            log.warning("matcher %s lost its lease; standing by", self.consumer)
+            self.acquire(wait=True)
+            self.reload()
+        if self.client.get(self.keys.epoch) != self.epoch:
+            self.reload()
+        entries = self._read(block_ms)
+        if entries:
+            self.process(entries)
+        if time.monotonic() - self.last_merge >= self.merge_every:
+            self.merge()
+        return len(entries)
+
+    def process(self, entries: list[tuple]) -> None:
+        stream, keys = self.bus_keys.tracklets, self.keys
+        ids = [e[0].decode() if isinstance(e[0], bytes) else str(e[0]) for e in entries]
+        good: list[tuple[str, TrackletEmbedding]] = []
+        pipe = self.client.pipeline(transaction=True)
+        for sid, (_, fields) in zip(ids, entries, strict=True):
+            try:
+                t = records.decode(fields)
+                if t.site != self.bus_keys.site:
+                    raise records.RecordError(f"record of site {t.site!r} on site {self.bus_keys.site!r}'s stream")
+                good.append((sid, t))
+            except records.RecordError as e:
+                log.warning("tracklet record %s moved to %s: %s", sid, self.bus_keys.dead, e)
+                dead_letter(pipe, self.bus_keys, sid, fields, str(e))
+                self.counts["dead_letters"] += 1
+        seen = store.processed(self.client, keys, [t.tracklet_id for _, t in good])
+        fresh, batch_ids = [], set()
+        for (sid, t), done in zip(good, seen, strict=True):
+            if done or t.tracklet_id in batch_ids:
+                self.counts["duplicates"] += 1
+                continue
+            batch_ids.add(t.tracklet_id)
+            fresh.append((sid, t))
+        try:
+            linked = self.linker.link([t for _, t in fresh])
+            for (sid, _), r in zip(fresh, linked, strict=True):
+                store.write_sighting(pipe, keys, r.tracklet, r.identity, r.decision, sid, self.ttl)
+                store.write_identity(
+                    pipe, keys, r.identity, self.linker.gallery, r.new, r.tracklet.tracklet_id, self.ttl
+                )
+            pipe.hincrby(self.bus_keys.stats, "matched", len(fresh))
+            pipe.xack(stream, GROUP, *ids)
+            pipe.execute()
+        except Exception:
+            self.reload()  # the gallery may hold what Redis did not take
+            raise
+        self.counts["processed"] += len(fresh)
+        self.counts["new"] += sum(r.new for r in linked)
+        self.counts["linked"] += sum(not r.new for r in linked)
+
+    def merge(self) -> list[tuple[int, int, float]]:
+        """The periodic merge pass (same constraints as linking), written in one transaction."""
+        self.last_merge = time.monotonic()
+        merges = self.linker.merges()
+        if merges:
+            pipe = self.client.pipeline(transaction=True)
+            for source, into, score in merges:
+                store.write_merge(pipe, self.client, self.keys, source, into, score, self.linker.gallery)
+            try:
+                pipe.execute()
+            except Exception:
+                self.reload()
+                raise
+            self.counts["merged"] += len(merges)
+        return merges
+
+    def backlog(self) -> int:
+        """Records not yet delivered to the group plus those pending."""
+        info = {
+            g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g
+            for g in self.client.xinfo_groups(self.bus_keys.tracklets)
+        }
+        g = info.get(GROUP, {})
+        return int(g.get("lag") or 0) + int(g.get("pending") or 0)
+
+    def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> dict:
+        """Process until ``stop()``; with ``idle_exit``, also stop after that many seconds with nothing to do."""
+        idle_since = time.monotonic()
+        try:
+            while not stop():
+                if self.step(block_ms=200):
+                    idle_since = time.monotonic()
+                elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+                    break
+            self.merge()
+        finally:
+            self.release()
+        return dict(self.counts)

@@ -1,0 +1,208 @@
+"""Cross-camera matching rules (ARCHITECTURE.md, "Matching"): pure values and functions, no Redis.
+
+For a tracklet on camera ``c`` over ``[t0, t1]`` the candidates are identities that
+
+1. were not seen on ``c`` at an overlapping time (one person is not twice in one view), and
+2. when a topology is configured, fit the transit window between their neighbouring sightings and ``c``
+   (``gap = t0 - previous.t_end`` must lie in ``window(previous.camera, c)``, and likewise towards the
+   next sighting when tracklets arrive out of order).
+
+The score of an identity is the highest cosine similarity between the tracklet's feature and the
+identity's exemplars. The tracklet joins the best candidate when its score reaches ``threshold`` *and*
+beats the runner-up by ``margin``; otherwise it opens a new identity. A tracklet that continues a local
+track (same camera and track id, less than ``continuity_gap`` seconds after its previous tracklet) keeps
+that track's identity. Each identity keeps at most ``exemplars`` features: a new feature is added unless
+it nearly repeats one (``duplicate`` cosine), and when the set is full it replaces its nearest exemplar.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """Where and when an identity was seen (the timing the constraints need)."""
+
+    camera: str
+    track: int
+    t_start: float
+    t_end: float
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Camera-to-camera transit windows in seconds, ``{(from, to): (min, max)}``. A pair not listed is
+    unconstrained unless ``strict``, in which case a person cannot walk between those cameras."""
+
+    windows: Mapping[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    strict: bool = False
+
+    @classmethod
+    def parse(cls, entries: Iterable[Mapping], strict: bool = False, symmetric: bool = True) -> Topology:
+        """From ``[{"from": "a", "to": "b", "min": 2, "max": 30}, ...]``; ``symmetric`` adds b -> a."""
+        windows: dict[tuple[str, str], tuple[float, float]] = {}
+        for i, e in enumerate(entries):
+            try:
+                a, b, lo, hi = str(e["from"]), str(e["to"]), float(e["min"]), float(e["max"])
+            except (KeyError, TypeError, ValueError) as err:
+                raise ConfigError(f"topology entry {i} ({e!r}) needs from, to, min and max ({err})") from None
+            if not lo <= hi:
+                raise ConfigError(f"topology entry {i}: min {lo} is above max {hi}")
+            windows[(a, b)] = (lo, hi)
+            if symmetric:
+                windows.setdefault((b, a), (lo, hi))
+        return cls(windows, strict)
+
+    def allows(self, from_camera: str, to_camera: str, gap: float) -> bool:
+        if from_camera == to_camera:
+            return True
+        window = self.windows.get((from_camera, to_camera))
+        if window is None:
+            return not self.strict
+        return window[0] <= gap <= window[1]
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    threshold: float = 0.6
+    margin: float = 0.03
+    exemplars: int = 8
+    duplicate: float = 0.97
+    continuity_gap: float = 10.0
+    merge_threshold: float = 0.8
+    topology: Topology | None = None
+
+
+def compatible(history: Iterable[Sighting], new: Sighting, topology: Topology | None) -> bool:
+    """Whether ``new`` can belong to an identity seen at ``history`` (rules 1 and 2 above)."""
+    before: Sighting | None = None
+    after: Sighting | None = None
+    for s in history:
+        overlaps = s.t_start < new.t_end and new.t_start < s.t_end
+        if overlaps and s.camera == new.camera:
+            return False
+        if topology is None:
+            continue
+        if overlaps:  # seen elsewhere at the same time: only cameras with a window reaching below 0 overlap
+            if not topology.allows(s.camera, new.camera, new.t_start - s.t_end):
+                return False
+        elif s.t_end <= new.t_start and (before is None or s.t_end > before.t_end):
+            before = s
+        elif s.t_start >= new.t_end and (after is None or s.t_start < after.t_start):
+            after = s
+    if topology is None:
+        return True
+    if before is not None and not topology.allows(before.camera, new.camera, new.t_start - before.t_end):
+        return False
+    return after is None or topology.allows(new.camera, after.camera, after.t_start - new.t_end)
+
+
+def histories_compatible(a: Iterable[Sighting], b: Iterable[Sighting], topology: Topology | None) -> bool:
+    """Whether two identities can be one person: every sighting of ``b`` fits ``a``'s history."""
+    a = list(a)
+    return all(compatible(a, s, topology) for s in b)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the matcher did with one tracklet, and why."""
+
+    kind: str  # "link", "new" or "continuity"
+    identity: int | None  # the identity joined (None: a new one is opened)
+    score: float  # best candidate's score (nan when there was none)
+    best: int | None  # best candidate, even when not taken
+    runner_up: int | None
+    runner_up_score: float
+    reason: str
+    excluded: int = 0  # candidates ruled out by the space-time constraints
+
+    def as_fields(self) -> dict[str, str]:
+        return {
+            "decision": self.kind,
+            "score": _num(self.score),
+            "best": "" if self.best is None else str(self.best),
+            "runner_up": "" if self.runner_up is None else str(self.runner_up),
+            "runner_up_score": _num(self.runner_up_score),
+            "reason": self.reason,
+            "excluded": str(self.excluded),
+        }
+
+
+def _num(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:.4f}"
+
+
+def decide(
+    ranked: Iterable[tuple[int, float]],
+    history_of,
+    new: Sighting,
+    policy: MatchPolicy,
+    continuing: int | None = None,
+) -> Decision:
+    """Apply the rules to ``ranked`` (identity, score) pairs, best first. ``history_of(identity)`` gives an
+    identity's sightings; ``continuing`` is the identity of the tracklet's own track, if it continues one."""
+    valid: list[tuple[int, float]] = []
+    excluded = 0
+    scores: dict[int, float] = {}
+    for identity, score in ranked:
+        scores.setdefault(identity, score)
+        if len(valid) < 2 and identity != continuing:
+            if compatible(history_of(identity), new, policy.topology):
+                valid.append((identity, score))
+            else:
+                excluded += 1
+        if len(valid) >= 2 and (continuing is None or continuing in scores):
+            break
+    best, best_score = valid[0] if valid else (None, math.nan)
+    runner, runner_score = valid[1] if len(valid) > 1 else (None, math.nan)
+    if continuing is not None:
+        return Decision(
+            "continuity",
+            continuing,
+            scores.get(continuing, math.nan),
+            best,
+            runner,
+            best_score,
+            f"continues track {new.track} on {new.camera}",
+            excluded,
+        )
+    if best is None:
+        return Decision("new", None, math.nan, None, None, math.nan, "no compatible identity", excluded)
+    if best_score < policy.threshold:
+        reason = f"best score {best_score:.3f} below threshold {policy.threshold}"
+        return Decision("new", None, best_score, best, runner, runner_score, reason, excluded)
+    if runner is not None and best_score - runner_score < policy.margin:
+        reason = f"ambiguous: runner-up within {best_score - runner_score:.3f} (margin {policy.margin})"
+        return Decision("new", None, best_score, best, runner, runner_score, reason, excluded)
+    reason = f"score {best_score:.3f} >= {policy.threshold}" + (
+        f", {best_score - runner_score:.3f} above the runner-up" if runner is not None else ", no runner-up"
+    )
+    return Decision("link", best, best_score, best, runner, runner_score, reason, excluded)
+
+
+def update_exemplars(exemplars: np.ndarray, feature: np.ndarray, capacity: int, duplicate: float) -> np.ndarray:
+    """The identity's exemplar set after seeing ``feature`` (rows L2-normalised, at most ``capacity``)."""
+    if len(exemplars) == 0:
+        return feature[None].astype(np.float32)
+    sims = exemplars @ feature
+    if sims.max() >= duplicate:
+        return exemplars
+    if len(exemplars) < capacity:
+        return np.concatenate([exemplars, feature[None]]).astype(np.float32)
+    out = exemplars.copy()
+    out[int(np.argmax(sims))] = feature
+    return out
+
+
+def merge_exemplars(a: np.ndarray, b: np.ndarray, capacity: int, duplicate: float) -> np.ndarray:
+    out = a
+    for f in b:
+        out = update_exemplars(out, f, capacity, duplicate)
+    return out

@@ -1,0 +1,426 @@
+"""Identities, sightings and per-camera timelines in Redis: what the matcher writes and queries read.
+
+Keys, for site ``S`` under prefix ``P`` (besides those of ``pipeline.bus``):
+
+| key | type | holds |
+|---|---|---|
+| ``P:S:identities`` | sorted set | identity id, scored by its last sighting's end (stream time) |
+| ``P:S:identity:N`` | hash | ``exemplars`` (float16), ``dim``, ``recent`` (JSON: camera, track, start, end), ``sightings``, ``first_seen``, ``last_seen``, ``thumb`` (sighting id) |
+| ``P:S:identity:N:sightings`` | sorted set | sighting ids of identity N by start time |
+| ``P:S:sighting:ID`` | hash | ``identity``, ``camera``, ``track``, ``seq``, ``t_start``, ``t_end``, ``feature`` (float16), ``thumb`` (JPEG), ``model``, ``stream_id``, ``ingested`` (wall clock) and the decision: ``decision``, ``score``, ``best``, ``runner_up``, ``runner_up_score``, ``reason``, ``excluded`` |
+| ``P:S:timeline:C`` | sorted set | sighting ids seen on camera C by start time |
+| ``P:S:ingested`` | sorted set | sighting ids by wall-clock ingest time (retention) |
+| ``P:S:decisions`` | stream | audit log: every link, new identity, merge and unlink |
+| ``P:S:merges`` | hash | merged identity -> JSON ``{"into", "score", "at"}`` |
+| ``P:S:cannot_link`` | set | ``"a:b"`` identity pairs a user split apart; merges never join them again |
+| ``P:S:next_identity`` | string | the last identity id handed out |
+| ``P:S:epoch`` | string | bumped by ``unlink`` and ``prune``: a running matcher reloads its gallery |
+
+A sighting's id is its tracklet's id, ``camera:track:seq``: the matcher writes each at most once.
+Retention: with ``ttl`` set, sighting and identity keys expire that long after their last write;
+``prune`` removes sightings ingested before a cut-off together with their index entries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.errors import CrosscamError
+from pipeline.gallery import Gallery
+from pipeline.matching import Decision, MatchPolicy, Sighting, merge_exemplars
+from pipeline.types import TrackletEmbedding
+
+_F16 = np.dtype("<f2")
+
+
+class NotFound(CrosscamError):
+    """An identity or sighting that does not exist (or has expired)."""
+
+
+@dataclass(frozen=True)
+class StoreKeys:
+    site: str
+    prefix: str = "crosscam"
+
+    def _k(self, *parts: object) -> str:
+        return ":".join([self.prefix, self.site, *map(str, parts)])
+
+    identities = property(lambda self: self._k("identities"))
+    ingested = property(lambda self: self._k("ingested"))
+    decisions = property(lambda self: self._k("decisions"))
+    merges = property(lambda self: self._k("merges"))
+    cannot_link = property(lambda self: self._k("cannot_link"))
+    next_identity = property(lambda self: self._k("next_identity"))
+    epoch = property(lambda self: self._k("epoch"))
+
+    def identity(self, n: int) -> str:
+        return self._k("identity", n)
+
+    def sightings(self, n: int) -> str:
+        return self._k("identity", n, "sightings")
+
+    def sighting(self, sid: str) -> str:
+        return self._k("sighting", sid)
+
+    def timeline(self, camera: str) -> str:
+        return self._k("timeline", camera)
+
+
+def _s(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _recent_json(history: list[Sighting]) -> str:
+    return json.dumps([[s.camera, s.track, s.t_start, s.t_end] for s in history])
+
+
+def _recent(raw) -> list[Sighting]:
+    return [Sighting(str(c), int(k), float(a), float(b)) for c, k, a, b in json.loads(_s(raw or "[]"))]
+
+
+# --- writes (the matcher) ---------------------------------------------------------------------------
+def write_sighting(
+    pipe, keys: StoreKeys, t: TrackletEmbedding, identity: int, decision: Decision, stream_id: str, ttl: float | None
+) -> None:
+    sid = t.tracklet_id
+    now = time.time()
+    pipe.hset(
+        keys.sighting(sid),
+        mapping={
+            "identity": identity,
+            "camera": t.camera_id,
+            "track": t.track_id,
+            "seq": t.seq,
+            "t_start": repr(t.t_start),
+            "t_end": repr(t.t_end),
+            "feature": np.asarray(t.feature, np.float32).astype(_F16).tobytes(),
+            "thumb": bytes(t.thumbnail),
+            "model": t.model_id,
+            "stream_id": stream_id,
+            "ingested": repr(now),
+            **decision.as_fields(),
+        },
+    )
+    pipe.zadd(keys.sightings(identity), {sid: t.t_start})
+    pipe.zadd(keys.timeline(t.camera_id), {sid: t.t_start})
+    pipe.zadd(keys.ingested, {sid: now})
+    pipe.xadd(
+        keys.decisions,
+        {"sighting": sid, "identity": identity, **decision.as_fields(), "at": repr(now)},
+        maxlen=100_000,
+        approximate=True,
+    )
+    if ttl:
+        pipe.expire(keys.sighting(sid), int(ttl))
+
+
+def write_identity(pipe, keys: StoreKeys, identity: int, gallery: Gallery, new: bool, thumb: str, ttl: float | None):
+    history = gallery.history(identity)
+    first, last = min(s.t_start for s in history), max(s.t_end for s in history)
+    fields = {
+        "exemplars": gallery.exemplars(identity).astype(_F16).tobytes(),
+        "dim": gallery.dim,
+        "recent": _recent_json(history),
+        "last_seen": repr(last),
+    }
+    if new:
+        fields |= {"first_seen": repr(first), "thumb": thumb, "created": repr(time.time())}
+    pipe.hset(keys.identity(identity), mapping=fields)
+    pipe.hincrby(keys.identity(identity), "sightings", 1)
+    pipe.zadd(keys.identities, {str(identity): last}, gt=not new)
+    if ttl:
+        pipe.expire(keys.identity(identity), int(ttl))
+        pipe.expire(keys.sightings(identity), int(ttl))
+
+
+def next_identities(client, keys: StoreKeys, count: int) -> list[int]:
+    last = int(client.incrby(keys.next_identity, count))
+    return list(range(last - count + 1, last + 1))
+
+
+def processed(client, keys: StoreKeys, sighting_ids: list[str]) -> list[bool]:
+    pipe = client.pipeline(transaction=False)
+    for sid in sighting_ids:
+        pipe.exists(keys.sighting(sid))
+    return [bool(x) for x in pipe.execute()]
+
+
+# --- the gallery ------------------------------------------------------------------------------------
+def identity_ids(client, keys: StoreKeys) -> list[int]:
+    return [int(x) for x in client.zrange(keys.identities, 0, -1)]
+
+
+def load_gallery(client, keys: StoreKeys, chunk: int = 2000) -> Gallery:
+    """Every stored identity's exemplars and recent sightings (the matcher's state after a restart)."""
+    gallery = Gallery()
+    ids = identity_ids(client, keys)
+    for i in range(0, len(ids), chunk):
+        pipe = client.pipeline(transaction=False)
+        for n in ids[i : i + chunk]:
+            pipe.hmget(keys.identity(n), "exemplars", "dim", "recent")
+        for n, (ex, dim, recent) in zip(ids[i : i + chunk], pipe.execute(), strict=True):
+            if ex is None or dim is None:
+                continue  # expired
+            exemplars = np.frombuffer(ex, _F16).astype(np.float32).reshape(-1, int(dim))
+            gallery.set(n, exemplars, _recent(recent))
+    gallery.dirty = set()
+    return gallery
+
+
+def cannot_link(client, keys: StoreKeys) -> set[tuple[int, int]]:
+    out = set()
+    for raw in client.smembers(keys.cannot_link):
+        a, b = _s(raw).split(":")
+        out |= {(int(a), int(b)), (int(b), int(a))}
+    return out
+
+
+def write_merge(pipe, client, keys: StoreKeys, source: int, into: int, score: float, gallery: Gallery) -> None:
+    """Move every sighting of ``source`` to ``into`` (the gallery already holds the merged identity)."""
+    starts = client.zrange(keys.sightings(source), 0, -1, withscores=True)
+    for sid, _ in starts:
+        pipe.hset(keys.sighting(_s(sid)), "identity", into)
+        pipe.hsetnx(keys.sighting(_s(sid)), "merged_from", source)
+    if starts:
+        pipe.zadd(keys.sightings(into), {_s(k): v for k, v in starts})
+    count = int(client.hget(keys.identity(source), "sightings") or 0)
+    history = gallery.history(into)
+    pipe.hset(
+        keys.identity(into),
+        mapping={
+            "exemplars": gallery.exemplars(into).astype(_F16).tobytes(),
+            "recent": _recent_json(history),
+            "last_seen": repr(max(s.t_end for s in history)),
+            "first_seen": repr(min(s.t_start for s in history)),
+        },
+    )
+    pipe.hincrby(keys.identity(into), "sightings", count)
+    pipe.zadd(keys.identities, {str(into): max(s.t_end for s in history)})
+    pipe.delete(keys.identity(source), keys.sightings(source))
+    pipe.zrem(keys.identities, str(source))
+    now = time.time()
+    pipe.hset(keys.merges, str(source), json.dumps({"into": into, "score": round(score, 4), "at": now}))
+    pipe.xadd(
+        keys.decisions,
+        {"decision": "merge", "identity": into, "merged": source, "score": f"{score:.4f}", "at": repr(now)},
+        maxlen=100_000,
+        approximate=True,
+    )
+
+
+# --- queries ----------------------------------------------------------------------------------------
+def resolve(client, keys: StoreKeys, identity: int) -> int:
+    """Follow merges: the identity that now holds ``identity``'s sightings."""
+    for _ in range(64):
+        raw = client.hget(keys.merges, str(identity))
+        if raw is None:
+            return identity
+        identity = int(json.loads(raw)["into"])
+    return identity
+
+
+def _sighting_view(sid: str, h: dict) -> dict:
+    g = {_s(k): v for k, v in h.items()}
+    out = {"sighting": sid}
+    for k in ("camera", "model", "decision", "reason", "stream_id"):
+        out[k] = _s(g.get(k, b""))
+    for k in ("identity", "track", "seq", "excluded"):
+        out[k] = int(g[k]) if g.get(k) not in (None, b"") else None
+    for k in ("t_start", "t_end", "score", "runner_up_score", "ingested"):
+        out[k] = float(g[k]) if g.get(k) not in (None, b"") else None
+    for k in ("best", "runner_up"):
+        out[k] = int(g[k]) if g.get(k) not in (None, b"") else None
+    return out
+
+
+def sighting(client, keys: StoreKeys, sid: str) -> dict:
+    h = client.hgetall(keys.sighting(sid))
+    if not h:
+        raise NotFound(f"no sighting {sid!r} in site {keys.site!r}; sighting ids look like camera:track:seq")
+    return _sighting_view(sid, h)
+
+
+def thumbnail(client, keys: StoreKeys, sid: str) -> bytes:
+    data = client.hget(keys.sighting(sid), "thumb")
+    if data is None:
+        raise NotFound(f"no sighting {sid!r} in site {keys.site!r}")
+    return bytes(data)
+
+
+_LIST_FIELDS = ("identity", "camera", "track", "seq", "t_start", "t_end", "score", "decision")
+
+
+def history(client, keys: StoreKeys, identity: int) -> dict:
+    """An identity's cross-camera history: its sightings in time order, with cameras and scores."""
+    current = resolve(client, keys, identity)
+    summary = client.hmget(keys.identity(current), "first_seen", "last_seen", "sightings", "thumb")
+    if summary[2] is None:
+        raise NotFound(f"no person {identity} in site {keys.site!r}; `crosscam persons` lists them")
+    sids = [_s(x) for x in client.zrange(keys.sightings(current), 0, -1)]
+    pipe = client.pipeline(transaction=False)
+    for sid in sids:
+        pipe.hmget(keys.sighting(sid), *_LIST_FIELDS)
+    rows = []
+    for sid, values in zip(sids, pipe.execute(), strict=True):
+        if values[0] is None:
+            continue  # expired
+        rows.append(_sighting_view(sid, dict(zip(_LIST_FIELDS, values, strict=True))))
+    rows.sort(key=lambda r: (r["t_start"], r["sighting"]))
+    cameras = list(dict.fromkeys(r["camera"] for r in rows))
+    return {
+        "person": current,
+        "asked": identity,
+        "first_seen": float(summary[0]) if summary[0] else None,
+        "last_seen": float(summary[1]) if summary[1] else None,
+        "cameras": cameras,
+        "thumb": _s(summary[3]) if summary[3] else (rows[0]["sighting"] if rows else None),
+        "sightings": rows,
+    }
+
+
+def persons(
+    client, keys: StoreKeys, camera: str | None = None, since: float | None = None, limit: int = 1000
+) -> list[dict]:
+    """Identities seen (on ``camera``) since ``since`` (stream time), most recent first."""
+    low = "-inf" if since is None else since
+    if camera is None:
+        ids = [int(x) for x in client.zrevrangebyscore(keys.identities, "+inf", low, start=0, num=limit)]
+    else:
+        sids = [_s(x) for x in client.zrevrangebyscore(keys.timeline(camera), "+inf", low)]
+        pipe = client.pipeline(transaction=False)
+        for sid in sids:
+            pipe.hget(keys.sighting(sid), "identity")
+        ids = list(dict.fromkeys(int(x) for x in pipe.execute() if x is not None))[:limit]
+    pipe = client.pipeline(transaction=False)
+    for n in ids:
+        pipe.hmget(keys.identity(n), "first_seen", "last_seen", "sightings", "thumb", "recent")
+    out = []
+    for n, (first, last, count, thumb, recent) in zip(ids, pipe.execute(), strict=True):
+        if count is None:
+            continue
+        cams = list(dict.fromkeys(s.camera for s in _recent(recent)))
+        out.append(
+            {
+                "person": n,
+                "first_seen": float(first),
+                "last_seen": float(last),
+                "sightings": int(count),
+                "cameras": cams,
+                "thumb": _s(thumb),
+            }
+        )
+    return out
+
+
+def explain(client, keys: StoreKeys, sid: str) -> dict:
+    """Why a sighting belongs to its person: the decision with its score and runner-up, and any merges."""
+    view = sighting(client, keys, sid)
+    first = client.hget(keys.sighting(sid), "merged_from")
+    chain, identity = [], int(first) if first is not None else view["identity"]
+    for _ in range(64):
+        raw = client.hget(keys.merges, str(identity))
+        if raw is None:
+            break
+        m = json.loads(raw)
+        chain.append({"from": identity, "into": m["into"], "score": m["score"]})
+        identity = int(m["into"])
+    return view | {"merges": chain, "person": identity}
+
+
+def search(gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[tuple[int, float]]:
+    """The ``top_k`` identities nearest to ``feature`` (no space-time constraints: a query has no time)."""
+    if not len(gallery):
+        return []
+    snap = gallery.snapshot(np.asarray(feature, np.float32)[None])
+    out = []
+    for identity, score in snap.ranked(0, feature):
+        out.append((identity, score))
+        if len(out) == top_k:
+            break
+    return out
+
+
+# --- undo and retention -----------------------------------------------------------------------------
+def _rebuild_identity(client, pipe, keys: StoreKeys, identity: int, policy: MatchPolicy, skip: set[str]) -> bool:
+    """Recompute an identity's summary and exemplars from its remaining sightings; False if none remain."""
+    sids = [_s(x) for x in client.zrange(keys.sightings(identity), 0, -1) if _s(x) not in skip]
+    fields = ("camera", "track", "t_start", "t_end", "feature")
+    rows = [(sid, client.hmget(keys.sighting(sid), *fields)) for sid in sids]
+    rows = [(sid, v) for sid, v in rows if v[0] is not None]
+    if not rows:
+        pipe.delete(keys.identity(identity), keys.sightings(identity))
+        pipe.zrem(keys.identities, str(identity))
+        return False
+    history = [Sighting(_s(c), int(k), float(a), float(b)) for _, (c, k, a, b, _f) in rows]
+    features = [np.frombuffer(v[4], _F16).astype(np.float32) for _, v in rows]
+    exemplars = merge_exemplars(
+        np.zeros((0, len(features[0])), np.float32), np.stack(features[::-1]), policy.exemplars, policy.duplicate
+    )
+    last = max(s.t_end for s in history)
+    pipe.hset(
+        keys.identity(identity),
+        mapping={
+            "exemplars": exemplars.astype(_F16).tobytes(),
+            "dim": exemplars.shape[1],
+            "recent": _recent_json(sorted(history, key=lambda s: s.t_end)[-32:]),
+            "first_seen": repr(min(s.t_start for s in history)),
+            "last_seen": repr(last),
+            "sightings": len(rows),
+            "thumb": rows[0][0],
+        },
+    )
+    pipe.zadd(keys.identities, {str(identity): last})
+    return True
+
+
+def unlink(client, keys: StoreKeys, sid: str, policy: MatchPolicy) -> dict:
+    """Take a sighting out of its person into a new one; the two are never merged again."""
+    view = sighting(client, keys, sid)
+    old = resolve(client, keys, view["identity"])
+    new = next_identities(client, keys, 1)[0]
+    pipe = client.pipeline(transaction=True)
+    pipe.zrem(keys.sightings(old), sid)
+    pipe.zadd(keys.sightings(new), {sid: view["t_start"]})
+    pipe.hset(keys.sighting(sid), mapping={"identity": new, "decision": "unlinked", "reason": f"unlinked from {old}"})
+    kept = _rebuild_identity(client, pipe, keys, old, policy, skip={sid})
+    pipe.sadd(keys.cannot_link, f"{old}:{new}")
+    pipe.xadd(
+        keys.decisions,
+        {"decision": "unlink", "sighting": sid, "identity": new, "from": old, "at": repr(time.time())},
+        maxlen=100_000,
+        approximate=True,
+    )
+    pipe.execute()
+    pipe = client.pipeline(transaction=True)
+    _rebuild_identity(client, pipe, keys, new, policy, skip=set())
+    pipe.incr(keys.epoch)
+    pipe.execute()
+    return {"sighting": sid, "from": old, "person": new, "from_kept": kept}
+
+
+def prune(client, keys: StoreKeys, older_than: float, policy: MatchPolicy, now: float | None = None) -> dict:
+    """Delete sightings ingested more than ``older_than`` seconds ago, and persons left without any."""
+    cutoff = (now or time.time()) - older_than
+    sids = [_s(x) for x in client.zrangebyscore(keys.ingested, "-inf", cutoff)]
+    touched: dict[int, None] = {}
+    pipe = client.pipeline(transaction=True)
+    for sid in sids:
+        identity, camera = client.hmget(keys.sighting(sid), "identity", "camera")
+        if identity is not None:
+            touched[int(identity)] = None
+            pipe.zrem(keys.sightings(int(identity)), sid)
+            pipe.zrem(keys.timeline(_s(camera)), sid)
+        pipe.delete(keys.sighting(sid))
+        pipe.zrem(keys.ingested, sid)
+    pipe.execute()
+    removed = 0
+    pipe = client.pipeline(transaction=True)
+    for identity in touched:
+        removed += not _rebuild_identity(client, pipe, keys, identity, policy, skip=set())
+    pipe.incr(keys.epoch)
+    pipe.execute()
+    return {"sightings_removed": len(sids), "persons_removed": removed, "cutoff": cutoff}

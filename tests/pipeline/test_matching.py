@@ -1,0 +1,125 @@
+"""The matching rules as pure functions, and the in-memory linker that applies them."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from models.errors import ConfigError
+from pipeline.gallery import Gallery
+from pipeline.matcher import Linker
+from pipeline.matching import MatchPolicy, Sighting, Topology, compatible, decide, update_exemplars
+from pipeline.types import TrackletEmbedding
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.asarray(values, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def tracklet(camera: str, track: int, t0: float, t1: float, feature, seq: int = 0) -> TrackletEmbedding:
+    return TrackletEmbedding("s", camera, track, seq, t0, t1, np.asarray(feature, np.float32), np.ones(2) / 2, b"", "m")
+
+
+def test_same_camera_overlap_is_excluded_and_transit_windows_apply():
+    hist = [Sighting("a", 1, 0.0, 5.0)]
+    assert not compatible(hist, Sighting("a", 2, 4.0, 8.0), None)  # two places at once in one view
+    assert compatible(hist, Sighting("a", 2, 5.0, 8.0), None)  # touching is not overlapping
+    topo = Topology.parse([{"from": "a", "to": "b", "min": 2, "max": 10}])
+    assert compatible(hist, Sighting("b", 1, 8.0, 9.0), topo)  # 3 s transit
+    assert not compatible(hist, Sighting("b", 1, 5.5, 9.0), topo)  # too fast
+    assert not compatible(hist, Sighting("b", 1, 30.0, 31.0), topo)  # too slow
+    assert compatible(hist, Sighting("c", 1, 5.5, 9.0), topo)  # pair not listed: free
+    assert not compatible(hist, Sighting("c", 1, 5.5, 9.0), Topology(topo.windows, strict=True))
+    # out of order: the new sighting comes before the identity's and must reach it in time
+    assert compatible(hist, Sighting("b", 1, -8.0, -3.0), topo)
+    assert not compatible(hist, Sighting("b", 1, -30.0, -25.0), topo)
+
+
+def test_topology_errors_name_the_entry():
+    with pytest.raises(ConfigError, match="topology entry 0 .* needs from, to, min and max"):
+        Topology.parse([{"from": "a", "to": "b"}])
+    with pytest.raises(ConfigError, match="min 5.0 is above max 1.0"):
+        Topology.parse([{"from": "a", "to": "b", "min": 5, "max": 1}])
+
+
+def test_decide_threshold_margin_and_continuity():
+    new = Sighting("b", 7, 10.0, 12.0)
+    policy = MatchPolicy(threshold=0.6, margin=0.05)
+    history = {1: [Sighting("a", 1, 0, 5)], 2: [Sighting("a", 2, 0, 5)], 3: [Sighting("b", 9, 11, 13)]}.get
+    d = decide([(1, 0.9), (2, 0.7)], history, new, policy)
+    assert (d.kind, d.identity, d.score, d.runner_up, d.runner_up_score) == ("link", 1, 0.9, 2, 0.7)
+    d = decide([(1, 0.9), (2, 0.87)], history, new, policy)
+    assert d.kind == "new" and d.identity is None and "ambiguous" in d.reason and d.best == 1
+    d = decide([(1, 0.5)], history, new, policy)
+    assert d.kind == "new" and "below threshold" in d.reason
+    d = decide([(3, 0.99), (1, 0.8)], history, new, policy)  # 3 is on camera b at the same time
+    assert d.kind == "link" and d.identity == 1 and d.excluded == 1 and d.runner_up is None
+    d = decide([(1, 0.9)], history, new, policy, continuing=2)
+    assert d.kind == "continuity" and d.identity == 2 and math.isnan(d.score)
+    assert decide([], history, new, policy).reason == "no compatible identity"
+
+
+def test_exemplars_stay_bounded_and_distinct():
+    ex = np.zeros((0, 3), np.float32)
+    ex = update_exemplars(ex, unit(1, 0, 0), capacity=2, duplicate=0.95)
+    assert len(update_exemplars(ex, unit(1, 0.01, 0), 2, 0.95)) == 1  # a near repeat is not kept
+    ex = update_exemplars(ex, unit(0, 1, 0), 2, 0.95)
+    ex = update_exemplars(ex, unit(0.3, 1, 0.5), 2, 0.95)  # full: replaces its nearest exemplar
+    assert len(ex) == 2 and np.allclose(ex[0], unit(1, 0, 0)) and np.allclose(ex[1], unit(0.3, 1, 0.5))
+
+
+def test_gallery_batch_scoring_equals_one_by_one():
+    rng = np.random.default_rng(0)
+    people = [unit(*rng.normal(size=16)) for _ in range(6)]
+    stream = []
+    for i in range(60):
+        p = int(rng.integers(6))
+        f = people[p] + rng.normal(scale=0.05, size=16)
+        stream.append(tracklet(f"c{i % 3}", 100 + i, float(i), i + 0.5, f / np.linalg.norm(f)))
+    results = []
+    for batch in (1, 7, 60):
+        ids = itertools.count(1)
+        linker = Linker(MatchPolicy(threshold=0.7), lambda n, ids=ids: [next(ids) for _ in range(n)])
+        out = []
+        for k in range(0, len(stream), batch):
+            out += [
+                (r.identity, r.decision.kind, str(round(r.decision.score, 3)))
+                for r in linker.link(stream[k : k + batch])
+            ]
+        results.append(out)
+    assert results[0] == results[1] == results[2]
+    assert len({i for i, _, _ in results[0]}) <= 8  # six people, a few ambiguous splits at most
+
+
+def test_linker_links_across_cameras_keeps_tracks_and_merges():
+    ids = itertools.count(1)
+    policy = MatchPolicy(threshold=0.8, margin=0.05, merge_threshold=0.9)
+    linker = Linker(policy, lambda n: [next(ids) for _ in range(n)])
+    a, b = unit(1, 0, 0, 0), unit(0, 1, 0, 0)
+    r = linker.link([tracklet("c1", 1, 0, 4, a), tracklet("c1", 2, 0, 4, b)])
+    assert [x.identity for x in r] == [1, 2] and all(x.new for x in r)
+    r = linker.link([tracklet("c2", 5, 6, 9, unit(1, 0.1, 0, 0))])  # same person, next camera
+    assert r[0].identity == 1 and r[0].decision.kind == "link" and r[0].decision.runner_up == 2
+    r = linker.link([tracklet("c1", 2, 4.5, 8, unit(0, 0, 1, 0), seq=1)])  # track 2 goes on, whatever it looks like
+    assert r[0].identity == 2 and r[0].decision.kind == "continuity"
+    # a later view of person 1 that scored as new (below threshold) ...
+    r = linker.link([tracklet("c3", 1, 12, 14, unit(1, 0, 0, 0.9))])
+    assert r[0].new and r[0].identity == 3
+    linker.link([tracklet("c3", 1, 14.5, 16, unit(1, 0, 0, 0.1), seq=1)])  # ... whose track then shows more of them
+    merges = linker.merges()
+    assert merges and merges[0][:2] == (3, 1) and 3 not in linker.gallery
+    linker.cannot_link = {(1, 2), (2, 1)}
+    assert linker.merges() == []
+
+
+def test_gallery_rows_are_reused():
+    g = Gallery()
+    g.set(1, np.stack([unit(1, 0), unit(0, 1)]))
+    g.set(2, unit(1, 1)[None])
+    g.remove(1)
+    g.set(3, unit(1, 0)[None])
+    assert g.used == 3 and sorted(int(o) for o in g.owner[: g.used] if o >= 0) == [2, 3]
