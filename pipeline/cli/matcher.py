@@ -181,7 +181,7 @@ def read_images(paths: list[Path]):
     return images
 
 
-def embed_images(embedder, images) -> "np.ndarray":  # noqa: F821
+def embed_images(embedder, images):
     """One feature for a set of crops of one person, embedded together as one tracklet."""
     import cv2
     import numpy as np

@@ -161,7 +161,7 @@ def test_matcher_killed_mid_stream_loses_and_repeats_nothing(tmp_path, redis_cli
     ]
     env = os.environ | {"PYTHONPATH": str(os.getcwd())}
     keys = StoreKeys(bus_keys.site, bus_keys.prefix)
-    first = subprocess.Popen(argv + ["--consumer", "first"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = subprocess.Popen([*argv, "--consumer", "first"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while redis_client.zcard(keys.ingested) < 300 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -170,7 +170,7 @@ def test_matcher_killed_mid_stream_loses_and_repeats_nothing(tmp_path, redis_cli
     done_at_kill = redis_client.zcard(keys.ingested)
     assert 0 < done_at_kill < len(published), "the matcher was not killed mid-stream"
     # a second matcher under another name: it waits out the dead one's lease, then claims its pending records
-    second = subprocess.run(argv + ["--consumer", "second"], env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run([*argv, "--consumer", "second"], env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
     sightings = redis_client.zrange(keys.ingested, 0, -1)
     assert sorted(s.decode() for s in sightings) == sorted(published)  # none lost, none twice (a set)

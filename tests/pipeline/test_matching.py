@@ -40,9 +40,9 @@ def test_same_camera_overlap_is_excluded_and_transit_windows_apply():
 
 
 def test_topology_errors_name_the_entry():
-    with pytest.raises(ConfigError, match="topology entry 0 .* needs from, to, min and max"):
+    with pytest.raises(ConfigError, match=r"topology entry 0 .* needs from, to, min and max"):
         Topology.parse([{"from": "a", "to": "b"}])
-    with pytest.raises(ConfigError, match="min 5.0 is above max 1.0"):
+    with pytest.raises(ConfigError, match=r"min 5\.0 is above max 1\.0"):
         Topology.parse([{"from": "a", "to": "b", "min": 5, "max": 1}])
 
 
