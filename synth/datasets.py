@@ -13,7 +13,7 @@ import numpy as np
 
 from synth.camera import camera_style
 from synth.people import appearance
-from synth.sequences import render_scene_tracklet, render_tracklet
+from synth.sequences import render_tracklet
 
 Progress = Callable[[int, int], None]  # (done, total) tracklets
 
@@ -31,30 +31,18 @@ def _save(path: Path, rgb: np.ndarray) -> None:
         raise OSError(f"{path}: could not write image")
 
 
-def _render(
-    track: _Track, seed: int, size: tuple[int, int], rng: np.random.Generator, scene: bool = False
-) -> np.ndarray:
+def _render(track: _Track, seed: int, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     app = appearance(max(track.pid, 0) if track.pid > 0 else 10_000 + int(rng.integers(1_000_000)), seed)
-    style = camera_style(track.cam, seed)
-    if scene:
-        passerby = appearance(20_000 + int(rng.integers(1_000_000)), seed) if rng.random() < 0.3 else None
-        return render_scene_tracklet(app, style, track.frames, size[0], size[1], rng, passerby)
-    return render_tracklet(app, style, track.frames, size[0], size[1], rng)
+    return render_tracklet(app, camera_style(track.cam, seed), track.frames, size[0], size[1], rng)
 
 
 def write_mars(
-    root: str | Path,
-    ids: int = 60,
-    seed: int = 0,
-    size: tuple[int, int] = (256, 128),
-    progress: Progress | None = None,
-    scene: bool = False,
+    root: str | Path, ids: int = 60, seed: int = 0, size: tuple[int, int] = (256, 128), progress: Progress | None = None
 ) -> dict:
     """MARS layout: ``bbox_train/``, ``bbox_test/`` and ``info/`` (.mat tables, CRLF name lists).
 
     The first half of the identities train, the rest test; each appears in 2-3 of 6 cameras with 1-2
-    tracklets of 8-24 frames per camera. ``scene``: crop people from whole camera views as a live
-    scene shows them (``synth.sequences.render_scene_tracklet``) rather than framed crops. The test side adds distractor (pid 0) and junk (pid -1)
+    tracklets of 8-24 frames per camera. The test side adds distractor (pid 0) and junk (pid -1)
     tracklets; one tracklet of each test identity is its query, the rest are gallery.
     """
     import scipy.io
@@ -80,7 +68,7 @@ def write_mars(
         for track in items:
             key = (track.pid, track.cam)
             counters[key] = counters.get(key, 0) + 1
-            crops = _render(track, seed, size, rng, scene)
+            crops = _render(track, seed, size, rng)
             prefix = "00-1" if track.pid == -1 else f"{track.pid:04d}"
             start = len(names) + 1
             for f, crop in enumerate(crops, 1):
