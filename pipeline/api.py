@@ -1,0 +1,131 @@
+"""The HTTP API (FastAPI; OpenAPI at ``/docs``) and the web page, over the same store as the CLI.
+
+Every ``/api`` route needs the key in the ``X-API-Key`` header (401 without it). The server binds
+127.0.0.1 unless told otherwise. The page at ``/`` asks for the key once and keeps it in the browser.
+"""
+
+import secrets
+from pathlib import Path
+
+import numpy as np
+from fastapi import Depends, FastAPI, File, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse, Response
+from fastapi.security import APIKeyHeader
+
+from pipeline import store
+from pipeline.bus import Keys, camera_status
+from pipeline.gallery import Gallery
+
+PAGE = Path(__file__).with_name("web") / "index.html"
+
+
+class _GalleryCache:
+    """The API's copy of the gallery, reloaded when identities change (cheap check: their count and epoch)."""
+
+    def __init__(self, client, keys: store.StoreKeys) -> None:
+        self.client, self.keys, self.stamp, self.gallery = client, keys, None, Gallery()
+
+    def get(self) -> Gallery:
+        stamp = (
+            self.client.zcard(self.keys.identities),
+            self.client.get(self.keys.epoch),
+            self.client.get(self.keys.next_identity),
+            self.client.hlen(self.keys.merges),
+        )
+        if stamp != self.stamp:
+            self.gallery, self.stamp = store.load_gallery(self.client, self.keys), stamp
+        return self.gallery
+
+
+def create_app(client, keys: Keys, api_key: str, embedder=None):
+    skeys = store.StoreKeys(keys.site, keys.prefix)
+    cache = _GalleryCache(client, skeys)
+    app = FastAPI(title="crosscam", description="Where else was this person seen, and when.", version="1")
+    header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    def authorised(key: str | None = Depends(header)) -> None:
+        if key is None or not secrets.compare_digest(key, api_key):
+            raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
+
+    def not_found(e: store.NotFound):
+        return HTTPException(404, str(e))
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(PAGE, media_type="text/html")
+
+    @app.get("/api/cameras", dependencies=[Depends(authorised)])
+    def cameras():
+        ids = sorted(c.decode() for c in client.smembers(keys.cameras))
+        return {"site": keys.site, "cameras": [{"camera": c, **camera_status(client, keys, c)} for c in ids]}
+
+    @app.get("/api/persons", dependencies=[Depends(authorised)])
+    def persons(camera: str | None = None, since: float | None = None, limit: int = Query(100, ge=1, le=10_000)):
+        return {"site": keys.site, "persons": store.persons(client, skeys, camera, since, limit)}
+
+    @app.get("/api/persons/{person}", dependencies=[Depends(authorised)])
+    def history(person: int):
+        try:
+            return store.history(client, skeys, person)
+        except store.NotFound as e:
+            raise not_found(e) from None
+
+    @app.get("/api/sightings/{sighting}", dependencies=[Depends(authorised)])
+    def explain(sighting: str):
+        try:
+            return store.explain(client, skeys, sighting)
+        except store.NotFound as e:
+            raise not_found(e) from None
+
+    @app.get("/api/sightings/{sighting}/thumbnail", dependencies=[Depends(authorised)])
+    def thumbnail(sighting: str):
+        try:
+            return Response(store.thumbnail(client, skeys, sighting), media_type="image/jpeg")
+        except store.NotFound as e:
+            raise not_found(e) from None
+
+    @app.post("/api/search", dependencies=[Depends(authorised)])
+    async def search(images: list[UploadFile] = File(...), top_k: int = Query(5, ge=1, le=100)):
+        import cv2
+
+        if embedder is None:
+            raise HTTPException(503, "search needs the re-ID model: start the API with --embedder")
+        crops = []
+        for upload in images:
+            data = np.frombuffer(await upload.read(), np.uint8)
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+            if img is None:
+                raise HTTPException(400, f"{upload.filename}: not an image (send JPEG or PNG crops of one person)")
+            crops.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        from pipeline.cli.matcher import embed_images
+
+        feature = embed_images(embedder, crops)
+        hits = store.search(cache.get(), feature, top_k)
+        return {
+            "results": [
+                {"person": p, "score": round(s, 4), "history": store.history(client, skeys, p)} for p, s in hits
+            ]
+        }
+
+    return app
+
+
+def serve(app, host: str, port: int):
+    """Run ``app`` with uvicorn in a background thread; returns (server, thread, port)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server, thread, port

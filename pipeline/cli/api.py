@@ -1,0 +1,46 @@
+"""``crosscam api``: the HTTP API and web page for a site (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+
+from pipeline.cli.app import Result
+from pipeline.cli.progress import console
+from pipeline.config import CrosscamConfig
+
+
+def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = verbs.add_parser("api", parents=[common], help="serve the HTTP API (OpenAPI at /docs) and the web page")
+    p.add_argument("--redis-url", help="default: $CROSSCAM_REDIS_URL, else redis.url, else an embedded server")
+    p.add_argument("--site", help="site name (default: site)")
+    p.add_argument("--host", help="bind address (default: api.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: api.port, 8080)")
+    p.add_argument("--embedder", help="re-ID model for search by image (default: embedder.path)")
+    p.set_defaults(handler=cmd_api)
+
+
+def api_key(config: CrosscamConfig) -> tuple[str, bool]:
+    """The configured key, else $CROSSCAM_API_KEY, else a fresh random one (True: generated)."""
+    key = config.api.key or os.environ.get("CROSSCAM_API_KEY")
+    return (key, False) if key else (secrets.token_urlsafe(24), True)
+
+
+def cmd_api(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    import uvicorn
+
+    from models.embedder import load_embedder
+    from pipeline.api import create_app
+    from pipeline.cli.matcher import connect_site
+
+    client, keys, _ = connect_site(args, config)
+    path = args.embedder or config.embedder.path
+    embedder = load_embedder(path, device="cpu", cache_dir=config.cache_dir) if path else None
+    key, generated = api_key(config)
+    host, port = args.host or config.api.host, args.port or config.api.port
+    if generated:
+        console.print(f"API key (set api.key or CROSSCAM_API_KEY to choose one): {key}")
+    console.print(f"crosscam API for site {keys.site} on http://{host}:{port}/ (OpenAPI: /docs)")
+    uvicorn.run(create_app(client, keys, key, embedder), host=host, port=port, log_level="info")
+    return Result({"site": keys.site, "host": host, "port": port}, "API stopped")
