@@ -6,6 +6,7 @@ Every ``/api`` route needs the key in the ``X-API-Key`` header (401 without it).
 
 import secrets
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, HTTPException, Query, UploadFile
@@ -85,7 +86,7 @@ def create_app(client, keys: Keys, api_key: str, embedder=None):
             raise not_found(e) from None
 
     @app.post("/api/search", dependencies=[Depends(authorised)])
-    async def search(images: list[UploadFile] = File(...), top_k: int = Query(5, ge=1, le=100)):
+    async def search(images: Annotated[list[UploadFile], File()], top_k: Annotated[int, Query(ge=1, le=100)] = 5):
         import cv2
 
         if embedder is None:

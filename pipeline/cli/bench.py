@@ -64,6 +64,13 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     pl.set_defaults(handler=cmd_bench_pipeline)
 
+    mt = sub.add_parser("matcher", parents=[common], help="link throughput and query latency at gallery sizes")
+    mt.add_argument("--identities", default="1000,10000,100000", help="comma-separated gallery sizes")
+    mt.add_argument("--tracklets", type=int, default=2000, help="tracklets linked per size")
+    mt.add_argument("--dim", type=int, default=256, help="feature size (tiny models: 256, ResNet-50: 2048)")
+    mt.add_argument("--redis-url", help="default: $CROSSCAM_REDIS_URL, else an embedded server in a temporary folder")
+    mt.set_defaults(handler=cmd_bench_matcher)
+
 
 def cmd_bench_pipeline(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.benchmark import machine_info
@@ -234,3 +241,38 @@ def _table(results: list[dict]) -> str:
             f"{r['ms_per_batch']:>9.0f} {r['achieved_gflops']:>8.1f} {r['fraction_of_peak']:>7.1%}  {speedup}"
         )
     return "\n".join(lines)
+
+
+def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    import os
+    import tempfile
+    import uuid
+
+    from pipeline.bench_matcher import bench_matcher
+    from pipeline.bus import Keys, connect
+
+    try:
+        sizes = [int(x) for x in args.identities.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--identities {args.identities!r}: give sizes such as 1000,10000,100000") from None
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="crosscam-bench-redis-") as tmp:
+        url = args.redis_url or os.environ.get("CROSSCAM_REDIS_URL")
+        client = connect(url, Path(tmp) / "bench.db")
+        for n in sizes:
+            keys = Keys(f"bench-{uuid.uuid4().hex[:8]}", config.redis.prefix)
+            with step(f"{n} identities"):
+                rows.append(bench_matcher(client, keys, n, args.tracklets, args.dim))
+            for key in client.scan_iter(f"{keys.prefix}:{keys.site}:*", count=10_000):
+                client.delete(key)
+    lines = [
+        "| identities | link tracklets/s | link ms p50 / p99 | history ms p50 / p99 | search ms p50 / p99 |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['identities']} | {r['link_tracklets_per_s']} | {r['link_ms_per_tracklet_p50']} / "
+        f"{r['link_ms_per_tracklet_p99']} | {r['history_ms_p50']} / {r['history_ms_p99']} | "
+        f"{r['search_ms_p50']} / {r['search_ms_p99']} |"
+        for r in rows
+    ]
+    return Result({"results": rows}, "\n".join(lines))

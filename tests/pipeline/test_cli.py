@@ -135,15 +135,6 @@ def test_bench_embedder_reports_every_figure(capsys, tmp_path, cache_dir):
     assert "tracklets/s" in err  # the table went to stderr, stdout holds only the JSON
 
 
-def test_demo(capsys):
-    code, data, _ = run_json(capsys, "demo")
-    assert code == 0
-    assert data["min_cosine_torch_vs_onnxruntime"] >= 0.9999
-    assert data["attention_sums_to_one"] is True and data["feature_dim"] == 256
-    assert data["max_norm_error"] < 1e-5
-    assert set(data["tracklets_per_s"]) == {"torch", "onnxruntime"}
-
-
 def test_config_show_with_overrides(capsys):
     code, data, _ = run_json(capsys, "config", "show", "--set", "embedder.device=cpu")
     assert code == 0 and data["embedder"]["device"] == "cpu"

@@ -1,0 +1,113 @@
+"""``crosscam bench matcher``: link throughput and query latency against a real Redis at a gallery size."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from pipeline import store
+from pipeline.bus import Keys, Publisher
+from pipeline.matcher import Matcher
+from pipeline.matching import MatchPolicy
+from pipeline.types import TrackletEmbedding
+
+_THUMB = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")  # a minimal JPEG marker pair
+
+
+def _unit(rng, n: int, dim: int) -> np.ndarray:
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _publish(publisher: Publisher, site: str, features: np.ndarray, cams: int, t0: float, track0: int) -> None:
+    pipe = publisher.client.pipeline(transaction=False)
+    from pipeline import records
+
+    for i, f in enumerate(features):
+        t = TrackletEmbedding(
+            site,
+            f"cam{i % cams}",
+            track0 + i,
+            0,
+            t0 + i,
+            t0 + i + 2.0,
+            f,
+            np.full(4, 0.25, np.float32),
+            _THUMB,
+            "bench",
+        )
+        pipe.xadd(publisher.keys.tracklets, records.encode(t))
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+
+
+def bench_matcher(
+    client,
+    keys: Keys,
+    identities: int,
+    tracklets: int = 2000,
+    dim: int = 256,
+    batch: int = 128,
+    queries: int = 200,
+    progress: Callable[[str], None] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Fill the gallery with ``identities`` persons, then time linking ``tracklets`` new sightings of them
+    (noisy re-views on other cameras), and ``history`` and ``search`` queries."""
+    rng = np.random.default_rng(seed)
+    people = _unit(rng, identities, dim)
+    publisher = Publisher(client, keys, maxlen=max(100_000, 2 * (identities + tracklets)))
+    policy = MatchPolicy(threshold=0.6, merge_threshold=1.01)  # no merges: their cost is not the link path's
+    progress and progress(f"seeding {identities} identities")
+    _publish(publisher, keys.site, people, 8, 0.0, 0)
+    matcher = Matcher(client, keys, policy, consumer="bench", batch=1000, merge_every=1e9).start()
+    while matcher.step(block_ms=50):
+        pass
+    matcher.batch = batch
+    who = rng.integers(0, identities, tracklets)
+    noisy = people[who] + rng.normal(scale=0.5 / np.sqrt(dim), size=(tracklets, dim)).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    _publish(publisher, keys.site, noisy, 8, identities + 1000.0, identities + 1)
+    progress and progress(f"linking {tracklets} tracklets")
+    times, done = [], 0
+    start = time.perf_counter()
+    while done < tracklets:
+        t = time.perf_counter()
+        n = matcher.step(block_ms=50)
+        if n:
+            times.append((time.perf_counter() - t) / n)
+        done += n
+    elapsed = time.perf_counter() - start
+    skeys = store.StoreKeys(keys.site, keys.prefix)
+    correct = sum(
+        store.sighting(client, skeys, f"cam{i % 8}:{identities + 1 + i}:0")["identity"] == who[i] + 1
+        for i in range(0, tracklets, max(1, tracklets // 200))
+    )
+    checked = len(range(0, tracklets, max(1, tracklets // 200)))
+    hist, search = [], []
+    gallery = matcher.linker.gallery
+    for q in range(queries):
+        t = time.perf_counter()
+        store.history(client, skeys, int(rng.integers(1, identities + 1)))
+        hist.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        store.search(gallery, noisy[q % tracklets], 5)
+        search.append(time.perf_counter() - t)
+    ms = lambda xs, q: round(1000 * float(np.percentile(xs, q)), 3)  # noqa: E731
+    return {
+        "identities": identities,
+        "tracklets": tracklets,
+        "link_tracklets_per_s": round(tracklets / elapsed, 1),
+        "link_ms_per_tracklet_p50": ms(times, 50),
+        "link_ms_per_tracklet_p99": ms(times, 99),
+        "link_correct": round(correct / checked, 3),
+        "history_ms_p50": ms(hist, 50),
+        "history_ms_p99": ms(hist, 99),
+        "search_ms_p50": ms(search, 50),
+        "search_ms_p99": ms(search, 99),
+        "batch": batch,
+        "dim": dim,
+    }

@@ -1,0 +1,24 @@
+"""``crosscam demo`` end to end, as the README runs it: train the demo model (into a fresh cache), run the
+3-camera synthetic scene through workers, embedder and matcher on an embedded Redis, score and report."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.pipeline.test_cli import run_json
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSCAM_CACHE_DIR", str(tmp_path / "cache"))
+    code, data, err = run_json(capsys, "demo", "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    assert data["ground_truth_people"] == 8 and data["cameras"] == 3
+    assert data["metrics"]["passages_covered"] >= 0.9 * data["metrics"]["passages"]
+    # Issue #5 asks for IDF1 >= 0.8; this model and matcher measure 0.795 on this scene (docs/benchmarks.md).
+    # The floor below guards against regressions; it is not the target.
+    assert data["idf1"] >= 0.7, data["metrics"]
+    assert 5 <= data["identities"] <= 12
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert report.count("<img src='data:image/jpeg;base64,") >= data["tracklets"] * 0.9
+    assert (tmp_path / "cache" / "demo").is_dir()  # the trained model is cached for the next run
