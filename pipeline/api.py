@@ -8,13 +8,13 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 from fastapi import Depends, FastAPI, File, HTTPException, Query, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 
 from pipeline import store
 from pipeline.bus import Keys, camera_status
+from pipeline.embedding import decode_image, embed_images
 from pipeline.gallery import Gallery
 
 PAGE = Path(__file__).with_name("web") / "index.html"
@@ -48,8 +48,9 @@ def create_app(client, keys: Keys, api_key: str, embedder=None):
         if key is None or not secrets.compare_digest(key, api_key):
             raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
 
-    def not_found(e: store.NotFound):
-        return HTTPException(404, str(e))
+    @app.exception_handler(store.NotFound)
+    def not_found(request, e: store.NotFound):
+        return JSONResponse({"detail": str(e)}, status_code=404)
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -66,47 +67,27 @@ def create_app(client, keys: Keys, api_key: str, embedder=None):
 
     @app.get("/api/persons/{person}", dependencies=[Depends(authorised)])
     def history(person: int):
-        try:
-            return store.history(client, skeys, person)
-        except store.NotFound as e:
-            raise not_found(e) from None
+        return store.history(client, skeys, person)
 
     @app.get("/api/sightings/{sighting}", dependencies=[Depends(authorised)])
     def explain(sighting: str):
-        try:
-            return store.explain(client, skeys, sighting)
-        except store.NotFound as e:
-            raise not_found(e) from None
+        return store.explain(client, skeys, sighting)
 
     @app.get("/api/sightings/{sighting}/thumbnail", dependencies=[Depends(authorised)])
     def thumbnail(sighting: str):
-        try:
-            return Response(store.thumbnail(client, skeys, sighting), media_type="image/jpeg")
-        except store.NotFound as e:
-            raise not_found(e) from None
+        return Response(store.thumbnail(client, skeys, sighting), media_type="image/jpeg")
 
     @app.post("/api/search", dependencies=[Depends(authorised)])
     async def search(images: Annotated[list[UploadFile], File()], top_k: Annotated[int, Query(ge=1, le=100)] = 5):
-        import cv2
-
         if embedder is None:
             raise HTTPException(503, "search needs the re-ID model: start the API with --embedder")
         crops = []
         for upload in images:
-            data = np.frombuffer(await upload.read(), np.uint8)
-            img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-            if img is None:
+            image = decode_image(await upload.read())
+            if image is None:
                 raise HTTPException(400, f"{upload.filename}: not an image (send JPEG or PNG crops of one person)")
-            crops.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-        from pipeline.cli.matcher import embed_images
-
-        feature = embed_images(embedder, crops)
-        hits = store.search(cache.get(), feature, top_k)
-        return {
-            "results": [
-                {"person": p, "score": round(s, 4), "history": store.history(client, skeys, p)} for p, s in hits
-            ]
-        }
+            crops.append(image)
+        return {"results": store.search_histories(client, skeys, cache.get(), embed_images(embedder, crops), top_k)}
 
     return app
 

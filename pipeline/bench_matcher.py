@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pipeline import store
+from pipeline import records, store
 from pipeline.bus import Keys, Publisher
 from pipeline.matcher import Matcher
 from pipeline.matching import MatchPolicy
@@ -23,8 +23,6 @@ def _unit(rng, n: int, dim: int) -> np.ndarray:
 
 def _publish(publisher: Publisher, site: str, features: np.ndarray, cams: int, t0: float, track0: int) -> None:
     pipe = publisher.client.pipeline(transaction=False)
-    from pipeline import records
-
     for i, f in enumerate(features):
         t = TrackletEmbedding(
             site,

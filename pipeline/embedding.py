@@ -31,6 +31,21 @@ def thumbnail(tracklet: Tracklet, attention: np.ndarray, quality: int = 85) -> b
     return jpeg.tobytes()
 
 
+def decode_image(data: bytes) -> np.ndarray | None:
+    """An encoded image (JPEG, PNG, ...) as uint8[H,W,3] RGB, or None when it is not one."""
+    array = np.frombuffer(data, np.uint8)
+    image = cv2.imdecode(array, cv2.IMREAD_COLOR) if array.size else None
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def embed_images(embedder: Embedder, images: list[np.ndarray]) -> np.ndarray:
+    """One feature for crops of one person (any sizes), embedded together as one tracklet."""
+    spec = embedder.spec.input
+    clip = np.stack([cv2.resize(i, (spec.width, spec.height), interpolation=cv2.INTER_AREA) for i in images])
+    features, _ = embedder.embed(clip[None])
+    return features[0]
+
+
 def embed_batch(embedder: Embedder, tracklets: list[Tracklet], site: str) -> list[TrackletEmbedding]:
     features, attention = embedder.embed(np.stack([t.crops for t in tracklets]))
     return [

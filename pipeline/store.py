@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import CrosscamError
-from pipeline.gallery import Gallery
+from pipeline.gallery import HISTORY, Gallery
 from pipeline.matching import Decision, MatchPolicy, Sighting, merge_exemplars
 from pipeline.types import TrackletEmbedding
 
@@ -78,6 +78,17 @@ def _recent_json(history: list[Sighting]) -> str:
     return json.dumps([[s.camera, s.track, s.t_start, s.t_end] for s in history])
 
 
+def _summary(exemplars: np.ndarray, history: list[Sighting]) -> dict:
+    """The identity hash fields that follow from its exemplars and sightings."""
+    return {
+        "exemplars": exemplars.astype(_F16).tobytes(),
+        "dim": exemplars.shape[1],
+        "recent": _recent_json(sorted(history, key=lambda s: s.t_end)[-HISTORY:]),
+        "first_seen": repr(min(s.t_start for s in history)),
+        "last_seen": repr(max(s.t_end for s in history)),
+    }
+
+
 def _recent(raw) -> list[Sighting]:
     return [Sighting(str(c), int(k), float(a), float(b)) for c, k, a, b in json.loads(_s(raw or "[]"))]
 
@@ -119,16 +130,12 @@ def write_sighting(
 
 
 def write_identity(pipe, keys: StoreKeys, identity: int, gallery: Gallery, new: bool, thumb: str, ttl: float | None):
-    history = gallery.history(identity)
-    first, last = min(s.t_start for s in history), max(s.t_end for s in history)
-    fields = {
-        "exemplars": gallery.exemplars(identity).astype(_F16).tobytes(),
-        "dim": gallery.dim,
-        "recent": _recent_json(history),
-        "last_seen": repr(last),
-    }
+    fields = _summary(gallery.exemplars(identity), gallery.history(identity))
+    last = float(fields["last_seen"])
     if new:
-        fields |= {"first_seen": repr(first), "thumb": thumb, "created": repr(time.time())}
+        fields |= {"thumb": thumb, "created": repr(time.time())}
+    else:
+        del fields["first_seen"]  # kept from creation: the recent history is bounded
     pipe.hset(keys.identity(identity), mapping=fields)
     pipe.hincrby(keys.identity(identity), "sightings", 1)
     pipe.zadd(keys.identities, {str(identity): last}, gt=not new)
@@ -188,18 +195,10 @@ def write_merge(pipe, client, keys: StoreKeys, source: int, into: int, score: fl
     if starts:
         pipe.zadd(keys.sightings(into), {_s(k): v for k, v in starts})
     count = int(client.hget(keys.identity(source), "sightings") or 0)
-    history = gallery.history(into)
-    pipe.hset(
-        keys.identity(into),
-        mapping={
-            "exemplars": gallery.exemplars(into).astype(_F16).tobytes(),
-            "recent": _recent_json(history),
-            "last_seen": repr(max(s.t_end for s in history)),
-            "first_seen": repr(min(s.t_start for s in history)),
-        },
-    )
+    fields = _summary(gallery.exemplars(into), gallery.history(into))
+    pipe.hset(keys.identity(into), mapping=fields)
     pipe.hincrby(keys.identity(into), "sightings", count)
-    pipe.zadd(keys.identities, {str(into): max(s.t_end for s in history)})
+    pipe.zadd(keys.identities, {str(into): float(fields["last_seen"])})
     pipe.delete(keys.identity(source), keys.sightings(source))
     pipe.zrem(keys.identities, str(source))
     now = time.time()
@@ -344,6 +343,14 @@ def search(gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[tuple[
     return out
 
 
+def search_histories(client, keys: StoreKeys, gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[dict]:
+    """``search`` with each hit's score rounded and its history: what the CLI and the API answer."""
+    return [
+        {"person": p, "score": round(s, 4), "history": history(client, keys, p)}
+        for p, s in search(gallery, feature, top_k)
+    ]
+
+
 # --- undo and retention -----------------------------------------------------------------------------
 def _rebuild_identity(client, pipe, keys: StoreKeys, identity: int, policy: MatchPolicy, skip: set[str]) -> bool:
     """Recompute an identity's summary and exemplars from its remaining sightings; False if none remain."""
@@ -360,20 +367,9 @@ def _rebuild_identity(client, pipe, keys: StoreKeys, identity: int, policy: Matc
     exemplars = merge_exemplars(
         np.zeros((0, len(features[0])), np.float32), np.stack(features[::-1]), policy.exemplars, policy.duplicate
     )
-    last = max(s.t_end for s in history)
-    pipe.hset(
-        keys.identity(identity),
-        mapping={
-            "exemplars": exemplars.astype(_F16).tobytes(),
-            "dim": exemplars.shape[1],
-            "recent": _recent_json(sorted(history, key=lambda s: s.t_end)[-32:]),
-            "first_seen": repr(min(s.t_start for s in history)),
-            "last_seen": repr(last),
-            "sightings": len(rows),
-            "thumb": rows[0][0],
-        },
-    )
-    pipe.zadd(keys.identities, {str(identity): last})
+    fields = _summary(exemplars, history) | {"sightings": len(rows), "thumb": rows[0][0]}
+    pipe.hset(keys.identity(identity), mapping=fields)
+    pipe.zadd(keys.identities, {str(identity): float(fields["last_seen"])})
     return True
 
 

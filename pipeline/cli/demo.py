@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
-from pipeline.cli.progress import console, step
+from pipeline.cli.progress import console, show_training, step
 from pipeline.config import CrosscamConfig
 
 
@@ -59,12 +59,7 @@ def _model(args, config: CrosscamConfig) -> Path:
                 bar.update(tasks[kind], completed=p["done"])
             else:
                 tasks.setdefault(kind, bar.add_task("training the demo model (once; cached)", total=None, status=""))
-                bar.update(
-                    tasks[kind],
-                    total=p["epochs"] * p["iters"],
-                    completed=p["epoch"] * p["iters"] + p["iter"] + 1,
-                    status=f"epoch {p['epoch'] + 1}/{p['epochs']} loss {p['loss']:.3f}",
-                )
+                show_training(bar, tasks[kind], p)
 
         return demo_model(cache, progress)
 

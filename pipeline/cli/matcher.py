@@ -166,35 +166,23 @@ def cmd_prune(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 
 def read_images(paths: list[Path]):
     """RGB arrays of image files; a missing or unreadable file is a usage error naming it."""
-    import cv2
-    import numpy as np
+    from pipeline.embedding import decode_image
 
     images = []
     for p in paths:
-        data = np.fromfile(p, np.uint8) if p.is_file() else None
-        if data is None:
+        if not p.is_file():
             raise UsageError(f"{p}: no such image file")
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        if img is None:
+        image = decode_image(p.read_bytes())
+        if image is None:
             raise UsageError(f"{p}: not an image OpenCV can read (JPEG, PNG, ...)")
-        images.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        images.append(image)
     return images
-
-
-def embed_images(embedder, images):
-    """One feature for a set of crops of one person, embedded together as one tracklet."""
-    import cv2
-    import numpy as np
-
-    spec = embedder.spec.input
-    clip = np.stack([cv2.resize(i, (spec.width, spec.height), interpolation=cv2.INTER_AREA) for i in images])
-    features, _ = embedder.embed(clip[None])
-    return features[0]
 
 
 def cmd_search(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
     from pipeline import store
+    from pipeline.embedding import embed_images
 
     path = args.embedder or config.embedder.path
     if not path:
@@ -202,8 +190,7 @@ def cmd_search(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     images = read_images(args.images)
     client, _, keys = connect_site(args, config)
     feature = embed_images(load_embedder(path, device="cpu", cache_dir=config.cache_dir), images)
-    hits = store.search(store.load_gallery(client, keys), feature, args.top_k)
-    results = [{"person": p, "score": round(s, 4), "history": store.history(client, keys, p)} for p, s in hits]
+    results = store.search_histories(client, keys, store.load_gallery(client, keys), feature, args.top_k)
     lines = [f"{len(results)} matches for {len(images)} image(s)"]
     for r in results:
         lines.append(f"score {r['score']:.3f}  " + history_text(r["history"]))

@@ -16,3 +16,13 @@ def step(message: str) -> Iterator[None]:
     with console.status(message):
         yield
     console.print(f"[green]✓[/green] {message}", highlight=False)
+
+
+def show_training(bar, task, p: dict) -> None:
+    """Move a rich progress ``task`` to the training loop's report ``p`` (``trainer.loop.train``'s on_progress)."""
+    bar.update(
+        task,
+        total=p["epochs"] * p["iters"],
+        completed=p["epoch"] * p["iters"] + p["iter"] + 1,
+        status=f"epoch {p['epoch'] + 1}/{p['epochs']} loss {p['loss']:.3f} lr {p['lr']:.2e}",
+    )

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
-from pipeline.cli.progress import console
+from pipeline.cli.progress import console, show_training
 from pipeline.config import CrosscamConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "trainer" / "recipes"
@@ -90,12 +90,7 @@ def cmd_train(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         task = bar.add_task(f"training {recipe.name}", total=None, status="")
 
         def progress(p: dict) -> None:
-            bar.update(
-                task,
-                total=p["epochs"] * p["iters"],
-                completed=p["epoch"] * p["iters"] + p["iter"] + 1,
-                status=f"epoch {p['epoch'] + 1}/{p['epochs']} loss {p['loss']:.3f} lr {p['lr']:.2e}",
-            )
+            show_training(bar, task, p)
 
         result = train(recipe, index, out, device=args.device, resume=args.resume, on_progress=progress)
     data = {

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from models.embedder import load_embedder
 from pipeline.api import create_app
 from pipeline.bus import Publisher
-from pipeline.cli.matcher import embed_images
+from pipeline.embedding import embed_images
 from pipeline.matcher import Matcher
 from pipeline.matching import MatchPolicy
 from pipeline.types import TrackletEmbedding
