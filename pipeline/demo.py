@@ -43,8 +43,7 @@ def demo_model(cache_dir: Path, progress: Callable[[str, dict], None] | None = N
         write_mars(
             root,
             ids=DEMO_IDS,
-            seed=0,
-            size=(128, 64),
+            seed=0,  # the renders' default size (256x128), as `crosscam synth dataset` writes them
             progress=lambda d, t: progress and progress("data", {"done": d, "total": t}),
         )
         recipe = load_recipe(DEMO_RECIPE, [])
