@@ -21,18 +21,14 @@ PAGE = Path(__file__).with_name("web") / "index.html"
 
 
 class _GalleryCache:
-    """The API's copy of the gallery, reloaded when identities change (cheap check: their count and epoch)."""
+    """The API's copy of the gallery, reloaded when the site's identities change (one MGET of the store's
+    version and epoch per search)."""
 
     def __init__(self, client, keys: store.StoreKeys) -> None:
         self.client, self.keys, self.stamp, self.gallery = client, keys, None, Gallery()
 
     def get(self) -> Gallery:
-        stamp = (
-            self.client.zcard(self.keys.identities),
-            self.client.get(self.keys.epoch),
-            self.client.get(self.keys.next_identity),
-            self.client.hlen(self.keys.merges),
-        )
+        stamp = tuple(self.client.mget(self.keys.version, self.keys.epoch))
         if stamp != self.stamp:
             self.gallery, self.stamp = store.load_gallery(self.client, self.keys), stamp
         return self.gallery

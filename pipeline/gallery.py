@@ -1,14 +1,18 @@
 """The matcher's in-memory gallery: every identity's exemplars in one matrix, scored in batches.
 
 A batch of tracklets is scored against a snapshot of the matrix with one matrix product; identities that
-change while the batch is processed ("dirty") are re-scored exactly, so the result equals processing the
-tracklets one by one.
+change while the batch is processed are re-scored exactly (one small matrix product per query over just
+their exemplar rows), so the result equals processing the tracklets one by one. The gallery keeps a log of
+changed identities; a snapshot reads the part of the log written after it was taken.
 """
 
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +37,8 @@ class Gallery:
         self.free: list[int] = []
         self.identities: dict[int, _Identity] = {}
         self.tracks: dict[tuple[str, int], tuple[int, float]] = {}  # (camera, track) -> (identity, t_end)
-        self.dirty: set[int] = set()
+        # (identity, rows it held before) for each set, remove or rename since the last batch snapshot
+        self.changes: list[tuple[int, list[int]]] = []
 
     def __len__(self) -> int:
         return len(self.identities)
@@ -69,6 +74,7 @@ class Gallery:
             raise ValueError(f"feature size {exemplars.shape[1]} does not match the gallery's {self.dim}")
         entry = self.identities.get(identity)
         old_rows = entry.rows if entry else []
+        self.changes.append((identity, old_rows))
         for r in old_rows:
             self.owner[r] = -1
         self.free.extend(old_rows)
@@ -79,7 +85,6 @@ class Gallery:
         self.identities[identity] = _Identity(rows, sorted(hist, key=lambda s: s.t_end)[-HISTORY:])
         for s in self.identities[identity].history:
             self._note_track(identity, s)
-        self.dirty.add(identity)
 
     def add_sighting(self, identity: int, sighting: Sighting) -> None:
         entry = self.identities[identity]
@@ -99,7 +104,21 @@ class Gallery:
             self.owner[r] = -1
         self.free.extend(entry.rows)
         self.tracks = {k: v for k, v in self.tracks.items() if v[0] != identity}
-        self.dirty.add(identity)
+        self.changes.append((identity, entry.rows))
+
+    def rename(self, ids: dict[int, int]) -> None:
+        """Give identities new ids (``old -> new``; the new ids must be unused)."""
+        for old, new in ids.items():
+            entry = self.identities.pop(old, None)
+            if entry is None:
+                continue
+            self.identities[new] = entry
+            self.owner[entry.rows] = new
+            for s in entry.history:
+                hit = self.tracks.get((s.camera, s.track))
+                if hit is not None and hit[0] == old:
+                    self.tracks[(s.camera, s.track)] = (new, hit[1])
+            self.changes += [(old, entry.rows), (new, [])]
 
     def continuing(self, camera: str, track: int, t_start: float, max_gap: float) -> int | None:
         """The identity of this camera's track when its last tracklet ended less than ``max_gap`` earlier."""
@@ -109,44 +128,121 @@ class Gallery:
         return hit[0] if 0 <= t_start - hit[1] <= max_gap else None
 
     # --- scoring ------------------------------------------------------------------------------------
-    def snapshot(self, features: np.ndarray) -> Snapshot:
-        """Score a batch of L2-normalised ``features [Q, D]`` against every exemplar, now."""
-        self.dirty = set()
+    def snapshot(self, features: np.ndarray, batch: bool = False) -> Snapshot:
+        """Score L2-normalised ``features [Q, D]`` against every exemplar, now. ``batch`` starts a new batch:
+        the change log is cleared (snapshots taken before it must not be used after)."""
+        if batch:
+            self.changes = []
         n = self.used
         sims = features @ self.matrix[:n].T if n else np.zeros((len(features), 0), np.float32)
-        return Snapshot(self, sims, self.owner[:n].copy())
+        return Snapshot(self, features, sims, self.owner[:n].copy(), len(self.changes))
 
     def score(self, identity: int, feature: np.ndarray) -> float:
         return float((self.exemplars(identity) @ feature).max())
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _heads(sims: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` best columns, best first; large batches are split over the CPU's cores (numpy's
+    partition releases the GIL)."""
+    q, n = sims.shape
+    if k >= n:
+        return np.argsort(-sims, axis=1, kind="stable")
+
+    def part(block: np.ndarray) -> np.ndarray:
+        head = np.argpartition(block, n - k, axis=1)[:, n - k :]
+        order = np.argsort(-np.take_along_axis(block, head, axis=1), axis=1, kind="stable")
+        return np.take_along_axis(head, order, axis=1)
+
+    workers = min(os.cpu_count() or 1, 8, max(1, q * n // 500_000))
+    if workers == 1:
+        return part(sims)
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(min(os.cpu_count() or 1, 8), thread_name_prefix="gallery")
+    return np.concatenate(list(_POOL.map(part, np.array_split(sims, workers))))
+
+
 class Snapshot:
-    def __init__(self, gallery: Gallery, sims: np.ndarray, owner: np.ndarray) -> None:
-        self.gallery, self.sims, self.owner = gallery, sims, owner
+    """Scores of a batch against the gallery as it was; ``ranked`` corrects them for later changes.
+
+    Rows of identities changed since the snapshot are stale; each changed identity is re-scored against the
+    whole batch once per change (a small product over its current rows). Each query's ranking starts with
+    a head (its ``HEAD`` best rows merged with the re-scored identities, vectorised) and goes on, only when
+    a caller reads that far, with a lazy tail over the remaining rows.
+    """
+
+    HEAD = 32
+
+    def __init__(self, gallery: Gallery, features: np.ndarray, sims: np.ndarray, owner: np.ndarray, start: int):
+        self.gallery, self.features, self.sims, self.owner = gallery, features, sims, owner
+        self.read = start  # how much of the gallery's change log this snapshot has taken in
+        self.stale = owner < 0  # per snapshot row: free, or held by a changed identity
+        self._slot: dict[int, int] = {}  # changed identity -> its row in ``_fresh``
+        self._ids = np.zeros(0, np.int64)  # per slot: the identity (placeholder ids are negative)
+        self._alive = np.zeros(0, bool)  # per slot: False once the identity is removed
+        self._fresh = np.zeros((0, len(features)), np.float32)  # per slot: its score for every query
+        self._head = _heads(sims, self.HEAD)  # [Q, k] row indices, best first
+
+    def _catch_up(self) -> None:
+        log, entries, n = self.gallery.changes, self.gallery.identities, len(self.stale)
+        if len(log) == self.read:
+            return
+        changed: dict[int, None] = {}
+        for d, old_rows in log[self.read :]:
+            self.stale[[r for r in old_rows if r < n]] = True
+            changed[d] = None
+        self.read = len(log)
+        for d in changed:
+            slot = self._slot.get(d)
+            if slot is None:
+                slot = self._slot[d] = len(self._slot)
+                if slot == len(self._ids):
+                    grow = max(8, slot)
+                    self._ids = np.concatenate([self._ids, np.zeros(grow, np.int64)])
+                    self._alive = np.concatenate([self._alive, np.zeros(grow, bool)])
+                    self._fresh = np.concatenate([self._fresh, np.zeros((grow, len(self.features)), np.float32)])
+            entry = entries.get(d)
+            self._ids[slot], self._alive[slot] = d, entry is not None
+            if entry is not None:
+                self._fresh[slot] = (self.features @ self.gallery.matrix[entry.rows].T).max(axis=1)
 
     def ranked(self, i: int, feature: np.ndarray) -> Iterator[tuple[int, float]]:
-        """Identities best first, for query ``i`` of the batch (``feature`` is that query)."""
-        g = self.gallery
-        fresh = sorted(((-g.score(d, feature), d) for d in g.dirty if d in g), key=lambda x: x[0])
-        yield from ((d, -s) for s, d in heapq.merge(fresh, self._stale(i), key=lambda x: x[0]))
-
-    def _stale(self, i: int) -> Iterator[tuple[float, int]]:
-        row = self.sims[i]
+        """Identities best first, for query ``i`` of the batch (``feature``, that query, is kept for callers)."""
+        self._catch_up()
+        head = self._head[i]
+        cutoff = float(self.sims[i, head[-1]]) if len(head) < self.sims.shape[1] else -np.inf
+        head = head[~self.stale[head]]
+        scores, owners = self.sims[i, head], self.owner[head]
+        if self._slot:
+            m = len(self._slot)
+            live = self._alive[:m]
+            scores = np.concatenate([scores, self._fresh[:m, i][live]])
+            owners = np.concatenate([owners, self._ids[:m][live]])
+        order = np.argsort(-scores, kind="stable")
         seen: set[int] = set()
-        dirty = self.gallery.dirty
-        top = min(64, len(row))
-        order = np.argpartition(-row, top - 1)[:top] if top else np.zeros(0, np.int64)
-        order = order[np.argsort(-row[order])]
-        done = set(order.tolist())
-        for chunk in (order, None):
-            if chunk is None:
-                if len(row) <= top:
-                    return
-                rest = np.argsort(-row)
-                chunk = rest[[r not in done for r in rest.tolist()]]
-            for r in chunk.tolist():
-                owner = int(self.owner[r])
-                if owner < 0 or owner in seen or owner in dirty:
-                    continue
+        rest: list[tuple[float, int]] = []
+        for owner, score in zip(owners[order].tolist(), scores[order].tolist(), strict=True):
+            if owner in seen:
+                continue
+            if score >= cutoff:  # every head row is; below it, a row outside the head may score higher
                 seen.add(owner)
-                yield (-float(row[r]), owner)
+                yield owner, score
+            else:
+                rest.append((-score, owner))  # a changed identity: merged with the tail below
+        if cutoff == -np.inf:
+            return
+        for s, d in heapq.merge(rest, self._tail(i, seen), key=lambda x: x[0]):
+            yield d, -s
+
+    def _tail(self, i: int, seen: set[int]) -> Iterator[tuple[float, int]]:
+        """Unchanged identities not yet ``seen``, best first, as (-score, owner)."""
+        row, stale, seen = self.sims[i], self.stale, set(seen)
+        for r in np.argsort(-row, kind="stable").tolist():
+            owner = int(self.owner[r])
+            if stale[r] or owner in seen:
+                continue
+            seen.add(owner)
+            yield (-float(row[r]), owner)

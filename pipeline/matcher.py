@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from pipeline import records, store
 from pipeline.bus import Keys, dead_letter
 from pipeline.gallery import Gallery
 from pipeline.matching import (
-    Decision,
+    Linked,
     MatchPolicy,
     Sighting,
     decide,
@@ -44,14 +44,6 @@ from pipeline.types import TrackletEmbedding
 
 log = logging.getLogger(__name__)
 GROUP = "matcher"
-
-
-@dataclass(frozen=True)
-class Linked:
-    tracklet: TrackletEmbedding
-    identity: int
-    decision: Decision
-    new: bool
 
 
 @dataclass
@@ -69,20 +61,37 @@ class Linker:
             return []
         g, p = self.gallery, self.policy
         features = np.stack([np.asarray(t.feature, np.float32) for t in batch])
-        snap = g.snapshot(features)
-        out = []
+        snap = g.snapshot(features, batch=True)
+        out, opened = [], 0
         for i, t in enumerate(batch):
             s = Sighting(t.camera_id, t.track_id, t.t_start, t.t_end)
             continuing = g.continuing(t.camera_id, t.track_id, t.t_start, p.continuity_gap)
             d = decide(snap.ranked(i, features[i]), g.history, s, p, continuing)
             new = d.identity is None
-            identity = self.allocate(1)[0] if new else d.identity
+            identity = -opened - 1 if new else d.identity  # a placeholder until the batch ends
+            opened += new
             exemplars = np.zeros((0, len(features[i])), np.float32) if new else g.exemplars(identity)
             g.set(identity, update_exemplars(exemplars, features[i], p.exemplars, p.duplicate))
             g.add_sighting(identity, s)
             self.touched.add(identity)
             out.append(Linked(t, identity, d, new))
-        return out
+        return self._name_new(out, opened)
+
+    def _name_new(self, out: list[Linked], opened: int) -> list[Linked]:
+        """Give the identities opened in a batch their ids (one ``allocate`` call, so ids have no gaps)."""
+        if not opened:
+            return out
+        real = dict(zip(range(-1, -opened - 1, -1), self.allocate(opened), strict=True))
+        self.gallery.rename(real)
+        self.touched = {real.get(i, i) for i in self.touched}
+        return [
+            replace(
+                r,
+                identity=real.get(r.identity, r.identity),
+                decision=r.decision.renamed(real),
+            )
+            for r in out
+        ]
 
     def merges(self) -> list[tuple[int, int, float]]:
         """One merge pass over the identities touched since the last: pairs whose exemplars agree at
@@ -249,11 +258,7 @@ class Matcher:
             fresh.append((sid, t))
         try:
             linked = self.linker.link([t for _, t in fresh])
-            for (sid, _), r in zip(fresh, linked, strict=True):
-                store.write_sighting(pipe, keys, r.tracklet, r.identity, r.decision, sid, self.ttl)
-                store.write_identity(
-                    pipe, keys, r.identity, self.linker.gallery, r.new, r.tracklet.tracklet_id, self.ttl
-                )
+            store.write_links(pipe, keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
             pipe.hincrby(self.bus_keys.stats, "matched", len(fresh))
             pipe.xack(stream, GROUP, *ids)
             pipe.execute()

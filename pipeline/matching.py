@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from models.errors import ConfigError
+from pipeline.types import TrackletEmbedding
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,11 @@ class Decision:
     reason: str
     excluded: int = 0  # candidates ruled out by the space-time constraints
 
+    def renamed(self, ids: Mapping[int, int]) -> Decision:
+        """This decision with identity ids replaced by ``ids`` (placeholders given their real ids)."""
+        m = lambda i: ids.get(i, i) if i is not None else None  # noqa: E731
+        return replace(self, identity=m(self.identity), best=m(self.best), runner_up=m(self.runner_up))
+
     def as_fields(self) -> dict[str, str]:
         return {
             "decision": self.kind,
@@ -133,6 +139,16 @@ class Decision:
             "reason": self.reason,
             "excluded": str(self.excluded),
         }
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A tracklet and the identity the rules gave it (``new``: an identity opened for it)."""
+
+    tracklet: TrackletEmbedding
+    identity: int
+    decision: Decision
+    new: bool
 
 
 def _num(x: float) -> str:

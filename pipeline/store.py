@@ -10,13 +10,15 @@ Keys, for site ``S`` under prefix ``P`` (besides those of ``pipeline.bus``):
 | ``P:S:sighting:ID`` | hash | ``identity``, ``camera``, ``track``, ``seq``, ``t_start``, ``t_end``, ``feature`` (float16), ``thumb`` (JPEG), ``model``, ``stream_id``, ``ingested`` (wall clock) and the decision: ``decision``, ``score``, ``best``, ``runner_up``, ``runner_up_score``, ``reason``, ``excluded`` |
 | ``P:S:timeline:C`` | sorted set | sighting ids seen on camera C by start time |
 | ``P:S:ingested`` | sorted set | sighting ids by wall-clock ingest time (retention) |
-| ``P:S:decisions`` | stream | audit log: every link, new identity, merge and unlink |
+| ``P:S:decisions`` | stream | audit log and live feed: every link, new identity, merge and unlink (a link's scores are in its sighting's hash) |
 | ``P:S:merges`` | hash | merged identity -> JSON ``{"into", "score", "at"}`` |
 | ``P:S:cannot_link`` | set | ``"a:b"`` identity pairs a user split apart; merges never join them again |
 | ``P:S:next_identity`` | string | the last identity id handed out |
 | ``P:S:epoch`` | string | bumped by ``unlink`` and ``prune``: a running matcher reloads its gallery |
+| ``P:S:version`` | string | bumped by every write that changes identities (links, merges, unlink, prune): readers' caches reload |
 
 A sighting's id is its tracklet's id, ``camera:track:seq``: the matcher writes each at most once.
+Identity ids increase but may have gaps (the matcher reserves them in blocks).
 Retention: with ``ttl`` set, sighting and identity keys expire that long after their last write;
 ``prune`` removes sightings ingested before a cut-off together with their index entries.
 """
@@ -30,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import CrosscamError
+from pipeline.commands import Commands
 from pipeline.gallery import HISTORY, Gallery
-from pipeline.matching import Decision, MatchPolicy, Sighting, merge_exemplars
+from pipeline.matching import Linked, MatchPolicy, Sighting, merge_exemplars
 from pipeline.types import TrackletEmbedding
 
 _F16 = np.dtype("<f2")
@@ -56,6 +59,7 @@ class StoreKeys:
     cannot_link = property(lambda self: self._k("cannot_link"))
     next_identity = property(lambda self: self._k("next_identity"))
     epoch = property(lambda self: self._k("epoch"))
+    version = property(lambda self: self._k("version"))
 
     def identity(self, n: int) -> str:
         return self._k("identity", n)
@@ -94,54 +98,63 @@ def _recent(raw) -> list[Sighting]:
 
 
 # --- writes (the matcher) ---------------------------------------------------------------------------
-def write_sighting(
-    pipe, keys: StoreKeys, t: TrackletEmbedding, identity: int, decision: Decision, stream_id: str, ttl: float | None
+def _sighting_fields(t: TrackletEmbedding, link: Linked, stream_id: str, now: float) -> dict:
+    return {
+        "identity": link.identity,
+        "camera": t.camera_id,
+        "track": t.track_id,
+        "seq": t.seq,
+        "t_start": repr(t.t_start),
+        "t_end": repr(t.t_end),
+        "feature": np.asarray(t.feature, np.float32).astype(_F16).tobytes(),
+        "thumb": bytes(t.thumbnail),
+        "model": t.model_id,
+        "stream_id": stream_id,
+        "ingested": repr(now),
+        **link.decision.as_fields(),
+    }
+
+
+def write_links(
+    pipe, keys: StoreKeys, links: list[Linked], stream_ids: list[str], gallery: Gallery, ttl: float | None
 ) -> None:
-    sid = t.tracklet_id
-    now = time.time()
-    pipe.hset(
-        keys.sighting(sid),
-        mapping={
-            "identity": identity,
-            "camera": t.camera_id,
-            "track": t.track_id,
-            "seq": t.seq,
-            "t_start": repr(t.t_start),
-            "t_end": repr(t.t_end),
-            "feature": np.asarray(t.feature, np.float32).astype(_F16).tobytes(),
-            "thumb": bytes(t.thumbnail),
-            "model": t.model_id,
-            "stream_id": stream_id,
-            "ingested": repr(now),
-            **decision.as_fields(),
-        },
-    )
-    pipe.zadd(keys.sightings(identity), {sid: t.t_start})
-    pipe.zadd(keys.timeline(t.camera_id), {sid: t.t_start})
-    pipe.zadd(keys.ingested, {sid: now})
-    pipe.xadd(
-        keys.decisions,
-        {"sighting": sid, "identity": identity, **decision.as_fields(), "at": repr(now)},
-        maxlen=100_000,
-        approximate=True,
-    )
-    if ttl:
-        pipe.expire(keys.sighting(sid), int(ttl))
-
-
-def write_identity(pipe, keys: StoreKeys, identity: int, gallery: Gallery, new: bool, thumb: str, ttl: float | None):
-    fields = _summary(gallery.exemplars(identity), gallery.history(identity))
-    last = float(fields["last_seen"])
-    if new:
-        fields |= {"thumb": thumb, "created": repr(time.time())}
-    else:
-        del fields["first_seen"]  # kept from creation: the recent history is bounded
-    pipe.hset(keys.identity(identity), mapping=fields)
-    pipe.hincrby(keys.identity(identity), "sightings", 1)
-    pipe.zadd(keys.identities, {str(identity): last}, gt=not new)
-    if ttl:
-        pipe.expire(keys.identity(identity), int(ttl))
-        pipe.expire(keys.sightings(identity), int(ttl))
+    """A batch's sightings (``stream_ids``: their records' ids), the indexes and the identities they changed
+    (each identity written once, in its state after the batch), queued on ``pipe`` (the matcher's MULTI/EXEC)
+    as one script call (``pipeline.commands``)."""
+    if not links:
+        return
+    now, w = time.time(), Commands()
+    by_identity: dict[int, list[Linked]] = {}
+    by_camera: dict[str, dict[str, float]] = {}
+    for link, stream_id in zip(links, stream_ids, strict=True):
+        t, sid = link.tracklet, link.tracklet.tracklet_id
+        w.hset(keys.sighting(sid), _sighting_fields(t, link, stream_id, now))
+        event = {"sighting": sid, "identity": link.identity, "decision": link.decision.kind, "at": repr(now)}
+        w.xadd(keys.decisions, event, maxlen=100_000)  # the details: the sighting's hash
+        if ttl:
+            w.call("EXPIRE", keys.sighting(sid), int(ttl))
+        by_identity.setdefault(link.identity, []).append(link)
+        by_camera.setdefault(t.camera_id, {})[sid] = t.t_start
+    for camera, entries in by_camera.items():
+        w.zadd(keys.timeline(camera), entries)
+    w.zadd(keys.ingested, {link.tracklet.tracklet_id: now for link in links})
+    last_seen: dict[str, float] = {}
+    for identity, group in by_identity.items():
+        fields = _summary(gallery.exemplars(identity), gallery.history(identity))
+        last_seen[str(identity)] = float(fields["last_seen"])
+        if group[0].new:
+            fields |= {"thumb": group[0].tracklet.tracklet_id, "created": repr(now)}
+        else:
+            del fields["first_seen"]  # kept from creation: the recent history is bounded
+        w.hset(keys.identity(identity), fields)
+        w.call("HINCRBY", keys.identity(identity), "sightings", len(group))
+        w.zadd(keys.sightings(identity), {g.tracklet.tracklet_id: g.tracklet.t_start for g in group})
+        if ttl:
+            w.call("EXPIRE", keys.identity(identity), int(ttl))
+            w.call("EXPIRE", keys.sightings(identity), int(ttl))
+    w.zadd(keys.identities, last_seen, gt=True)  # GT still adds new members
+    w.call("INCR", keys.version)
+    w.queue(pipe)
 
 
 def next_identities(client, keys: StoreKeys, count: int) -> list[int]:
@@ -150,10 +163,11 @@ def next_identities(client, keys: StoreKeys, count: int) -> list[int]:
 
 
 def processed(client, keys: StoreKeys, sighting_ids: list[str]) -> list[bool]:
-    pipe = client.pipeline(transaction=False)
-    for sid in sighting_ids:
-        pipe.exists(keys.sighting(sid))
-    return [bool(x) for x in pipe.execute()]
+    """Whether each tracklet already has a sighting (one ZMSCORE on the ingest index, which a sighting
+    joins in the same transaction; it outlives an expired sighting, so a late duplicate stays a duplicate)."""
+    if not sighting_ids:
+        return []
+    return [x is not None for x in client.zmscore(keys.ingested, sighting_ids)]
 
 
 # --- the gallery ------------------------------------------------------------------------------------
@@ -174,7 +188,7 @@ def load_gallery(client, keys: StoreKeys, chunk: int = 2000) -> Gallery:
                 continue  # expired
             exemplars = np.frombuffer(ex, _F16).astype(np.float32).reshape(-1, int(dim))
             gallery.set(n, exemplars, _recent(recent))
-    gallery.dirty = set()
+    gallery.changes = []
     return gallery
 
 
@@ -209,6 +223,7 @@ def write_merge(pipe, client, keys: StoreKeys, source: int, into: int, score: fl
         maxlen=100_000,
         approximate=True,
     )
+    pipe.incr(keys.version)
 
 
 # --- queries ----------------------------------------------------------------------------------------
@@ -394,6 +409,7 @@ def unlink(client, keys: StoreKeys, sid: str, policy: MatchPolicy) -> dict:
     pipe = client.pipeline(transaction=True)
     _rebuild_identity(client, pipe, keys, new, policy, skip=set())
     pipe.incr(keys.epoch)
+    pipe.incr(keys.version)
     pipe.execute()
     return {"sighting": sid, "from": old, "person": new, "from_kept": kept}
 
@@ -418,5 +434,6 @@ def prune(client, keys: StoreKeys, older_than: float, policy: MatchPolicy, now: 
     for identity in touched:
         removed += not _rebuild_identity(client, pipe, keys, identity, policy, skip=set())
     pipe.incr(keys.epoch)
+    pipe.incr(keys.version)
     pipe.execute()
     return {"sightings_removed": len(sids), "persons_removed": removed, "cutoff": cutoff}

@@ -95,6 +95,30 @@ def test_gallery_batch_scoring_equals_one_by_one():
     assert len({i for i, _, _ in results[0]}) <= 8  # six people, a few ambiguous splits at most
 
 
+def test_snapshot_ranking_equals_brute_force_after_changes():
+    """The vectorised head, the re-scored changed identities and the lazy tail give the exact ranking."""
+    rng = np.random.default_rng(1)
+
+    def rand(n):
+        v = rng.normal(size=(n, 8)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    g = Gallery()
+    for identity in range(1, 121):
+        g.set(identity, rand(int(rng.integers(1, 4))))
+    queries = rand(4)
+    snap = g.snapshot(queries, batch=True)
+    for step, q in enumerate(queries):
+        g.set(int(rng.integers(1, 121)), rand(2))  # changed: some now score higher, some lower
+        g.remove(int(rng.integers(1, 121)))
+        g.set(200 + step, q[None])  # a new identity that is the query itself
+        got = list(snap.ranked(step, q))
+        want = sorted(((d, g.score(d, q)) for d in g.identities), key=lambda x: -x[1])
+        assert [d for d, _ in got] == [d for d, _ in want]
+        assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-6)
+        assert got[0] == (200 + step, pytest.approx(1.0))
+
+
 def test_linker_links_across_cameras_keeps_tracks_and_merges():
     ids = itertools.count(1)
     policy = MatchPolicy(threshold=0.8, margin=0.05, merge_threshold=0.9)
