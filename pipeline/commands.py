@@ -66,4 +66,6 @@ class Commands:
         """Add the collected commands to ``pipe`` as one script call (nothing when empty)."""
         if not self.commands:
             return
-        pipe.register_script(_SCRIPT)(args=[json.dumps(self.commands, separators=(",", ":")), *self.binaries], client=pipe)
+        pipe.register_script(_SCRIPT)(
+            args=[json.dumps(self.commands, separators=(",", ":")), *self.binaries], client=pipe
+        )

@@ -12,7 +12,6 @@ import heapq
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from dataclasses import dataclass
 
 import numpy as np

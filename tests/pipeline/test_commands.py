@@ -1,0 +1,38 @@
+"""Batched writes run by one server-side script, against a real Redis."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from pipeline.commands import Commands
+
+
+def test_commands_run_in_order_with_exact_values(redis_client, bus_keys):
+    k = f"{bus_keys.prefix}:cmd"
+    blob = bytes(range(256)) * 3  # binary, with NUL bytes
+    t = 1732261234.123456789  # more digits than Lua's number formatting keeps
+    w = Commands()
+    w.hset(f"{k}:h", {"blob": blob, "t": repr(t), "n": 7, "f": 0.1 + 0.2})
+    w.zadd(f"{k}:z", {"a": t, "b": 1.5})
+    w.zadd(f"{k}:z", {"a": 0.0}, gt=True)  # GT: does not lower a's score
+    w.call("HINCRBY", f"{k}:h", "n", 2)
+    w.xadd(f"{k}:s", {"x": "1"}, maxlen=10)
+    pipe = redis_client.pipeline(transaction=True)
+    w.queue(pipe)
+    pipe.incr(f"{k}:after")
+    assert pipe.execute() == [5, 1]  # five commands ran, then the one queued after them
+    h = redis_client.hgetall(f"{k}:h")
+    assert h[b"blob"] == blob and float(h[b"t"]) == t and h[b"n"] == b"9" and float(h[b"f"]) == 0.1 + 0.2
+    assert redis_client.zscore(f"{k}:z", "a") == t and redis_client.zscore(f"{k}:z", "b") == 1.5
+    assert redis_client.xlen(f"{k}:s") == 1
+
+
+def test_a_failing_command_is_reported(redis_client, bus_keys):
+    w = Commands()
+    w.call("INCR", f"{bus_keys.prefix}:not-a-number")
+    redis_client.set(f"{bus_keys.prefix}:not-a-number", "x")
+    pipe = redis_client.pipeline(transaction=True)
+    w.queue(pipe)
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        pipe.execute()
