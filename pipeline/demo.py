@@ -57,6 +57,17 @@ def demo_model(cache_dir: Path, progress: Callable[[str, dict], None] | None = N
     return out
 
 
+DEMO_TRACKLETS = {"max_seconds": 4.0, "min_box_height": 30}  # tracklet options for the synthetic scene
+
+
+def synthetic_site(people: int, seconds: float, seed: int):
+    """The demo's 3-camera synthetic scene and its cameras' source URLs."""
+    from synth.scene import Scene, SceneSpec
+
+    url = f"synth://?cameras=3&people={people}&seconds={seconds}&seed={seed}"
+    return Scene(SceneSpec.from_url(url)), {f"cam{i}": f"{url}&camera={i}" for i in range(3)}
+
+
 @dataclass
 class SiteRun:
     reports: dict[str, WorkerReport] = field(default_factory=dict)

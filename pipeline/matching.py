@@ -11,7 +11,9 @@ The score of an identity is the highest cosine similarity between the tracklet's
 identity's exemplars. The tracklet joins the best candidate when its score reaches ``threshold`` *and*
 beats the runner-up by ``margin``; otherwise it opens a new identity. A tracklet that continues a local
 track (same camera and track id, less than ``continuity_gap`` seconds after its previous tracklet) keeps
-that track's identity. Each identity keeps at most ``exemplars`` features: a new feature is added unless
+that track's identity, unless the tracker evidently switched people: it scores below ``threshold`` to the
+track's identity while another candidate would be linked confidently (threshold, and ``margin`` above both
+its runner-up and the track's own score). Each identity keeps at most ``exemplars`` features: a new feature is added unless
 it nearly repeats one (``duplicate`` cosine), and when the set is full it replaces its nearest exemplar.
 """
 
@@ -178,7 +180,8 @@ def decide(
             break
     best, best_score = valid[0] if valid else (None, math.nan)
     runner, runner_score = valid[1] if len(valid) > 1 else (None, math.nan)
-    if continuing is not None:
+    own = scores.get(continuing, math.nan) if continuing is not None else math.nan
+    if continuing is not None and not (own < policy.threshold and _confident(valid, policy, own)):
         return Decision(
             "continuity",
             continuing,
@@ -189,6 +192,12 @@ def decide(
             f"continues track {new.track} on {new.camera}",
             excluded,
         )
+    if continuing is not None:  # the tracker most likely switched people: the track's identity is not kept
+        reason = (
+            f"track {new.track} on {new.camera} scores {own:.3f} to its identity {continuing}, "
+            f"{best_score:.3f} to {best}: the track switched people"
+        )
+        return Decision("link", best, best_score, best, runner, runner_score, reason, excluded)
     if best is None:
         return Decision("new", None, math.nan, None, None, math.nan, "no compatible identity", excluded)
     if best_score < policy.threshold:
@@ -201,6 +210,16 @@ def decide(
         f", {best_score - runner_score:.3f} above the runner-up" if runner is not None else ", no runner-up"
     )
     return Decision("link", best, best_score, best, runner, runner_score, reason, excluded)
+
+
+def _confident(valid: list[tuple[int, float]], policy: MatchPolicy, floor: float) -> bool:
+    """Whether the best valid candidate clears the threshold, its runner-up and ``floor`` by the margin."""
+    if not valid or valid[0][1] < policy.threshold:
+        return False
+    beaten = [valid[1][1]] if len(valid) > 1 else []
+    if not math.isnan(floor):
+        beaten.append(floor)
+    return all(valid[0][1] - b >= policy.margin for b in beaten)
 
 
 def update_exemplars(exemplars: np.ndarray, feature: np.ndarray, capacity: int, duplicate: float) -> np.ndarray:

@@ -5,10 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli import api, bench, config_cmd, data, demo, export, hpo, matcher, model, synth, train, worker
+from pipeline.cli import (
+    api,
+    bench,
+    calibrate,
+    config_cmd,
+    data,
+    demo,
+    export,
+    hpo,
+    matcher,
+    model,
+    synth,
+    train,
+    worker,
+)
 from pipeline.cli.app import common_options, run
 
-VERBS = (worker, matcher, api, model, export, train, hpo, bench, data, synth, config_cmd, demo)
+VERBS = (worker, matcher, api, model, export, train, hpo, bench, data, synth, config_cmd, demo, calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:

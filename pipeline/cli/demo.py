@@ -33,7 +33,8 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.set_defaults(handler=cmd_demo)
 
 
-def _model(args, config: CrosscamConfig) -> Path:
+def demo_embedder(args, config: CrosscamConfig) -> Path:
+    """``--embedder``, else the demo's model (trained once, with progress, and cached)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from models.export import default_cache_dir
@@ -69,12 +70,11 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from pipeline import store
     from pipeline.bus import Keys, connect
     from pipeline.cli.matcher import history_text
-    from pipeline.demo import run_site, score_against_truth
+    from pipeline.demo import DEMO_TRACKLETS, run_site, score_against_truth, synthetic_site
     from pipeline.report import write_report
     from pipeline.store import StoreKeys
-    from synth.scene import Scene, SceneSpec
 
-    model = _model(args, config)
+    model = demo_embedder(args, config)
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)
     scene = None
     if args.video:
@@ -84,9 +84,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         cameras = {f"cam{i}": str(v) for i, v in enumerate(args.video)}
         detector = args.detector or config.detector.weights
     else:
-        url = f"synth://?cameras=3&people={args.people}&seconds={args.seconds}&seed={args.seed}"
-        scene = Scene(SceneSpec.from_url(url))
-        cameras = {f"cam{i}": f"{url}&camera={i}" for i in range(3)}
+        scene, cameras = synthetic_site(args.people, args.seconds, args.seed)
         detector = "motion"
     with tempfile.TemporaryDirectory(prefix="crosscam-demo-redis-") as tmp:
         client = connect(None, Path(tmp) / "demo.db")
@@ -100,7 +98,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
                 embedder,
                 detector,
                 config.matcher.policy(),
-                {"max_seconds": 4.0, "min_box_height": 30} if scene is not None else None,
+                DEMO_TRACKLETS if scene is not None else None,
             )
         metrics = {}
         if scene is not None:

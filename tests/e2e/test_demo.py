@@ -9,8 +9,8 @@ from tests.pipeline.test_cli import run_json
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("CROSSCAM_CACHE_DIR", str(tmp_path / "cache"))
+def test_demo_end_to_end(capsys, tmp_path, monkeypatch, demo_cache):
+    monkeypatch.setenv("CROSSCAM_CACHE_DIR", str(demo_cache))
     code, data, err = run_json(capsys, "demo", "--out", str(tmp_path / "out"))
     assert code == 0, err
     assert data["ground_truth_people"] == 8 and data["cameras"] == 3
@@ -21,4 +21,18 @@ def test_demo_end_to_end(capsys, tmp_path, monkeypatch):
     assert 5 <= data["identities"] <= 12
     report = (tmp_path / "out" / "report.html").read_text()
     assert report.count("<img src='data:image/jpeg;base64,") >= data["tracklets"] * 0.9
-    assert (tmp_path / "cache" / "demo").is_dir()  # the trained model is cached for the next run
+    assert (demo_cache / "demo").is_dir()  # the trained model is cached for the next run
+
+
+@pytest.mark.slow
+def test_calibrate_end_to_end(capsys, tmp_path, monkeypatch, demo_cache):
+    monkeypatch.setenv("CROSSCAM_CACHE_DIR", str(demo_cache))
+    code, data, err = run_json(capsys, "calibrate", "--thresholds", "0.3:0.9:0.1", "--out", str(tmp_path))
+    assert code == 0, err
+    assert [r["threshold"] for r in data["rows"]] == [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert data["ground_truth_people"] == 8 and data["tracklets"] > 50
+    best = data["best"]
+    assert best["idf1"] == max(r["idf1"] for r in data["rows"]) and best["idf1"] > 0.6
+    # too strict a threshold splits people into many identities
+    assert data["rows"][-1]["identities"] > best["identities"]
+    assert (tmp_path / "calibrate.png").stat().st_size > 10_000 and (tmp_path / "calibrate.json").is_file()

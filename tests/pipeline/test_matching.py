@@ -63,6 +63,17 @@ def test_decide_threshold_margin_and_continuity():
     assert decide([], history, new, policy).reason == "no compatible identity"
 
 
+def test_continuity_gives_way_when_the_tracker_switched_people():
+    new = Sighting("b", 7, 10.0, 12.0)
+    policy = MatchPolicy(threshold=0.6, margin=0.05)
+    history = {1: [Sighting("a", 1, 0, 5)], 2: [Sighting("b", 7, 0, 9.5)]}.get
+    d = decide([(1, 0.9), (2, 0.3)], history, new, policy, continuing=2)  # looks like 1, not like its track's 2
+    assert (d.kind, d.identity, d.score) == ("link", 1, 0.9) and "switched people" in d.reason
+    for ranked in ([(1, 0.55), (2, 0.3)], [(1, 0.62), (2, 0.59)], [(2, 0.7), (1, 0.9)]):
+        # the other is below threshold / not clearly above the track's own score / the track still looks itself
+        assert decide(ranked, history, new, policy, continuing=2).kind == "continuity"
+
+
 def test_exemplars_stay_bounded_and_distinct():
     ex = np.zeros((0, 3), np.float32)
     ex = update_exemplars(ex, unit(1, 0, 0), capacity=2, duplicate=0.95)
