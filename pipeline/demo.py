@@ -60,11 +60,11 @@ def demo_model(cache_dir: Path, progress: Callable[[str, dict], None] | None = N
 DEMO_TRACKLETS = {"max_seconds": 4.0, "min_box_height": 30}  # tracklet options for the synthetic scene
 
 
-def synthetic_site(people: int, seconds: float, seed: int):
+def synthetic_site(people: int, seconds: float, seed: int, arrivals: float = 0.25):
     """The demo's 3-camera synthetic scene and its cameras' source URLs."""
     from synth.scene import Scene, SceneSpec
 
-    url = f"synth://?cameras=3&people={people}&seconds={seconds}&seed={seed}"
+    url = f"synth://?cameras=3&people={people}&seconds={seconds}&seed={seed}&arrivals={arrivals}"
     return Scene(SceneSpec.from_url(url)), {f"cam{i}": f"{url}&camera={i}" for i in range(3)}
 
 

@@ -18,5 +18,5 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def cmd_show(args: argparse.Namespace, config: CrosscamConfig) -> Result:
-    data = config.model_dump(mode="json")
+    data = config.model_dump(mode="json", by_alias=True)  # field names as files spell them (topology: "from")
     return Result(data, yaml.safe_dump(data, sort_keys=False).rstrip())

@@ -142,6 +142,9 @@ def test_bench_embedder_reports_every_figure(capsys, tmp_path, cache_dir):
 def test_config_show_with_overrides(capsys):
     code, data, _ = run_json(capsys, "config", "show", "--set", "embedder.device=cpu")
     assert code == 0 and data["embedder"]["device"] == "cpu"
+    topology = '[{"from": "entrance", "to": "hall", "min": 2, "max": 30}]'
+    code, data, _ = run_json(capsys, "config", "show", "--set", f"matcher.topology={topology}")
+    assert code == 0 and data["matcher"]["topology"][0]["from"] == "entrance"  # spelled as in files
 
 
 @pytest.mark.parametrize(
