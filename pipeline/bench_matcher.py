@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline import records, store
 from pipeline.bus import Keys, Publisher
+from pipeline.commands import Commands
 from pipeline.gallery import Gallery
 from pipeline.matcher import Matcher
 from pipeline.matching import Decision, Linked, MatchPolicy, Sighting
@@ -66,8 +67,9 @@ def _seed(client, keys: Keys, people: np.ndarray, cams: int, chunk: int = 2000) 
             gallery.set(i + 1, people[i][None])
             gallery.add_sighting(i + 1, Sighting(t.camera_id, t.track_id, t.t_start, t.t_end))
             links.append(Linked(t, i + 1, new, True))
-        pipe = client.pipeline(transaction=True)
-        store.write_links(pipe, skeys, links, ["0-0"] * len(links), gallery, None)
+        w, pipe = Commands(), client.pipeline(transaction=True)
+        store.write_links(w, skeys, links, ["0-0"] * len(links), gallery, None)
+        w.queue(pipe)
         pipe.execute()
     client.set(skeys.next_identity, len(people))
 

@@ -5,9 +5,10 @@
 
 Guarantees:
 
-- **Exactly one sighting per tracklet.** A batch's sightings, identity updates and the stream
-  acknowledgements are written in one MULTI/EXEC transaction, and a tracklet whose sighting already
-  exists is acknowledged without being processed again (a record published twice changes nothing).
+- **Exactly one sighting per tracklet.** A batch's sightings, identity updates and, last, the stream
+  acknowledgements are written by one server-side script (``pipeline.commands``; atomic, and one that
+  fails part-way acknowledges nothing, so its records are read again), and a tracklet whose sighting
+  already exists is acknowledged without being processed again (a record published twice changes nothing).
 - **Crash recovery.** A restarted matcher first re-reads its own pending records, then claims records
   another consumer left pending for ``claim_idle`` seconds (XAUTOCLAIM). The in-memory gallery is
   rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
@@ -30,6 +31,7 @@ import numpy as np
 
 from pipeline import records, store
 from pipeline.bus import Keys, dead_letter
+from pipeline.commands import Commands
 from pipeline.gallery import Gallery
 from pipeline.matching import (
     Linked,
@@ -258,9 +260,11 @@ class Matcher:
             fresh.append((sid, t))
         try:
             linked = self.linker.link([t for _, t in fresh])
-            store.write_links(pipe, keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
-            pipe.hincrby(self.bus_keys.stats, "matched", len(fresh))
-            pipe.xack(stream, GROUP, *ids)
+            w = Commands()
+            store.write_links(w, keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
+            w.call("HINCRBY", self.bus_keys.stats, "matched", len(fresh))
+            w.call("XACK", stream, GROUP, *ids)  # last: a script that fails before it acknowledges nothing
+            w.queue(pipe)
             pipe.execute()
         except Exception:
             self.reload()  # the gallery may hold what Redis did not take

@@ -18,7 +18,7 @@ Keys, for site ``S`` under prefix ``P`` (besides those of ``pipeline.bus``):
 | ``P:S:version`` | string | bumped by every write that changes identities (links, merges, unlink, prune): readers' caches reload |
 
 A sighting's id is its tracklet's id, ``camera:track:seq``: the matcher writes each at most once.
-Identity ids increase but may have gaps (the matcher reserves them in blocks).
+Identity ids increase; a gap means a batch whose write failed (its ids are not reused).
 Retention: with ``ttl`` set, sighting and identity keys expire that long after their last write;
 ``prune`` removes sightings ingested before a cut-off together with their index entries.
 """
@@ -116,14 +116,14 @@ def _sighting_fields(t: TrackletEmbedding, link: Linked, stream_id: str, now: fl
 
 
 def write_links(
-    pipe, keys: StoreKeys, links: list[Linked], stream_ids: list[str], gallery: Gallery, ttl: float | None
+    w: Commands, keys: StoreKeys, links: list[Linked], stream_ids: list[str], gallery: Gallery, ttl: float | None
 ) -> None:
     """A batch's sightings (``stream_ids``: their records' ids), the indexes and the identities they changed
-    (each identity written once, in its state after the batch), queued on ``pipe`` (the matcher's MULTI/EXEC)
-    as one script call (``pipeline.commands``)."""
+    (each identity written once, in its state after the batch), added to ``w`` (``pipeline.commands``: the
+    matcher sends them, its acknowledgements last, as one script call)."""
     if not links:
         return
-    now, w = time.time(), Commands()
+    now = time.time()
     by_identity: dict[int, list[Linked]] = {}
     by_camera: dict[str, dict[str, float]] = {}
     for link, stream_id in zip(links, stream_ids, strict=True):
@@ -154,7 +154,6 @@ def write_links(
             w.call("EXPIRE", keys.sightings(identity), int(ttl))
     w.zadd(keys.identities, last_seen, gt=True)  # GT still adds new members
     w.call("INCR", keys.version)
-    w.queue(pipe)
 
 
 def next_identities(client, keys: StoreKeys, count: int) -> list[int]:

@@ -46,6 +46,29 @@ def walk(site: str, n_people: int = 5, cameras: int = 3) -> list[tuple[int, Trac
     return sorted(out, key=lambda x: x[1].t_end)
 
 
+def test_a_batch_whose_write_fails_is_not_acknowledged(redis_client, bus_keys):
+    """A write that fails part-way (here a key of the wrong type) acknowledges nothing: the records stay
+    pending and a restarted matcher stores each exactly once."""
+    import redis
+
+    publisher = Publisher(redis_client, bus_keys)
+    truth = walk(bus_keys.site, n_people=2)
+    for _, t in truth:
+        publisher.publish(t)
+    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    redis_client.set(keys.timeline("cam1"), "not a sorted set")
+    matcher = Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), consumer="m", batch=len(truth)).start()
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        matcher.step(block_ms=10)
+    assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == len(truth)
+    matcher.release()
+    redis_client.delete(keys.timeline("cam1"))
+    counts = Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), consumer="m").start().run(idle_exit=0.3)
+    assert counts["processed"] == len(truth) and redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
+    persons = [p["person"] for p in store.persons(redis_client, keys)]  # ids of the failed batch are not reused
+    assert sorted(len(store.history(redis_client, keys, p)["sightings"]) for p in persons) == [3, 3]
+
+
 def test_links_queries_duplicates_and_dead_letters(redis_client, bus_keys):
     publisher = Publisher(redis_client, bus_keys)
     truth = walk(bus_keys.site)
