@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
-from pipeline.cli.demo import demo_embedder
+from pipeline.cli.demo import add_scene_options, demo_embedder
 from pipeline.cli.progress import step
 from pipeline.config import CrosscamConfig
 
@@ -25,10 +25,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="sweep the matcher's threshold on a synthetic scene with ground truth (multi-camera IDF1)",
     )
     p.add_argument("--thresholds", default="0.30:0.90:0.025", help="start:stop:step, or a comma-separated list")
-    p.add_argument("--embedder", help="re-ID model (default: the demo's, trained once and cached)")
-    p.add_argument("--people", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--seed", type=int, default=1, help="scene seed")
+    add_scene_options(p)
     p.add_argument("--out", type=Path, default=Path("crosscam-calibrate"), help="folder for calibrate.png and .json")
     p.set_defaults(handler=cmd_calibrate)
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
-from pipeline.cli.progress import console, show_training, step
+from pipeline.cli.progress import show_training, step, training_progress
 from pipeline.config import CrosscamConfig
 
 
@@ -25,18 +25,21 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.add_argument("--video", action="append", type=Path, help="a video file; repeat for each camera")
     p.add_argument("--detector", help="YOLO weights for --video runs (default: detector.weights, i.e. motion)")
-    p.add_argument("--embedder", help="re-ID model (default: synth_tiny trained on synthetic people, cached)")
-    p.add_argument("--people", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--seed", type=int, default=1, help="scene seed")
+    add_scene_options(p)
     p.add_argument("--out", type=Path, default=Path("crosscam-demo"), help="folder for report.html")
     p.set_defaults(handler=cmd_demo)
 
 
+def add_scene_options(p: argparse.ArgumentParser) -> None:
+    """The synthetic scene's options and the model (``demo`` and ``calibrate``)."""
+    p.add_argument("--embedder", help="re-ID model (default: synth_tiny trained on synthetic people, cached)")
+    p.add_argument("--people", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--seed", type=int, default=1, help="scene seed")
+
+
 def demo_embedder(args, config: CrosscamConfig) -> Path:
     """``--embedder``, else the demo's model (trained once, with progress, and cached)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from models.export import default_cache_dir
     from pipeline.demo import demo_model
 
@@ -45,13 +48,7 @@ def demo_embedder(args, config: CrosscamConfig) -> Path:
             raise UsageError(f"--embedder {args.embedder}: no such file")
         return Path(args.embedder)
     cache = Path(config.cache_dir or default_cache_dir())
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
+    with training_progress() as bar:
         tasks = {}
 
         def progress(kind: str, p: dict) -> None:

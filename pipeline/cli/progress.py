@@ -18,6 +18,19 @@ def step(message: str) -> Iterator[None]:
     console.print(f"[green]✓[/green] {message}", highlight=False)
 
 
+def training_progress():
+    """A rich progress display for training: description, bar, status line (epoch, loss, lr), time left."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=console)
+
+
 def show_training(bar, task, p: dict) -> None:
     """Move a rich progress ``task`` to the training loop's report ``p`` (``trainer.loop.train``'s on_progress)."""
     bar.update(

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
-from pipeline.cli.progress import console, show_training
+from pipeline.cli.progress import console, show_training, training_progress
 from pipeline.config import CrosscamConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "trainer" / "recipes"
@@ -72,21 +72,13 @@ def load_recipe(source: str, overrides: list[str]):
 
 
 def cmd_train(args: argparse.Namespace, config: CrosscamConfig) -> Result:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from trainer.data.registry import load_dataset
     from trainer.loop import train
 
     recipe = load_recipe(args.recipe, args.overrides)
     index = load_dataset(recipe.data.dataset, args.data_root, split=recipe.data.split, splits=recipe.data.splits)
     out = args.out or Path("runs") / recipe.name
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
+    with training_progress() as bar:
         task = bar.add_task(f"training {recipe.name}", total=None, status="")
 
         def progress(p: dict) -> None:
