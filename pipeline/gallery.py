@@ -1,9 +1,10 @@
 """The matcher's in-memory gallery: every identity's exemplars in one matrix, scored in batches.
 
-A batch of tracklets is scored against a snapshot of the matrix with one matrix product; identities that
-change while the batch is processed are re-scored exactly (one small matrix product per query over just
-their exemplar rows), so the result equals processing the tracklets one by one. The gallery keeps a log of
-changed identities; a snapshot reads the part of the log written after it was taken.
+A batch of tracklets is scored against a snapshot of the matrix with one matrix product; an identity that
+changes while the batch is processed is re-scored exactly, once per change, against the whole batch (a
+small product over its current exemplar rows), so the result equals processing the tracklets one by one.
+The gallery keeps a log of changed identities; a snapshot reads the part of the log written after it was
+taken.
 """
 
 from __future__ import annotations
@@ -208,8 +209,8 @@ class Snapshot:
             if entry is not None:
                 self._fresh[slot] = (self.features @ self.gallery.matrix[entry.rows].T).max(axis=1)
 
-    def ranked(self, i: int, feature: np.ndarray) -> Iterator[tuple[int, float]]:
-        """Identities best first, for query ``i`` of the batch (``feature``, that query, is kept for callers)."""
+    def ranked(self, i: int) -> Iterator[tuple[int, float]]:
+        """Identities best first, for query ``i`` of the batch."""
         self._catch_up()
         head = self._head[i]
         cutoff = float(self.sims[i, head[-1]]) if len(head) < self.sims.shape[1] else -np.inf

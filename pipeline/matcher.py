@@ -68,7 +68,7 @@ class Linker:
         for i, t in enumerate(batch):
             s = Sighting(t.camera_id, t.track_id, t.t_start, t.t_end)
             continuing = g.continuing(t.camera_id, t.track_id, t.t_start, p.continuity_gap)
-            d = decide(snap.ranked(i, features[i]), g.history, s, p, continuing)
+            d = decide(snap.ranked(i), g.history, s, p, continuing)
             new = d.identity is None
             identity = -opened - 1 if new else d.identity  # a placeholder until the batch ends
             opened += new

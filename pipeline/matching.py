@@ -185,7 +185,7 @@ def decide(
         return Decision(
             "continuity",
             continuing,
-            scores.get(continuing, math.nan),
+            own,
             best,
             runner,
             best_score,

@@ -226,14 +226,23 @@ def write_merge(pipe, client, keys: StoreKeys, source: int, into: int, score: fl
 
 
 # --- queries ----------------------------------------------------------------------------------------
-def resolve(client, keys: StoreKeys, identity: int) -> int:
-    """Follow merges: the identity that now holds ``identity``'s sightings."""
+def _merge_chain(client, keys: StoreKeys, identity: int) -> list[dict]:
+    """The merges that carried ``identity`` into others, in order: ``{"from", "into", "score"}`` each."""
+    chain = []
     for _ in range(64):
         raw = client.hget(keys.merges, str(identity))
         if raw is None:
-            return identity
-        identity = int(json.loads(raw)["into"])
-    return identity
+            break
+        m = json.loads(raw)
+        chain.append({"from": identity, "into": m["into"], "score": m["score"]})
+        identity = int(m["into"])
+    return chain
+
+
+def resolve(client, keys: StoreKeys, identity: int) -> int:
+    """Follow merges: the identity that now holds ``identity``'s sightings."""
+    chain = _merge_chain(client, keys, identity)
+    return int(chain[-1]["into"]) if chain else identity
 
 
 def _sighting_view(sid: str, h: dict) -> dict:
@@ -241,12 +250,10 @@ def _sighting_view(sid: str, h: dict) -> dict:
     out = {"sighting": sid}
     for k in ("camera", "model", "decision", "reason", "stream_id"):
         out[k] = _s(g.get(k, b""))
-    for k in ("identity", "track", "seq", "excluded"):
+    for k in ("identity", "track", "seq", "excluded", "best", "runner_up"):
         out[k] = int(g[k]) if g.get(k) not in (None, b"") else None
     for k in ("t_start", "t_end", "score", "runner_up_score", "ingested"):
         out[k] = float(g[k]) if g.get(k) not in (None, b"") else None
-    for k in ("best", "runner_up"):
-        out[k] = int(g[k]) if g.get(k) not in (None, b"") else None
     return out
 
 
@@ -333,15 +340,9 @@ def explain(client, keys: StoreKeys, sid: str) -> dict:
     """Why a sighting belongs to its person: the decision with its score and runner-up, and any merges."""
     view = sighting(client, keys, sid)
     first = client.hget(keys.sighting(sid), "merged_from")
-    chain, identity = [], int(first) if first is not None else view["identity"]
-    for _ in range(64):
-        raw = client.hget(keys.merges, str(identity))
-        if raw is None:
-            break
-        m = json.loads(raw)
-        chain.append({"from": identity, "into": m["into"], "score": m["score"]})
-        identity = int(m["into"])
-    return view | {"merges": chain, "person": identity}
+    identity = int(first) if first is not None else view["identity"]
+    chain = _merge_chain(client, keys, identity)
+    return view | {"merges": chain, "person": int(chain[-1]["into"]) if chain else identity}
 
 
 def search(gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[tuple[int, float]]:
@@ -350,7 +351,7 @@ def search(gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[tuple[
         return []
     snap = gallery.snapshot(np.asarray(feature, np.float32)[None])
     out = []
-    for identity, score in snap.ranked(0, feature):
+    for identity, score in snap.ranked(0):
         out.append((identity, score))
         if len(out) == top_k:
             break

@@ -123,7 +123,7 @@ def test_snapshot_ranking_equals_brute_force_after_changes():
         g.set(int(rng.integers(1, 121)), rand(2))  # changed: some now score higher, some lower
         g.remove(int(rng.integers(1, 121)))
         g.set(200 + step, q[None])  # a new identity that is the query itself
-        got = list(snap.ranked(step, q))
+        got = list(snap.ranked(step))
         want = sorted(((d, g.score(d, q)) for d in g.identities), key=lambda x: -x[1])
         assert [d for d, _ in got] == [d for d, _ in want]
         assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-6)
