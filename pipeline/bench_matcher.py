@@ -23,22 +23,17 @@ def _unit(rng, n: int, dim: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def _tracklet(site: str, i: int, cams: int, track: int, t0: float, feature: np.ndarray) -> TrackletEmbedding:
+    """The benchmark's ``i``-th tracklet: on camera ``i % cams``, 2 s long, from ``t0``."""
+    return TrackletEmbedding(
+        site, f"cam{i % cams}", track, 0, t0, t0 + 2.0, feature, np.full(4, 0.25, np.float32), _THUMB, "bench"
+    )
+
+
 def _publish(publisher: Publisher, site: str, features: np.ndarray, cams: int, t0: float, track0: int) -> None:
     pipe = publisher.client.pipeline(transaction=False)
     for i, f in enumerate(features):
-        t = TrackletEmbedding(
-            site,
-            f"cam{i % cams}",
-            track0 + i,
-            0,
-            t0 + i,
-            t0 + i + 2.0,
-            f,
-            np.full(4, 0.25, np.float32),
-            _THUMB,
-            "bench",
-        )
-        pipe.xadd(publisher.keys.tracklets, records.encode(t))
+        pipe.xadd(publisher.keys.tracklets, records.encode(_tracklet(site, i, cams, track0 + i, t0 + i, f)))
         if i % 1000 == 999:
             pipe.execute()
     pipe.execute()
@@ -52,18 +47,7 @@ def _seed(client, keys: Keys, people: np.ndarray, cams: int, chunk: int = 2000) 
     for start in range(0, len(people), chunk):
         gallery, links = Gallery(), []
         for i in range(start, min(start + chunk, len(people))):
-            t = TrackletEmbedding(
-                keys.site,
-                f"cam{i % cams}",
-                i,
-                0,
-                float(i),
-                i + 2.0,
-                people[i],
-                np.full(4, 0.25, np.float32),
-                _THUMB,
-                "bench",
-            )
+            t = _tracklet(keys.site, i, cams, i, float(i), people[i])
             gallery.set(i + 1, people[i][None])
             gallery.add_sighting(i + 1, Sighting(t.camera_id, t.track_id, t.t_start, t.t_end))
             links.append(Linked(t, i + 1, new, True))

@@ -143,8 +143,7 @@ def score_against_truth(client, keys: StoreKeys, run: SiteRun, scene, camera_ind
     pairs, covered = [], set()
     for sid, t in run.tracklets.items():
         try:
-            person = store.sighting(client, keys, sid)["identity"]
-            person = store.resolve(client, keys, person)
+            person = store.sighting(client, keys, sid)["identity"]  # merges rewrite it: always current
         except store.NotFound:
             continue  # dropped before it was published
         truth = identify(scene, camera_index[t.camera_id], t.boxes, t.times)
