@@ -10,9 +10,7 @@ taken.
 from __future__ import annotations
 
 import heapq
-import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,35 +132,43 @@ class Gallery:
         if batch:
             self.changes = []
         n = self.used
-        sims = features @ self.matrix[:n].T if n else np.zeros((len(features), 0), np.float32)
-        return Snapshot(self, features, sims, self.owner[:n].copy(), len(self.changes))
+        width = min(len(self.matrix), -(-n // BLOCK) * BLOCK)  # whole blocks for ``_heads`` where they fit
+        scores = features @ self.matrix[:width].T if n else np.zeros((len(features), 0), np.float32)
+        scores[:, n:] = -np.inf
+        return Snapshot(self, features, scores, n, self.owner[:n].copy(), len(self.changes))
 
     def score(self, identity: int, feature: np.ndarray) -> float:
         return float((self.exemplars(identity) @ feature).max())
 
 
-_POOL: ThreadPoolExecutor | None = None
+BLOCK = 16  # columns per block in ``_heads``
 
 
-def _heads(sims: np.ndarray, k: int) -> np.ndarray:
-    """Each row's ``k`` best columns, best first; large batches are split over the CPU's cores (numpy's
-    partition releases the GIL)."""
-    q, n = sims.shape
+def _heads(scores: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Each row's ``k`` best of its first ``n`` columns, best first. Columns from ``n`` on are padding
+    (-inf) up to a multiple of ``BLOCK`` (added here when missing).
+
+    Exact and cheap: split the columns into blocks (block ``j``: columns ``j, j + B, j + 2B, ...`` for
+    ``B = width / BLOCK``, so the maxima are an elementwise maximum of ``BLOCK`` contiguous slices); the
+    ``k`` best values lie in the ``k`` blocks with the highest maxima, so the partition runs over those."""
+    q = scores.shape[0]
+    blocks = -(-n // BLOCK)
     if k >= n:
-        return np.argsort(-sims, axis=1, kind="stable")
-
-    def part(block: np.ndarray) -> np.ndarray:
-        head = np.argpartition(block, n - k, axis=1)[:, n - k :]
-        order = np.argsort(-np.take_along_axis(block, head, axis=1), axis=1, kind="stable")
-        return np.take_along_axis(head, order, axis=1)
-
-    workers = min(os.cpu_count() or 1, 8, max(1, q * n // 500_000))
-    if workers == 1:
-        return part(sims)
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(min(os.cpu_count() or 1, 8), thread_name_prefix="gallery")
-    return np.concatenate(list(_POOL.map(part, np.array_split(sims, workers))))
+        return np.argsort(-scores[:, :n], axis=1, kind="stable")
+    if n < 64 * k:  # small: one partition is cheaper than the block search
+        head = np.argpartition(scores[:, :n], n - k, axis=1)[:, n - k :]
+    else:
+        if scores.shape[1] < blocks * BLOCK:
+            pad = np.full((q, blocks * BLOCK - scores.shape[1]), -np.inf, np.float32)
+            scores = np.concatenate([scores, pad], axis=1)
+        scores = scores[:, : blocks * BLOCK]
+        maxima = scores.reshape(q, BLOCK, blocks).max(axis=1)
+        best = np.argpartition(maxima, blocks - k, axis=1)[:, blocks - k :]  # [q, k] block indices
+        cols = (best[:, :, None] + blocks * np.arange(BLOCK)).reshape(q, k * BLOCK)
+        pick = np.argpartition(np.take_along_axis(scores, cols, axis=1), k * BLOCK - k, axis=1)[:, -k:]
+        head = np.take_along_axis(cols, pick, axis=1)
+    order = np.argsort(-np.take_along_axis(scores, head, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(head, order, axis=1)
 
 
 class Snapshot:
@@ -176,15 +182,18 @@ class Snapshot:
 
     HEAD = 32
 
-    def __init__(self, gallery: Gallery, features: np.ndarray, sims: np.ndarray, owner: np.ndarray, start: int):
-        self.gallery, self.features, self.sims, self.owner = gallery, features, sims, owner
+    def __init__(
+        self, gallery: Gallery, features: np.ndarray, scores: np.ndarray, n: int, owner: np.ndarray, start: int
+    ):
+        """``scores [Q, >= n]``: the batch against the matrix's first ``n`` rows, then -inf padding."""
+        self.gallery, self.features, self.sims, self.owner = gallery, features, scores[:, :n], owner
         self.read = start  # how much of the gallery's change log this snapshot has taken in
         self.stale = owner < 0  # per snapshot row: free, or held by a changed identity
         self._slot: dict[int, int] = {}  # changed identity -> its row in ``_fresh``
         self._ids = np.zeros(0, np.int64)  # per slot: the identity (placeholder ids are negative)
         self._alive = np.zeros(0, bool)  # per slot: False once the identity is removed
         self._fresh = np.zeros((0, len(features)), np.float32)  # per slot: its score for every query
-        self._head = _heads(sims, self.HEAD)  # [Q, k] row indices, best first
+        self._head = _heads(scores, self.HEAD, n)  # [Q, k] row indices, best first
 
     def _catch_up(self) -> None:
         log, entries, n = self.gallery.changes, self.gallery.identities, len(self.stale)

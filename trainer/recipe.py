@@ -43,6 +43,11 @@ class AugmentRecipe(_Section):
     flip: float = Field(0.5, ge=0, le=1)
     pad: int = Field(10, ge=0)
     erase: float = Field(0.5, ge=0, le=1, description="probability that a frame is randomly erased")
+    color: float = Field(
+        0.0, ge=0, le=1, description="probability that a clip's colours are jittered (per-channel gain, brightness)"
+    )
+    color_gain: float = Field(0.2, ge=0, lt=1, description="colour jitter: per-channel gain in [1-g, 1+g]")
+    color_shift: float = Field(25.0, ge=0, le=255, description="colour jitter: brightness offset in [-s, s]")
 
 
 class OptimRecipe(_Section):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.errors import ConfigError
-from pipeline.gallery import Gallery
+from pipeline.gallery import BLOCK, Gallery, _heads
 from pipeline.matcher import Linker
 from pipeline.matching import MatchPolicy, Sighting, Topology, compatible, decide, update_exemplars
 from pipeline.types import TrackletEmbedding
@@ -106,7 +106,8 @@ def test_gallery_batch_scoring_equals_one_by_one():
     assert len({i for i, _, _ in results[0]}) <= 8  # six people, a few ambiguous splits at most
 
 
-def test_snapshot_ranking_equals_brute_force_after_changes():
+@pytest.mark.parametrize("people", [120, 1500])  # 1500: enough rows for the head's block search
+def test_snapshot_ranking_equals_brute_force_after_changes(people):
     """The vectorised head, the re-scored changed identities and the lazy tail give the exact ranking."""
     rng = np.random.default_rng(1)
 
@@ -115,19 +116,33 @@ def test_snapshot_ranking_equals_brute_force_after_changes():
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     g = Gallery()
-    for identity in range(1, 121):
+    for identity in range(1, people + 1):
         g.set(identity, rand(int(rng.integers(1, 4))))
     queries = rand(4)
     snap = g.snapshot(queries, batch=True)
     for step, q in enumerate(queries):
-        g.set(int(rng.integers(1, 121)), rand(2))  # changed: some now score higher, some lower
-        g.remove(int(rng.integers(1, 121)))
+        g.set(int(rng.integers(1, people + 1)), rand(2))  # changed: some now score higher, some lower
+        g.remove(int(rng.integers(1, people + 1)))
         g.set(200 + step, q[None])  # a new identity that is the query itself
         got = list(snap.ranked(step))
         want = sorted(((d, g.score(d, q)) for d in g.identities), key=lambda x: -x[1])
-        assert [d for d, _ in got] == [d for d, _ in want]
+        assert sorted(d for d, _ in got) == sorted(d for d, _ in want)  # each identity once
+        assert all(abs(s - g.score(d, q)) < 1e-6 for d, s in got)  # its exact score
+        assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-6)  # so best first (ties aside)
         assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-6)
         assert got[0] == (200 + step, pytest.approx(1.0))
+
+
+@pytest.mark.parametrize("n", [0, 5, 32, 33, 100, 2047, 2048, 4099])
+def test_heads_are_the_best_columns_in_order(n):
+    """The block search finds each row's k best columns, best first, with or without the padding."""
+    rng = np.random.default_rng(n)
+    scores = rng.normal(size=(6, n)).astype(np.float32)
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :32]
+    assert np.array_equal(_heads(scores, 32, n), want)
+    width = -(-n // BLOCK) * BLOCK
+    padded = np.concatenate([scores, np.full((6, width - n), -np.inf, np.float32)], axis=1)
+    assert np.array_equal(_heads(padded, 32, n), want)
 
 
 def test_linker_links_across_cameras_keeps_tracks_and_merges():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trainer.data.sampling import IdentitySampler, clip_indices, dense_clips
-from trainer.data.transforms import Augment, augment_clip
+from trainer.data.transforms import Augment, augment_clip, jitter_colors
 
 
 def test_consecutive_clips():
@@ -50,6 +50,16 @@ def test_augmentation_is_the_same_for_every_frame():
     out, erased = augment_clip(clip, Augment(erase=0.0), np.random.default_rng(3))
     assert out.shape == clip.shape and not erased.any()
     assert all(np.array_equal(out[0], out[i]) for i in range(4))  # one flip and crop for the clip
+
+
+def test_color_jitter_changes_the_whole_clip_alike():
+    clip = np.full((4, 16, 8, 3), 100, np.uint8)
+    out, _ = augment_clip(clip, Augment(erase=0.0, pad=0, flip=0.0, color=1.0), np.random.default_rng(2))
+    assert all(np.array_equal(out[0], out[i]) for i in range(4))  # one camera look per clip
+    assert not np.array_equal(out[0], clip[0])
+    assert np.array_equal(jitter_colors(clip, np.array([0.5, 1.0, 3.0]), 10.0)[0, 0, 0], [60, 110, 255])
+    same, _ = augment_clip(clip, Augment(erase=0.0, pad=0, flip=0.0), np.random.default_rng(2))
+    assert np.array_equal(same, clip)  # off by default
 
 
 def test_erasing_is_recorded_per_frame():

@@ -1,5 +1,5 @@
-"""Augmentations that treat a clip as one object: the same flip and crop for every frame, and
-per-frame random erasing that records which frames were erased (the attention loss needs that)."""
+"""Augmentations that treat a clip as one object: the same flip, crop and colour change for every frame,
+and per-frame random erasing that records which frames were erased (the attention loss needs that)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,15 @@ class Augment:
     erase: float = 0.5  # probability that a frame is randomly erased (Zhong et al. 2020)
     erase_area: tuple[float, float] = (0.02, 0.4)
     erase_ratio: float = 0.3  # aspect ratios in [r, 1/r]
+    color: float = 0.0  # probability that a clip's colours are jittered (another camera's white balance)
+    color_gain: float = 0.2  # per-channel gain in [1 - g, 1 + g]
+    color_shift: float = 25.0  # brightness offset in [-s, s], pixel values
+
+
+def jitter_colors(frames: np.ndarray, gain: np.ndarray, shift: float) -> np.ndarray:
+    """``uint8[T,H,W,3]`` with each channel scaled by ``gain[c]`` and ``shift`` added, clipped to 0..255."""
+    out = frames.astype(np.float32) * np.asarray(gain, np.float32) + np.float32(shift)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def resize_clip(frames: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -29,7 +38,7 @@ def resize_clip(frames: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def augment_clip(frames: np.ndarray, aug: Augment, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Flip and pad-and-crop the whole clip alike, then erase a random rectangle in some frames.
+    """Flip, pad-and-crop and colour-jitter the whole clip alike, then erase a random rectangle in some frames.
 
     Returns the new ``uint8[T,H,W,3]`` clip and ``bool[T]``: which frames were erased. Erased pixels
     get random values, as in random erasing's default.
@@ -41,6 +50,9 @@ def augment_clip(frames: np.ndarray, aug: Augment, rng: np.random.Generator) -> 
         y, x = rng.integers(0, 2 * aug.pad + 1, size=2)
         out = padded[:, y : y + h, x : x + w]
     out = np.ascontiguousarray(out)
+    if aug.color and rng.random() < aug.color:
+        gain = rng.uniform(1 - aug.color_gain, 1 + aug.color_gain, size=3)
+        out = jitter_colors(out, gain, rng.uniform(-aug.color_shift, aug.color_shift))
     erased = np.zeros(t, dtype=bool)
     for i in range(t):
         if rng.random() >= aug.erase:
