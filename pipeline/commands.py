@@ -3,8 +3,13 @@
 redis-py spends tens of microseconds of Python per pipelined command (queueing, packing, parsing its
 reply). The matcher writes several commands per tracklet, so at thousands of tracklets per second that
 overhead dominates. ``Commands`` collects the writes as plain lists instead and sends them as one
-``EVALSHA`` whose script runs them in order (atomically, like MULTI/EXEC): one JSON argument holds the
-commands, binary values travel as separate arguments that the JSON refers to by position.
+``EVALSHA`` whose script runs them in order: one MessagePack argument holds every command, binary
+values included. Redis' Lua has MessagePack built in (``cmsgpack``), and it unpacks about twice as fast
+as the same commands in JSON, with binary values inline.
+
+A script stops at the first command that fails; the commands before it stay applied (Redis does not
+roll scripts back). Callers put what must not happen after a failure last: the matcher its ingest
+marks and its stream acknowledgements.
 
 Every key is named in the commands, so this suits a single Redis server (not Redis Cluster, where a
 script must declare its keys).
@@ -12,19 +17,25 @@ script must declare its keys).
 
 from __future__ import annotations
 
-import json
+import msgpack
 
-# A JSON number in a command stands for a binary argument (ARGV[n]); every other value is a string.
 _SCRIPT = """
-local commands = cjson.decode(ARGV[1])
+local commands = cmsgpack.unpack(ARGV[1])
 for _, c in ipairs(commands) do
-  for i = 1, #c do
-    if type(c[i]) == 'number' then c[i] = ARGV[c[i]] end
-  end
   redis.call(unpack(c))
 end
 return #commands
 """
+
+
+def _arg(v) -> str | bytes:
+    if type(v) is str or isinstance(v, bytes):
+        return v
+    if isinstance(v, bytearray | memoryview):
+        return bytes(v)
+    if isinstance(v, float):
+        return repr(v)  # exact: Lua would round numbers to 14 digits
+    return str(v)
 
 
 class Commands:
@@ -32,26 +43,17 @@ class Commands:
 
     def __init__(self) -> None:
         self.commands: list[list] = []
-        self.binaries: list[bytes] = []
 
     def __len__(self) -> int:
         return len(self.commands)
 
-    def _arg(self, v) -> str | int:
-        if isinstance(v, bytes | bytearray | memoryview):
-            self.binaries.append(bytes(v))
-            return len(self.binaries) + 1  # ARGV[1] is the JSON
-        if isinstance(v, float):
-            return repr(v)  # exact: Lua would round numbers to 14 digits
-        return str(v)
-
     def call(self, *args) -> None:
-        self.commands.append([a if type(a) is str else self._arg(a) for a in args])
+        self.commands.append([_arg(a) for a in args])
 
     def hset(self, key: str, mapping: dict) -> None:
         args = ["HSET", key]
         for k, v in mapping.items():
-            args += (k, v if type(v) is str else self._arg(v))
+            args += (k, v if type(v) is str else _arg(v))
         self.commands.append(args)
 
     def zadd(self, key: str, mapping: dict, gt: bool = False) -> None:
@@ -66,6 +68,5 @@ class Commands:
         """Add the collected commands to ``pipe`` as one script call (nothing when empty)."""
         if not self.commands:
             return
-        pipe.register_script(_SCRIPT)(
-            args=[json.dumps(self.commands, separators=(",", ":")), *self.binaries], client=pipe
-        )
+        # use_bin_type=False: the raw string types of the MessagePack spec that Redis' cmsgpack reads
+        pipe.register_script(_SCRIPT)(args=[msgpack.packb(self.commands, use_bin_type=False)], client=pipe)

@@ -137,7 +137,6 @@ def write_links(
         by_camera.setdefault(t.camera_id, {})[sid] = t.t_start
     for camera, entries in by_camera.items():
         w.zadd(keys.timeline(camera), entries)
-    w.zadd(keys.ingested, {link.tracklet.tracklet_id: now for link in links})
     last_seen: dict[str, float] = {}
     for identity, group in by_identity.items():
         fields = _summary(gallery.exemplars(identity), gallery.history(identity))
@@ -154,6 +153,9 @@ def write_links(
             w.call("EXPIRE", keys.sightings(identity), int(ttl))
     w.zadd(keys.identities, last_seen, gt=True)  # GT still adds new members
     w.call("INCR", keys.version)
+    # last: the ingest marks make a re-read record a duplicate, so they follow every other write (a script
+    # that fails part-way keeps what it wrote before; without the marks, the records are processed again)
+    w.zadd(keys.ingested, {link.tracklet.tracklet_id: now for link in links})
 
 
 def next_identities(client, keys: StoreKeys, count: int) -> list[int]:

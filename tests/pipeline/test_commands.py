@@ -13,7 +13,7 @@ def test_commands_run_in_order_with_exact_values(redis_client, bus_keys):
     blob = bytes(range(256)) * 3  # binary, with NUL bytes
     t = 1732261234.123456789  # more digits than Lua's number formatting keeps
     w = Commands()
-    w.hset(f"{k}:h", {"blob": blob, "t": repr(t), "n": 7, "f": 0.1 + 0.2})
+    w.hset(f"{k}:h", {"blob": blob, "t": repr(t), "n": 7, "f": 0.1 + 0.2, "cam": "Kamera Süd", "big": blob * 100})
     w.zadd(f"{k}:z", {"a": t, "b": 1.5})
     w.zadd(f"{k}:z", {"a": 0.0}, gt=True)  # GT: does not lower a's score
     w.call("HINCRBY", f"{k}:h", "n", 2)
@@ -24,6 +24,7 @@ def test_commands_run_in_order_with_exact_values(redis_client, bus_keys):
     assert pipe.execute() == [5, 1]  # five commands ran, then the one queued after them
     h = redis_client.hgetall(f"{k}:h")
     assert h[b"blob"] == blob and float(h[b"t"]) == t and h[b"n"] == b"9" and float(h[b"f"]) == 0.1 + 0.2
+    assert h[b"cam"].decode() == "Kamera Süd" and h[b"big"] == blob * 100  # UTF-8 text; a 76 kB value
     assert redis_client.zscore(f"{k}:z", "a") == t and redis_client.zscore(f"{k}:z", "b") == 1.5
     assert redis_client.xlen(f"{k}:s") == 1
 

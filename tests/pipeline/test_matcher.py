@@ -46,9 +46,10 @@ def walk(site: str, n_people: int = 5, cameras: int = 3) -> list[tuple[int, Trac
     return sorted(out, key=lambda x: x[1].t_end)
 
 
-def test_a_batch_whose_write_fails_is_not_acknowledged(redis_client, bus_keys):
+@pytest.mark.parametrize("broken", ["timeline", "identity"])  # early in the batch's writes, and late
+def test_a_batch_whose_write_fails_is_not_acknowledged(redis_client, bus_keys, broken):
     """A write that fails part-way (here a key of the wrong type) acknowledges nothing: the records stay
-    pending and a restarted matcher stores each exactly once."""
+    pending, are not marked ingested, and a restarted matcher stores each exactly once."""
     import redis
 
     publisher = Publisher(redis_client, bus_keys)
@@ -56,13 +57,15 @@ def test_a_batch_whose_write_fails_is_not_acknowledged(redis_client, bus_keys):
     for _, t in truth:
         publisher.publish(t)
     keys = StoreKeys(bus_keys.site, bus_keys.prefix)
-    redis_client.set(keys.timeline("cam1"), "not a sorted set")
+    bad = keys.timeline("cam1") if broken == "timeline" else keys.identity(1)  # the first new person
+    redis_client.set(bad, "not a hash or sorted set")
     matcher = Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), consumer="m", batch=len(truth)).start()
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         matcher.step(block_ms=10)
     assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == len(truth)
+    assert redis_client.zcard(keys.ingested) == 0
     matcher.release()
-    redis_client.delete(keys.timeline("cam1"))
+    redis_client.delete(bad)
     counts = Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), consumer="m").start().run(idle_exit=0.3)
     assert counts["processed"] == len(truth) and redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
     persons = [p["person"] for p in store.persons(redis_client, keys)]  # ids of the failed batch are not reused
