@@ -48,7 +48,7 @@ class Commands:
         return len(self.commands)
 
     def call(self, *args) -> None:
-        self.commands.append([_arg(a) for a in args])
+        self.commands.append([a if type(a) is str else _arg(a) for a in args])
 
     def hset(self, key: str, mapping: dict) -> None:
         args = ["HSET", key]

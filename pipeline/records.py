@@ -53,11 +53,31 @@ def encode(t: TrackletEmbedding) -> dict[str, bytes]:
     }
 
 
+_NAMES = (
+    "v",
+    "site",
+    "camera",
+    "track",
+    "seq",
+    "t_start",
+    "t_end",
+    "dim",
+    "feature",
+    "frames",
+    "attention",
+    "model",
+    "thumb",
+)
+_KEYS = {name: name.encode() for name in _NAMES}  # Redis gives bytes keys; callers may pass str keys
+
+
 def _field(fields: dict, name: str) -> bytes:
-    value = fields.get(name.encode(), fields.get(name))
+    value = fields.get(_KEYS[name])
     if value is None:
-        raise RecordError(f"missing field {name!r}")
-    return value if isinstance(value, bytes) else str(value).encode()
+        value = fields.get(name)
+        if value is None:
+            raise RecordError(f"missing field {name!r}")
+    return value if type(value) is bytes else str(value).encode()
 
 
 def _int(fields: dict, name: str) -> int:
@@ -82,7 +102,7 @@ def _vector(fields: dict, name: str, count: int) -> np.ndarray:
     if len(raw) != 2 * count:
         raise RecordError(f"field {name!r} holds {len(raw)} bytes, expected {2 * count} ({count} float16 values)")
     values = np.frombuffer(raw, dtype=_F16).astype(np.float32)
-    if not np.all(np.isfinite(values)):
+    if not np.isfinite(values).all():
         raise RecordError(f"field {name!r} holds non-finite values")
     return values
 
