@@ -5,10 +5,11 @@
 
 Guarantees:
 
-- **Exactly one sighting per tracklet.** A batch's sightings, identity updates and, last, the stream
-  acknowledgements are written by one server-side script (``pipeline.commands``; atomic, and one that
-  fails part-way acknowledges nothing, so its records are read again), and a tracklet whose sighting
-  already exists is acknowledged without being processed again (a record published twice changes nothing).
+- **Exactly one sighting per tracklet.** A batch's sightings, identity updates and, last, its ingest
+  marks and the stream acknowledgements are written by one server-side script (``pipeline.commands``;
+  atomic, and one that fails part-way has marked and acknowledged nothing, so its records are read and
+  written again), and a tracklet already marked ingested is acknowledged without being processed again
+  (a record published twice changes nothing).
 - **Crash recovery.** A restarted matcher first re-reads its own pending records, then claims records
   another consumer left pending for ``claim_idle`` seconds (XAUTOCLAIM). The in-memory gallery is
   rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
