@@ -9,8 +9,7 @@ Guarantees:
   marks and the stream acknowledgements are written by one server-side script (``pipeline.commands``;
   atomic, and one that fails part-way has marked and acknowledged nothing, so its records are read and
   written again), and a tracklet already marked ingested is acknowledged without being processed again
-  (a record published twice changes nothing). A batch's writes are sent once the next batch has been
-  read, and run on the server while the matcher links that batch (``step``); ``flush`` writes what waits.
+  (a record published twice changes nothing).
 - **Crash recovery.** A restarted matcher first re-reads its own pending records, then claims records
   another consumer left pending for ``claim_idle`` seconds (XAUTOCLAIM). The in-memory gallery is
   rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
@@ -27,7 +26,6 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -132,32 +130,6 @@ class Linker:
         return done
 
 
-@dataclass
-class _Write:
-    """One batch's writes (a transaction: dead letters, then the write script) and what it stores."""
-
-    pipe: object
-    stream_ids: set[str]
-    tracklets: set[str]
-    linked: list[Linked]
-    future: Future | None = None
-
-
-def _sid(raw) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-_WRITER: ThreadPoolExecutor | None = None
-
-
-def _writer() -> ThreadPoolExecutor:
-    """The thread that waits on Redis for a batch's writes while the matcher links the next batch."""
-    global _WRITER
-    if _WRITER is None:
-        _WRITER = ThreadPoolExecutor(1, thread_name_prefix="matcher-writes")
-    return _WRITER
-
-
 class Matcher:
     """One site's matcher: consumes ``bus_keys.tracklets`` in the consumer group ``matcher``."""
 
@@ -183,8 +155,6 @@ class Matcher:
         self.own_pending = True
         self.last_merge = time.monotonic()
         self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
-        self._unsent: _Write | None = None  # a linked batch whose writes are queued, not sent yet
-        self._sent: _Write | None = None  # a batch whose writes Redis is running
 
     # --- set-up ---------------------------------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -248,51 +218,27 @@ class Matcher:
             self.client.xack(stream, GROUP, e)
         if entries:
             return entries
-        block = block_ms or None  # 0: do not wait (BLOCK 0 would wait forever)
-        got = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch, block=block)
+        got = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch, block=block_ms)
         return got[0][1] if got else []
 
     def step(self, block_ms: int = 500) -> int:
-        """Read one batch, send the previous batch's writes, link this batch while Redis runs them, then
-        wait for them; returns how many records it read. This batch's writes go out with the next step
-        (or ``flush``), so the server's work overlaps the linking. A failed write raises here."""
+        """Read and process one batch; returns how many records it handled."""
         if not self.acquire(wait=False):
             log.warning("matcher %s lost its lease; standing by", self.consumer)
-            self._wait()
-            self._unsent = None  # not written: its records stay pending, for the lease holder to claim
             self.acquire(wait=True)
             self.reload()
         if self.client.get(self.keys.epoch) != self.epoch:
-            self.flush()
             self.reload()
-        if self.own_pending:  # they are read from the start of our pending list: write the last batch first
-            self.flush()
-        entries = self._read(0 if self._unsent else block_ms)
-        if self._unsent:  # records of the batch waiting to be written, claimed back by XAUTOCLAIM: not again
-            entries = [e for e in entries if _sid(e[0]) not in self._unsent.stream_ids]
-        batch = self._prepare(entries) if entries else None  # before the send: Redis is idle now
-        self._send()
-        if batch is not None:
-            self._link(*batch)
-        self._wait()
+        entries = self._read(block_ms)
+        if entries:
+            self.process(entries)
         if time.monotonic() - self.last_merge >= self.merge_every:
             self.merge()
         return len(entries)
 
     def process(self, entries: list[tuple]) -> None:
-        """Process ``entries`` and write the results before returning."""
-        self._link(*self._prepare(entries))
-        self.flush()
-
-    def flush(self) -> None:
-        """Send the batch waiting to be written, and wait for it."""
-        self._send()
-        self._wait()
-
-    def _prepare(self, entries: list[tuple]) -> tuple[list[str], list[tuple[str, TrackletEmbedding]], object]:
-        """Decode ``entries``: bad records to the dead-letter stream (queued in the returned transaction),
-        records already stored or in the batch waiting to be written are duplicates."""
-        ids = [_sid(e[0]) for e in entries]
+        stream, keys = self.bus_keys.tracklets, self.keys
+        ids = [e[0].decode() if isinstance(e[0], bytes) else str(e[0]) for e in entries]
         good: list[tuple[str, TrackletEmbedding]] = []
         pipe = self.client.pipeline(transaction=True)
         for sid, (_, fields) in zip(ids, entries, strict=True):
@@ -305,67 +251,31 @@ class Matcher:
                 log.warning("tracklet record %s moved to %s: %s", sid, self.bus_keys.dead, e)
                 dead_letter(pipe, self.bus_keys, sid, fields, str(e))
                 self.counts["dead_letters"] += 1
-        seen = store.processed(self.client, self.keys, [t.tracklet_id for _, t in good])
-        fresh, batch_ids = [], set(self._unsent.tracklets if self._unsent else ())
+        seen = store.processed(self.client, keys, [t.tracklet_id for _, t in good])
+        fresh, batch_ids = [], set()
         for (sid, t), done in zip(good, seen, strict=True):
             if done or t.tracklet_id in batch_ids:
                 self.counts["duplicates"] += 1
                 continue
             batch_ids.add(t.tracklet_id)
             fresh.append((sid, t))
-        return ids, fresh, pipe
-
-    def _link(self, ids: list[str], fresh: list[tuple[str, TrackletEmbedding]], pipe) -> None:
-        """Link a prepared batch and queue its writes, acknowledgements last, as the batch to send."""
         try:
             linked = self.linker.link([t for _, t in fresh])
             w = Commands()
-            store.write_links(w, self.keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
+            store.write_links(w, keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
             w.call("HINCRBY", self.bus_keys.stats, "matched", len(fresh))
-            # last: a script that fails before it acknowledges nothing
-            w.call("XACK", self.bus_keys.tracklets, GROUP, *ids)
+            w.call("XACK", stream, GROUP, *ids)  # last: a script that fails before it acknowledges nothing
             w.queue(pipe)
+            pipe.execute()
         except Exception:
-            self._failed()
+            self.reload()  # the gallery may hold what Redis did not take
             raise
-        self._unsent = _Write(pipe, set(ids), {t.tracklet_id for _, t in fresh}, linked)
-
-    def _send(self) -> None:
-        if self._unsent is None:
-            return
-        self._wait()
-        write, self._unsent = self._unsent, None
-        write.future = _writer().submit(write.pipe.execute)
-        self._sent = write
-
-    def _wait(self) -> None:
-        write, self._sent = self._sent, None
-        if write is None:
-            return
-        try:
-            write.future.result()
-        except Exception:
-            self._failed()
-            raise
-        self.counts["processed"] += len(write.linked)
-        self.counts["new"] += sum(r.new for r in write.linked)
-        self.counts["linked"] += sum(not r.new for r in write.linked)
-
-    def _failed(self) -> None:
-        """After a failed write: drop what was not written, rebuild the gallery from Redis (it may hold what
-        Redis did not take) and read this consumer's unacknowledged records again first."""
-        if self._sent is not None:  # a write still running (when linking failed): let it end first
-            try:
-                self._sent.future.result()
-            except Exception:  # the caller raises its own error
-                log.exception("matcher %s: the previous batch's write failed too", self.consumer)
-        self._unsent = self._sent = None
-        self.own_pending = True
-        self.reload()
+        self.counts["processed"] += len(fresh)
+        self.counts["new"] += sum(r.new for r in linked)
+        self.counts["linked"] += sum(not r.new for r in linked)
 
     def merge(self) -> list[tuple[int, int, float]]:
         """The periodic merge pass (same constraints as linking), written in one transaction."""
-        self.flush()
         self.last_merge = time.monotonic()
         merges = self.linker.merges()
         if merges:
@@ -398,7 +308,7 @@ class Matcher:
                     idle_since = time.monotonic()
                 elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                     break
-            self.merge()  # writes what is left first
+            self.merge()
         finally:
             self.release()
         return dict(self.counts)
