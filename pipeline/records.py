@@ -77,7 +77,7 @@ def _field(fields: dict, name: str) -> bytes:
         value = fields.get(name)
         if value is None:
             raise RecordError(f"missing field {name!r}")
-    return value if type(value) is bytes else str(value).encode()
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def _int(fields: dict, name: str) -> int:
