@@ -13,8 +13,9 @@ beats the runner-up by ``margin``; otherwise it opens a new identity. A tracklet
 track (same camera and track id, less than ``continuity_gap`` seconds after its previous tracklet) keeps
 that track's identity, unless the tracker evidently switched people: it scores below ``threshold`` to the
 track's identity while another candidate would be linked confidently (threshold, and ``margin`` above both
-its runner-up and the track's own score). Each identity keeps at most ``exemplars`` features: a new feature is added unless
-it nearly repeats one (``duplicate`` cosine), and when the set is full it replaces its nearest exemplar.
+its runner-up and the track's own score). Each identity keeps at most ``exemplars`` features: a new
+feature is added unless it nearly repeats one (``duplicate`` cosine), and when the set is full it replaces
+its nearest exemplar.
 """
 
 from __future__ import annotations
