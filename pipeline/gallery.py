@@ -20,6 +20,10 @@ from pipeline.matching import Sighting
 HISTORY = 32  # recent sightings kept per identity for the space-time constraints
 
 
+def _end(s: Sighting) -> float:
+    return s.t_end
+
+
 @dataclass
 class _Identity:
     rows: list[int]
@@ -79,14 +83,20 @@ class Gallery:
         rows = [self._row() for _ in range(len(exemplars))]
         self.matrix[rows] = exemplars
         self.owner[rows] = identity
-        hist = history if history is not None else (entry.history if entry else [])
-        self.identities[identity] = _Identity(rows, sorted(hist, key=lambda s: s.t_end)[-HISTORY:])
+        if history is None:  # sightings unchanged (already sorted, bounded and noted)
+            self.identities[identity] = _Identity(rows, entry.history if entry else [])
+            return
+        self.identities[identity] = _Identity(rows, sorted(history, key=_end)[-HISTORY:])
         for s in self.identities[identity].history:
             self._note_track(identity, s)
 
     def add_sighting(self, identity: int, sighting: Sighting) -> None:
-        entry = self.identities[identity]
-        entry.history = sorted([*entry.history, sighting], key=lambda s: s.t_end)[-HISTORY:]
+        history = self.identities[identity].history
+        history.append(sighting)
+        if len(history) > 1 and history[-2].t_end > sighting.t_end:  # out of order: rare
+            history.sort(key=_end)
+        if len(history) > HISTORY:
+            del history[0]
         self._note_track(identity, sighting)
 
     def _note_track(self, identity: int, s: Sighting) -> None:
@@ -216,7 +226,10 @@ class Snapshot:
             entry = entries.get(d)
             self._ids[slot], self._alive[slot] = d, entry is not None
             if entry is not None:
-                self._fresh[slot] = (self.features @ self.gallery.matrix[entry.rows].T).max(axis=1)
+                rows, matrix = entry.rows, self.gallery.matrix
+                self._fresh[slot] = (
+                    self.features @ matrix[rows[0]] if len(rows) == 1 else (self.features @ matrix[rows].T).max(axis=1)
+                )
 
     def ranked(self, i: int) -> Iterator[tuple[int, float]]:
         """Identities best first, for query ``i`` of the batch."""

@@ -74,7 +74,9 @@ class Linker:
             identity = -opened - 1 if new else d.identity  # a placeholder until the batch ends
             opened += new
             exemplars = np.zeros((0, len(features[i])), np.float32) if new else g.exemplars(identity)
-            g.set(identity, update_exemplars(exemplars, features[i], p.exemplars, p.duplicate))
+            updated = update_exemplars(exemplars, features[i], p.exemplars, p.duplicate)
+            if updated is not exemplars:  # unchanged (a near repeat): nothing to re-score
+                g.set(identity, updated)
             g.add_sighting(identity, s)
             self.touched.add(identity)
             out.append(Linked(t, identity, d, new))
@@ -98,35 +100,44 @@ class Linker:
 
     def merges(self) -> list[tuple[int, int, float]]:
         """One merge pass over the identities touched since the last: pairs whose exemplars agree at
-        ``merge_threshold`` or more and whose histories fit together; returns (source, into, score) and
-        applies them to the gallery. The younger identity (higher id) goes into the older."""
+        ``merge_threshold`` or more and whose histories fit together, merged best pair first (each identity's
+        score is its best exemplar pair, so this is single-linkage clustering under the constraints);
+        returns (source, into, score) and applies them to the gallery. The younger identity (higher id)
+        goes into the older."""
         g, p = self.gallery, self.policy
-        done: list[tuple[int, int, float]] = []
-        gone: set[int] = set()
         touched, self.touched = sorted(self.touched), set()
         n = g.used
+        pairs: dict[tuple[int, int], float] = {}
         for a in touched:
-            if a in gone or a not in g:
+            if a not in g:
                 continue
-            sims = g.exemplars(a) @ g.matrix[:n].T
-            best = sims.max(axis=0)
-            for r in np.argsort(-best):
-                score = float(best[r])
-                if score < p.merge_threshold:
-                    break
+            best = (g.exemplars(a) @ g.matrix[:n].T).max(axis=0)
+            for r in np.flatnonzero(best >= p.merge_threshold).tolist():
                 b = int(g.owner[r])
-                if b < 0 or b == a or b in gone or (a, b) in self.cannot_link:
-                    continue
-                if not histories_compatible(g.history(a), g.history(b), p.topology):
-                    continue
-                source, into = max(a, b), min(a, b)
-                merged = merge_exemplars(g.exemplars(into), g.exemplars(source), p.exemplars, p.duplicate)
-                history = g.history(into) + g.history(source)
-                g.remove(source)
-                g.set(into, merged, history)
-                gone.add(source)
-                done.append((source, into, score))
-                break
+                if b >= 0 and b != a:
+                    key = (min(a, b), max(a, b))
+                    pairs[key] = max(pairs.get(key, -1.0), float(best[r]))
+        into_of: dict[int, int] = {}  # merged identity -> where it went
+
+        def root(i: int) -> int:
+            while i in into_of:
+                i = into_of[i]
+            return i
+
+        done: list[tuple[int, int, float]] = []
+        for (a, b), score in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
+            a, b = root(a), root(b)
+            if a == b or (a, b) in self.cannot_link:
+                continue
+            if not histories_compatible(g.history(a), g.history(b), p.topology):
+                continue
+            source, into = max(a, b), min(a, b)
+            merged = merge_exemplars(g.exemplars(into), g.exemplars(source), p.exemplars, p.duplicate)
+            history = g.history(into) + g.history(source)
+            g.remove(source)
+            g.set(into, merged, history)
+            into_of[source] = into
+            done.append((source, into, score))
         return done
 
 
@@ -279,9 +290,9 @@ class Matcher:
         self.last_merge = time.monotonic()
         merges = self.linker.merges()
         if merges:
-            pipe = self.client.pipeline(transaction=True)
+            pipe, carried = self.client.pipeline(transaction=True), {}
             for source, into, score in merges:
-                store.write_merge(pipe, self.client, self.keys, source, into, score, self.linker.gallery)
+                store.write_merge(pipe, self.client, self.keys, source, into, score, self.linker.gallery, carried)
             try:
                 pipe.execute()
             except Exception:

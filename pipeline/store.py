@@ -201,19 +201,30 @@ def cannot_link(client, keys: StoreKeys) -> set[tuple[int, int]]:
     return out
 
 
-def write_merge(pipe, client, keys: StoreKeys, source: int, into: int, score: float, gallery: Gallery) -> None:
-    """Move every sighting of ``source`` to ``into`` (the gallery already holds the merged identity)."""
-    starts = client.zrange(keys.sightings(source), 0, -1, withscores=True)
-    for sid, _ in starts:
-        pipe.hset(keys.sighting(_s(sid)), "identity", into)
-        pipe.hsetnx(keys.sighting(_s(sid)), "merged_from", source)
+def write_merge(
+    pipe, client, keys: StoreKeys, source: int, into: int, score: float, gallery: Gallery, carried: dict | None = None
+) -> None:
+    """Move every sighting of ``source`` to ``into`` (the gallery already holds the merged identity).
+
+    Merges queued in one transaction can chain (3 into 2, then 2 into 1): ``carried`` holds what earlier
+    ones moved, which ``client`` cannot read before the transaction runs (``{identity: (sightings, count)}``),
+    and the summary of an identity merged on in the same pass is left to the merge that removes it."""
+    carried = {} if carried is None else carried
+    moved, extra = carried.pop(source, ({}, 0))
+    starts = {_s(k): v for k, v in client.zrange(keys.sightings(source), 0, -1, withscores=True)} | moved
+    for sid in starts:
+        pipe.hset(keys.sighting(sid), "identity", into)
+        pipe.hsetnx(keys.sighting(sid), "merged_from", source)
     if starts:
-        pipe.zadd(keys.sightings(into), {_s(k): v for k, v in starts})
-    count = int(client.hget(keys.identity(source), "sightings") or 0)
-    fields = _summary(gallery.exemplars(into), gallery.history(into))
-    pipe.hset(keys.identity(into), mapping=fields)
-    pipe.hincrby(keys.identity(into), "sightings", count)
-    pipe.zadd(keys.identities, {str(into): float(fields["last_seen"])})
+        pipe.zadd(keys.sightings(into), starts)
+    count = int(client.hget(keys.identity(source), "sightings") or 0) + extra
+    before = carried.get(into, ({}, 0))
+    carried[into] = (before[0] | starts, before[1] + count)
+    if into in gallery:
+        fields = _summary(gallery.exemplars(into), gallery.history(into))
+        pipe.hset(keys.identity(into), mapping=fields)
+        pipe.hincrby(keys.identity(into), "sightings", count)
+        pipe.zadd(keys.identities, {str(into): float(fields["last_seen"])})
     pipe.delete(keys.identity(source), keys.sightings(source))
     pipe.zrem(keys.identities, str(source))
     now = time.time()

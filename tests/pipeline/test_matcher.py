@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -206,3 +207,26 @@ def test_matcher_killed_mid_stream_loses_and_repeats_nothing(tmp_path, redis_cli
     )
     assert total == len(published)  # each counted in exactly one person
     assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
+
+
+def test_a_chain_of_merges_in_one_pass_keeps_every_sighting(redis_client, bus_keys):
+    """Three views of one person open three identities; the merge pass joins 3 into 2, then 2 into 1, in one
+    transaction: every sighting ends in person 1, none is lost with the intermediate identity."""
+    publisher = Publisher(redis_client, bus_keys)
+    face = people(1)[0]
+    rng = np.random.default_rng(5)
+    near = face + rng.normal(scale=0.25, size=face.shape)
+    publisher.publish(tracklet(bus_keys.site, "cam0", 1, 0.0, face, noise=0.0))
+    publisher.publish(tracklet(bus_keys.site, "cam1", 2, 10.0, near, noise=0.0))
+    publisher.publish(tracklet(bus_keys.site, "cam2", 3, 20.0, near, noise=0.03))  # nearest to 2
+    policy = MatchPolicy(threshold=0.9999, merge_threshold=0.5)
+    matcher = Matcher(redis_client, bus_keys, policy, merge_every=1e9).start()
+    matcher.run(idle_exit=0.3)
+    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    assert [p["person"] for p in store.persons(redis_client, keys)] == [1]
+    h = store.history(redis_client, keys, 1)
+    assert [s["camera"] for s in h["sightings"]] == ["cam0", "cam1", "cam2"]
+    assert store.persons(redis_client, keys)[0]["sightings"] == 3
+    assert all(store.sighting(redis_client, keys, f"cam{c}:{c + 1}:0")["identity"] == 1 for c in range(3))
+    merges = [(int(k), json.loads(v)["into"]) for k, v in redis_client.hgetall(keys.merges).items()]
+    assert sorted(merges) == [(2, 1), (3, 2)]

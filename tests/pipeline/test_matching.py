@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.errors import ConfigError
-from pipeline.gallery import BLOCK, Gallery, _heads
+from pipeline.gallery import BLOCK, HISTORY, Gallery, _heads
 from pipeline.matcher import Linker
 from pipeline.matching import MatchPolicy, Sighting, Topology, compatible, decide, update_exemplars
 from pipeline.types import TrackletEmbedding
@@ -173,3 +173,17 @@ def test_gallery_rows_are_reused():
     g.remove(1)
     g.set(3, unit(1, 0)[None])
     assert g.used == 3 and sorted(int(o) for o in g.owner[: g.used] if o >= 0) == [2, 3]
+
+
+def test_gallery_history_stays_sorted_and_bounded():
+    """Sightings arriving out of order are kept in end-time order; the oldest go past ``HISTORY``; new
+    exemplars keep the sightings."""
+    g = Gallery()
+    g.set(1, unit(1, 0)[None])
+    ends = [5.0, 3.0, 9.0, 1.0] + [10.0 + k for k in range(HISTORY)]
+    for k, end in enumerate(ends):
+        g.add_sighting(1, Sighting("c1", k, end - 1, end))
+    g.set(1, np.stack([unit(1, 0), unit(0, 1)]))
+    got = [s.t_end for s in g.history(1)]
+    assert got == sorted(ends)[-HISTORY:]
+    assert g.continuing("c1", len(ends) - 1, ends[-1] + 1, 5.0) == 1
