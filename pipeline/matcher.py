@@ -47,6 +47,19 @@ from pipeline.types import TrackletEmbedding
 
 log = logging.getLogger(__name__)
 GROUP = "matcher"
+# KEYS: lease, epoch; ARGV: consumer, lease in ms. Returns {held, epoch}: the lease is taken when free and
+# renewed when ours; the epoch (bumped by unlink and prune) comes in the same round trip.
+_LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+elseif not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  return {0, redis.call('GET', KEYS[2])}
+end
+return {1, redis.call('GET', KEYS[2])}
+"""
 
 
 @dataclass
@@ -161,6 +174,7 @@ class Matcher:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.batch, self.claim_idle, self.merge_every, self.ttl, self.lease = batch, claim_idle, merge_every, ttl, lease
         self.lease_key = f"{bus_keys.prefix}:{bus_keys.site}:matcher:lease"
+        self._lease_script = client.register_script(_LEASE)
         self.linker: Linker | None = None
         self.epoch = None
         self.own_pending = True
@@ -177,14 +191,17 @@ class Matcher:
             if "BUSYGROUP" not in str(e):
                 raise
 
+    def _hold(self) -> tuple[bool, bytes | None]:
+        """Take or renew the lease if it is free or ours, and read the site's epoch: one round trip."""
+        held, epoch = self._lease_script(
+            keys=[self.lease_key, self.keys.epoch], args=[self.consumer, int(self.lease * 1000)]
+        )
+        return bool(held), epoch
+
     def acquire(self, wait: bool = True) -> bool:
         """Hold the site's lease (one active matcher); with ``wait``, stand by until it is free."""
         while True:
-            if self.client.set(self.lease_key, self.consumer, nx=True, px=int(self.lease * 1000)):
-                return True
-            holder = self.client.get(self.lease_key)
-            if holder is not None and holder.decode() == self.consumer:
-                self.client.pexpire(self.lease_key, int(self.lease * 1000))
+            if self._hold()[0]:
                 return True
             if not wait:
                 return False
@@ -234,11 +251,12 @@ class Matcher:
 
     def step(self, block_ms: int = 500) -> int:
         """Read and process one batch; returns how many records it handled."""
-        if not self.acquire(wait=False):
+        held, epoch = self._hold()
+        if not held:
             log.warning("matcher %s lost its lease; standing by", self.consumer)
             self.acquire(wait=True)
             self.reload()
-        if self.client.get(self.keys.epoch) != self.epoch:
+        elif epoch != self.epoch:
             self.reload()
         entries = self._read(block_ms)
         if entries:

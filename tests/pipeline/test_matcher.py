@@ -230,3 +230,18 @@ def test_a_chain_of_merges_in_one_pass_keeps_every_sighting(redis_client, bus_ke
     assert all(store.sighting(redis_client, keys, f"cam{c}:{c + 1}:0")["identity"] == 1 for c in range(3))
     merges = [(int(k), json.loads(v)["into"]) for k, v in redis_client.hgetall(keys.merges).items()]
     assert sorted(merges) == [(2, 1), (3, 2)]
+
+
+def test_one_matcher_holds_the_lease_and_sees_the_epoch(redis_client, bus_keys):
+    """The lease is taken when free, renewed by its holder, refused to others until released or expired;
+    the epoch (bumped by unlink and prune) is read with it."""
+    a = Matcher(redis_client, bus_keys, MatchPolicy(), consumer="a", lease=0.3)
+    b = Matcher(redis_client, bus_keys, MatchPolicy(), consumer="b", lease=0.3)
+    assert a.acquire(wait=False) and not b.acquire(wait=False)
+    assert a.acquire(wait=False)  # renewed
+    a.release()
+    assert b.acquire(wait=False) and not a.acquire(wait=False)
+    time.sleep(0.5)  # b died without releasing: its lease runs out
+    assert a._hold() == (True, None)
+    redis_client.incr(a.keys.epoch)
+    assert a._hold() == (True, b"1")
