@@ -11,7 +11,8 @@ Guarantees:
   written again), and a tracklet already marked ingested is acknowledged without being processed again
   (a record published twice changes nothing).
 - **Crash recovery.** A restarted matcher first re-reads its own pending records, then claims records
-  another consumer left pending for ``claim_idle`` seconds (XAUTOCLAIM). The in-memory gallery is
+  another consumer left pending for ``claim_idle`` seconds (XAUTOCLAIM, looked for at start and then every
+  ``claim_idle / 4`` seconds). The in-memory gallery is
   rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
 - **One active matcher per site.** A lease key (``P:S:matcher:lease``) makes further matchers wait as
   standbys; they take over when the lease of a dead one runs out (``lease`` seconds).
@@ -178,6 +179,7 @@ class Matcher:
         self.linker: Linker | None = None
         self.epoch = None
         self.own_pending = True
+        self.next_claim = 0.0  # when to look for another consumer's stale records next (monotonic clock)
         self.last_merge = time.monotonic()
         self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
 
@@ -238,14 +240,22 @@ class Matcher:
             if entries:
                 return entries
             self.own_pending = False
-        claimed = self.client.xautoclaim(
-            stream, GROUP, self.consumer, min_idle_time=int(self.claim_idle * 1000), start_id="0-0", count=self.batch
-        )
-        entries = [e for e in claimed[1] if e[1]] if claimed else []
-        for e in claimed[2] if claimed and len(claimed) > 2 else []:  # deleted by trimming: nothing to do
-            self.client.xack(stream, GROUP, e)
-        if entries:
-            return entries
+        now = time.monotonic()
+        if now >= self.next_claim:  # another consumer's stale records, looked for every claim_idle / 4 seconds
+            claimed = self.client.xautoclaim(
+                stream,
+                GROUP,
+                self.consumer,
+                min_idle_time=int(self.claim_idle * 1000),
+                start_id="0-0",
+                count=self.batch,
+            )
+            entries = [e for e in claimed[1] if e[1]] if claimed else []
+            for e in claimed[2] if claimed and len(claimed) > 2 else []:  # deleted by trimming: nothing to do
+                self.client.xack(stream, GROUP, e)
+            if entries:
+                return entries
+            self.next_claim = now + self.claim_idle / 4
         got = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch, block=block_ms)
         return got[0][1] if got else []
 
