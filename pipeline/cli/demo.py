@@ -11,6 +11,7 @@ writes ``report.html``. ``--video A --video B`` runs the same on real files (no 
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 from pathlib import Path
 
@@ -62,6 +63,13 @@ def demo_embedder(args, config: CrosscamConfig) -> Path:
         return demo_model(cache, progress)
 
 
+def video_camera_ids(videos: list[Path]) -> list[str]:
+    """Camera ids for ``--video`` files: their names without suffix (``cam1.mp4`` -> ``cam1``), characters
+    outside ``A-Za-z0-9_.-`` replaced; ``cam0``, ``cam1``, ... when two names would collide."""
+    names = [re.sub(r"[^A-Za-z0-9_.-]", "_", v.stem) or "video" for v in videos]
+    return names if len(set(names)) == len(names) else [f"cam{i}" for i in range(len(videos))]
+
+
 def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
     from pipeline import store
@@ -78,7 +86,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         missing = [str(v) for v in args.video if not v.is_file()]
         if missing:
             raise UsageError(f"--video: no such file(s): {', '.join(missing)}")
-        cameras = {f"cam{i}": str(v) for i, v in enumerate(args.video)}
+        cameras = {name: str(v) for name, v in zip(video_camera_ids(args.video), args.video, strict=True)}
         detector = args.detector or config.detector.weights
     else:
         scene, cameras = synthetic_site(args.people, args.seconds, args.seed)
@@ -117,6 +125,9 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         "tracklets": sum(r.tracklets for r in run.reports.values()),
         "seconds": round(run.seconds, 1),
         "matcher": run.matcher,
+        "persons": [
+            {"person": h["person"], "cameras": h["cameras"], "sightings": len(h["sightings"])} for h in histories
+        ],
         "metrics": metrics,
         "model": str(model),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import SHARED_DATA
 from tests.pipeline.test_cli import run_json
 
 
@@ -36,3 +37,31 @@ def test_calibrate_end_to_end(capsys, tmp_path, monkeypatch, demo_cache):
     # too strict a threshold splits people into many identities
     assert data["rows"][-1]["identities"] > best["identities"]
     assert (tmp_path / "calibrate.png").stat().st_size > 10_000 and (tmp_path / "calibrate.json").is_file()
+
+
+def test_video_camera_ids():
+    from pathlib import Path
+
+    from pipeline.cli.demo import video_camera_ids
+
+    assert video_camera_ids([Path("a/cam1.mp4"), Path("b/cam2.mp4")]) == ["cam1", "cam2"]
+    assert video_camera_ids([Path("x/front door.avi")]) == ["front_door"]
+    assert video_camera_ids([Path("a/v.mp4"), Path("b/v.mp4")]) == ["cam0", "cam1"]  # would collide
+
+
+@pytest.mark.slow
+def test_demo_on_real_videos_links_the_person_across_cameras(capsys, tmp_path, monkeypatch, demo_cache):
+    """The two-camera indoor clip (one person walks from cam1 to cam2) with the YOLOv8n INT8 detector and
+    the demo model: both cameras publish tracklets and one identity holds sightings from both."""
+    clips = SHARED_DATA / "videos" / "chuyko_2cam_indoor"
+    detector = SHARED_DATA / "weights" / "yolov8n_int8_onnx" / "yolov8n_int8.onnx"
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (a fresh clone without the shared data)")
+    monkeypatch.setenv("CROSSCAM_CACHE_DIR", str(demo_cache))
+    videos = [a for c in ("cam1", "cam2") for a in ("--video", str(clips / f"{c}.mp4"))]
+    code, data, err = run_json(capsys, "demo", *videos, "--detector", str(detector), "--out", str(tmp_path))
+    assert code == 0, err
+    assert data["idf1"] is None and data["cameras"] == 2 and data["matcher"]["dead_letters"] == 0
+    assert {"cam1", "cam2"} <= {c for p in data["persons"] for c in p["cameras"]}  # both cameras saw people
+    assert any(set(p["cameras"]) == {"cam1", "cam2"} for p in data["persons"]), data["persons"]
+    assert (tmp_path / "report.html").stat().st_size > 10_000
