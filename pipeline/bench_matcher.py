@@ -39,18 +39,25 @@ def _publish(publisher: Publisher, site: str, features: np.ndarray, cams: int, t
     pipe.execute()
 
 
-def _seed(client, keys: Keys, people: np.ndarray, cams: int, chunk: int = 2000) -> None:
-    """Store one sighting per person through the matcher's own write path (``store.write_links``), without
-    scoring: the state a matcher that had linked them would leave, written in seconds even for 100,000."""
+def _seed(client, keys: Keys, people: np.ndarray, cams: int, exemplars: int = 1, chunk: int = 2000) -> None:
+    """Store ``exemplars`` sightings per person (each its own exemplar, on cameras ``i, i+1, ...``) through
+    the matcher's own write path (``store.write_links``), without scoring: the state a matcher that had
+    linked them would leave, written in seconds even for 100,000."""
     skeys = store.StoreKeys(keys.site, keys.prefix)
     new = Decision("new", None, float("nan"), None, None, float("nan"), "seeded by the benchmark")
+    rng = np.random.default_rng(1)
+    dim = people.shape[1]
     for start in range(0, len(people), chunk):
         gallery, links = Gallery(), []
         for i in range(start, min(start + chunk, len(people))):
-            t = _tracklet(keys.site, i, cams, i, float(i), people[i])
-            gallery.set(i + 1, people[i][None])
-            gallery.add_sighting(i + 1, Sighting(t.camera_id, t.track_id, t.t_start, t.t_end))
-            links.append(Linked(t, i + 1, new, True))
+            views = people[i] + rng.normal(scale=0.5 / np.sqrt(dim), size=(exemplars, dim)).astype(np.float32)
+            views[0] = people[i]
+            views /= np.linalg.norm(views, axis=1, keepdims=True)
+            gallery.set(i + 1, views)
+            for k in range(exemplars):
+                t = _tracklet(keys.site, i + k, cams, i * exemplars + k, float(i) + 3.0 * k, views[k])
+                gallery.add_sighting(i + 1, Sighting(t.camera_id, t.track_id, t.t_start, t.t_end))
+                links.append(Linked(t, i + 1, new, k == 0))
         w, pipe = Commands(), client.pipeline(transaction=True)
         store.write_links(w, skeys, links, ["0-0"] * len(links), gallery, None)
         w.queue(pipe)
@@ -68,23 +75,26 @@ def bench_matcher(
     queries: int = 200,
     progress: Callable[[str], None] | None = None,
     seed: int = 0,
+    exemplars: int = 1,
 ) -> dict:
-    """Fill the store with ``identities`` persons, start a matcher on it (its gallery loaded from Redis),
-    then time linking ``tracklets`` new sightings of them (noisy re-views on other cameras), and ``history``
-    and ``search`` queries."""
+    """Fill the store with ``identities`` persons (``exemplars`` sightings and exemplars each: 1 is a young
+    gallery, 8 the default cap a site reaches), start a matcher on it (its gallery loaded from Redis), then
+    time linking ``tracklets`` new sightings of them (noisy re-views), and ``history`` and ``search``
+    queries."""
     rng = np.random.default_rng(seed)
     people = _unit(rng, identities, dim)
     publisher = Publisher(client, keys, maxlen=max(100_000, 2 * tracklets))
     policy = MatchPolicy(threshold=0.6, merge_threshold=1.01)  # no merges: their cost is not the link path's
     progress and progress(f"seeding {identities} identities")
-    _seed(client, keys, people, 8)
+    _seed(client, keys, people, 8, exemplars)
     t = time.perf_counter()
     matcher = Matcher(client, keys, policy, consumer="bench", batch=batch, merge_every=1e9).start()
     load_s = time.perf_counter() - t
     who = rng.integers(0, identities, tracklets)
     noisy = people[who] + rng.normal(scale=0.5 / np.sqrt(dim), size=(tracklets, dim)).astype(np.float32)
     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-    _publish(publisher, keys.site, noisy, 8, identities + 1000.0, identities + 1)
+    track0 = identities * exemplars + 1  # new track ids, after the seeded ones
+    _publish(publisher, keys.site, noisy, 8, 3.0 * (identities + exemplars) + 1000.0, track0)
     progress and progress(f"linking {tracklets} tracklets")
     times, done = [], 0
     start = time.perf_counter()
@@ -97,7 +107,7 @@ def bench_matcher(
     elapsed = time.perf_counter() - start
     skeys = store.StoreKeys(keys.site, keys.prefix)
     correct = sum(
-        store.sighting(client, skeys, f"cam{i % 8}:{identities + 1 + i}:0")["identity"] == who[i] + 1
+        store.sighting(client, skeys, f"cam{i % 8}:{track0 + i}:0")["identity"] == who[i] + 1
         for i in range(0, tracklets, max(1, tracklets // 200))
     )
     checked = len(range(0, tracklets, max(1, tracklets // 200)))
@@ -125,4 +135,5 @@ def bench_matcher(
         "gallery_load_s": round(load_s, 2),
         "batch": batch,
         "dim": dim,
+        "exemplars": exemplars,
     }

@@ -68,6 +68,12 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     mt.add_argument("--identities", default="1000,10000,100000", help="comma-separated gallery sizes")
     mt.add_argument("--tracklets", type=int, default=2000, help="tracklets linked per size")
     mt.add_argument("--dim", type=int, default=256, help="feature size (tiny models: 256, ResNet-50: 2048)")
+    mt.add_argument(
+        "--exemplars",
+        type=int,
+        default=1,
+        help="sightings and exemplars per stored identity (1: a young gallery; 8: the cap a site reaches)",
+    )
     mt.add_argument("--redis-url", help="default: $CROSSCAM_REDIS_URL, else an embedded server in a temporary folder")
     mt.set_defaults(handler=cmd_bench_matcher)
 
@@ -255,6 +261,10 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
         sizes = [int(x) for x in args.identities.split(",") if x.strip()]
     except ValueError:
         raise UsageError(f"--identities {args.identities!r}: give sizes such as 1000,10000,100000") from None
+    if not 1 <= args.exemplars <= 8:
+        raise UsageError(
+            f"--exemplars {args.exemplars}: give 1 to 8 (the benchmark's matcher keeps at most 8 per identity)"
+        )
     rows = []
     with tempfile.TemporaryDirectory(prefix="crosscam-bench-redis-") as tmp:
         url = args.redis_url or os.environ.get("CROSSCAM_REDIS_URL")
@@ -262,7 +272,7 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
         for n in sizes:
             keys = Keys(f"bench-{uuid.uuid4().hex[:8]}", config.redis.prefix)
             with step(f"{n} identities"):
-                rows.append(bench_matcher(client, keys, n, args.tracklets, args.dim))
+                rows.append(bench_matcher(client, keys, n, args.tracklets, args.dim, exemplars=args.exemplars))
             for key in client.scan_iter(f"{keys.prefix}:{keys.site}:*", count=10_000):
                 client.delete(key)
     lines = [

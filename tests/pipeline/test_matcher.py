@@ -245,3 +245,17 @@ def test_one_matcher_holds_the_lease_and_sees_the_epoch(redis_client, bus_keys):
     assert a._hold() == (True, None)
     redis_client.incr(a.keys.epoch)
     assert a._hold() == (True, b"1")
+
+
+@pytest.mark.parametrize("exemplars", [1, 8])
+def test_matcher_benchmark_links_every_re_view_to_its_person(redis_client, bus_keys, exemplars):
+    """``crosscam bench matcher``'s measurement on a small gallery: every noisy re-view goes to its person,
+    with one seeded exemplar per identity or the full eight."""
+    from pipeline.bench_matcher import bench_matcher
+
+    r = bench_matcher(redis_client, bus_keys, 300, tracklets=256, dim=64, queries=20, exemplars=exemplars)
+    assert r["link_correct"] == 1.0 and r["exemplars"] == exemplars and r["link_tracklets_per_s"] > 0
+    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    person = store.history(redis_client, keys, 1)  # its seeded views, on as many cameras, and any re-view
+    assert len(person["sightings"]) >= exemplars and len(person["cameras"]) >= exemplars
+    assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
