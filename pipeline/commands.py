@@ -39,6 +39,9 @@ def _arg(v) -> str | bytes:
     return str(v)
 
 
+CHUNK = 1000  # members per ZADD (2,000 values), ids per XACK 2,000: within the script's unpack limit
+
+
 class Commands:
     """Write commands collected for one ``EVALSHA``; ``queue(pipe)`` adds it to a pipeline or transaction."""
 
@@ -58,8 +61,13 @@ class Commands:
         self.commands.append(args)
 
     def zadd(self, key: str, mapping: dict, gt: bool = False) -> None:
-        if mapping:
-            self.call("ZADD", key, *(["GT"] if gt else []), *(x for m, s in mapping.items() for x in (s, m)))
+        items = list(mapping.items())
+        for k in range(0, len(items), CHUNK):  # Lua's unpack takes fewer than 8,000 values
+            self.call("ZADD", key, *(["GT"] if gt else []), *(x for m, s in items[k : k + CHUNK] for x in (s, m)))
+
+    def xack(self, key: str, group: str, ids: list) -> None:
+        for k in range(0, len(ids), 2 * CHUNK):
+            self.call("XACK", key, group, *ids[k : k + 2 * CHUNK])
 
     def xadd(self, key: str, fields: dict, maxlen: int | None = None) -> None:
         trim = ["MAXLEN", "~", maxlen] if maxlen else []

@@ -303,7 +303,7 @@ class Matcher:
             w = Commands()
             store.write_links(w, keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
             w.call("HINCRBY", self.bus_keys.stats, "matched", len(fresh))
-            w.call("XACK", stream, GROUP, *ids)  # last: a script that fails before it acknowledges nothing
+            w.xack(stream, GROUP, ids)  # last: a script that fails before it acknowledges nothing
             w.queue(pipe)
             pipe.execute()
         except Exception:

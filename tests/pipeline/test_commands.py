@@ -37,3 +37,20 @@ def test_a_failing_command_is_reported(redis_client, bus_keys):
     w.queue(pipe)
     with pytest.raises(redis.ResponseError, match="not an integer"):
         pipe.execute()
+
+
+def test_large_sets_and_acknowledgements_fit_the_script(redis_client, bus_keys):
+    """A ZADD of 10,000 members or an XACK of 5,000 ids (a matcher batch of up to 10,000) is split into
+    commands Lua's unpack can pass on (it refuses about 8,000 values and more)."""
+    k = f"{bus_keys.prefix}:big"
+    ids = [redis_client.xadd(f"{k}:s", {"i": str(i)}) for i in range(5000)]
+    redis_client.xgroup_create(f"{k}:s", "g", id="0")
+    redis_client.xreadgroup("g", "c", {f"{k}:s": ">"}, count=5000)
+    w = Commands()
+    w.zadd(f"{k}:z", {f"m{i}": float(i) for i in range(10_000)})
+    w.xack(f"{k}:s", "g", ids)
+    pipe = redis_client.pipeline(transaction=True)
+    w.queue(pipe)
+    pipe.execute()
+    assert redis_client.zcard(f"{k}:z") == 10_000 and redis_client.zscore(f"{k}:z", "m9999") == 9999.0
+    assert redis_client.xpending(f"{k}:s", "g")["pending"] == 0
