@@ -11,7 +11,15 @@ import pytest
 from models.errors import ConfigError
 from pipeline.gallery import BLOCK, HISTORY, Gallery, _heads
 from pipeline.matcher import Linker
-from pipeline.matching import MatchPolicy, Sighting, Topology, compatible, decide, update_exemplars
+from pipeline.matching import (
+    MatchPolicy,
+    Sighting,
+    Topology,
+    compatible,
+    decide,
+    histories_compatible,
+    update_exemplars,
+)
 from pipeline.types import TrackletEmbedding
 
 
@@ -187,3 +195,33 @@ def test_gallery_history_stays_sorted_and_bounded():
     got = [s.t_end for s in g.history(1)]
     assert got == sorted(ends)[-HISTORY:]
     assert g.continuing("c1", len(ends) - 1, ends[-1] + 1, 5.0) == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merge_pass_leaves_no_mergeable_pair(seed):
+    """Merge candidates come from linking alone (no scoring in the pass). After the last pass no two
+    identities remain whose exemplars agree at ``merge_threshold``, whose histories fit and that no one
+    split: the recorded candidates covered every such pair."""
+    rng = np.random.default_rng(seed)
+    faces = rng.normal(size=(30, 16)).astype(np.float32)
+    faces /= np.linalg.norm(faces, axis=1, keepdims=True)
+    stream = []
+    for k in range(240):
+        person = int(rng.integers(30))
+        f = faces[person] + rng.normal(scale=0.12, size=16).astype(np.float32)
+        stream.append(tracklet(f"c{k % 3}", k, k * 0.5, k * 0.5 + 1.0, f / np.linalg.norm(f)))
+    policy = MatchPolicy(threshold=0.95, margin=0.0, merge_threshold=0.8)  # strict links leave merges to do
+    ids = itertools.count(1)
+    linker = Linker(policy, lambda n: [next(ids) for _ in range(n)])
+    merged = 0
+    for k in range(0, len(stream), 16):
+        linker.link(stream[k : k + 16])
+        if k % 64 == 48:
+            merged += len(linker.merges())
+    merged += len(linker.merges())
+    assert merged > 10
+    g = linker.gallery
+    alive = sorted(g.identities)
+    for a, b in itertools.combinations(alive, 2):
+        score = float((g.exemplars(a) @ g.exemplars(b).T).max())
+        assert not (score >= 0.8 and histories_compatible(g.history(a), g.history(b), None)), (a, b, score)
