@@ -218,13 +218,14 @@ def write_merge(
     if starts:
         pipe.zadd(keys.sightings(into), starts)
     count = int(client.hget(keys.identity(source), "sightings") or 0) + extra
-    before = carried.get(into, ({}, 0))
-    carried[into] = (before[0] | starts, before[1] + count)
     if into in gallery:
         fields = _summary(gallery.exemplars(into), gallery.history(into))
         pipe.hset(keys.identity(into), mapping=fields)
         pipe.hincrby(keys.identity(into), "sightings", count)
         pipe.zadd(keys.identities, {str(into): float(fields["last_seen"])})
+    else:  # merged on later in this pass: that merge moves these too
+        before = carried.get(into, ({}, 0))
+        carried[into] = (before[0] | starts, before[1] + count)
     pipe.delete(keys.identity(source), keys.sightings(source))
     pipe.zrem(keys.identities, str(source))
     now = time.time()
