@@ -12,8 +12,8 @@ Guarantees:
   (a record published twice changes nothing).
 - **Crash recovery.** A restarted matcher first re-reads its own pending records, then claims records
   another consumer left pending for ``claim_idle`` seconds (XAUTOCLAIM, looked for at start and then every
-  ``claim_idle / 4`` seconds). The in-memory gallery is
-  rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
+  ``claim_idle / 4`` seconds). The in-memory gallery is rebuilt from Redis at start, and again whenever
+  ``unlink``/``prune`` bump the site's epoch.
 - **One active matcher per site.** A lease key (``P:S:matcher:lease``) makes further matchers wait as
   standbys; they take over when the lease of a dead one runs out (``lease`` seconds).
 - **Bad records** (malformed, unknown schema version) go to the dead-letter stream, are counted in

@@ -256,14 +256,16 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
 
     from pipeline.bench_matcher import bench_matcher
     from pipeline.bus import Keys, connect
+    from pipeline.matching import MatchPolicy
 
     try:
         sizes = [int(x) for x in args.identities.split(",") if x.strip()]
     except ValueError:
         raise UsageError(f"--identities {args.identities!r}: give sizes such as 1000,10000,100000") from None
-    if not 1 <= args.exemplars <= 8:
+    cap = MatchPolicy().exemplars  # the benchmark's matcher runs with the default policy
+    if not 1 <= args.exemplars <= cap:
         raise UsageError(
-            f"--exemplars {args.exemplars}: give 1 to 8 (the benchmark's matcher keeps at most 8 per identity)"
+            f"--exemplars {args.exemplars}: give 1 to {cap} (the benchmark's matcher keeps at most {cap} per identity)"
         )
     rows = []
     with tempfile.TemporaryDirectory(prefix="crosscam-bench-redis-") as tmp:
