@@ -176,6 +176,27 @@ def build_for_recipe(recipe: Recipe, num_classes: int) -> ReIDNet:
     return build_model(arch, input_spec, pretrained=recipe.model.pretrained)
 
 
+def optimizer_step(
+    scaler: torch.amp.GradScaler,
+    optimizer: torch.optim.Optimizer,
+    center_opt: torch.optim.Optimizer,
+    centers: torch.Tensor,
+    center_weight: float,
+) -> None:
+    """Step the network's optimiser and the centre loss's own, after ``scaler.scale(loss).backward()``.
+
+    Under mixed precision every gradient, the centres' too, carries the loss scale (65,536 at first), so
+    both optimisers step through ``scaler``: it unscales their gradients and skips a step whose gradients
+    overflowed. The centres learn at ``center_lr``, not ``lr * center_weight``, so their gradient is divided
+    by the loss weight."""
+    if centers.grad is not None and center_weight:
+        scaler.unscale_(center_opt)
+        centers.grad.mul_(1.0 / center_weight)
+        scaler.step(center_opt)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def train(
     recipe: Recipe,
     index: DatasetIndex,
@@ -270,11 +291,7 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 center_opt.zero_grad(set_to_none=True)
                 scaler.scale(total).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                if centers.grad is not None and recipe.loss.center:
-                    centers.grad.mul_(1.0 / recipe.loss.center)  # centers learn at center_lr, not lr * weight
-                    center_opt.step()
+                optimizer_step(scaler, optimizer, center_opt, centers, recipe.loss.center)
                 running.append(total.item())
                 step = epoch * iters + it
                 if writer:

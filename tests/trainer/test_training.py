@@ -17,7 +17,7 @@ from tests.pipeline.test_cli import run_json
 from trainer.data.registry import load_dataset
 from trainer.data.sampling import dense_clips
 from trainer.evaluate import average_results, embed_tracklets
-from trainer.loop import build_for_recipe, train, validate
+from trainer.loop import build_for_recipe, optimizer_step, train, validate
 from trainer.recipe import Recipe
 from trainer.schedule import learning_rate
 from trainer.validation import hold_out
@@ -36,6 +36,33 @@ def test_learning_rate_schedule():
     assert learning_rate(10, 1.0, 10, [40, 70], 0.5) == 1.0
     assert learning_rate(40, 1.0, 10, [40, 70], 0.5) == 0.5
     assert learning_rate(75, 1.0, 10, [40, 70], 0.5) == 0.25
+
+
+def _one_step(loss_scale: float | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of a linear layer and its centre loss, through a real GradScaler (CPU) at ``loss_scale``."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(6, 4)
+    centers = torch.nn.Parameter(torch.randn(3, 4) * 0.01)
+    before = centers.detach().clone()
+    optimizer, center_opt = torch.optim.SGD(layer.parameters(), lr=0.1), torch.optim.SGD([centers], lr=0.5)
+    scaler = torch.amp.GradScaler("cpu", init_scale=loss_scale or 1.0, enabled=loss_scale is not None)
+    x, y = torch.randn(8, 6), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    feat = layer(x)
+    weight = 5e-4
+    total = feat.pow(2).mean() + weight * ((feat - centers[y]) ** 2).sum(1).mean()
+    scaler.scale(total).backward()
+    optimizer_step(scaler, optimizer, center_opt, centers, weight)
+    return layer.weight.detach().clone(), centers.detach().clone(), before
+
+
+def test_mixed_precision_loss_scale_does_not_reach_the_centers():
+    """Under AMP the centres' gradient carries the loss scale too; it must be unscaled before their step.
+    (It was not: every CUDA run with a centre loss diverged, the centre term growing to 1e18.)"""
+    plain_w, plain_c, before = _one_step(None)
+    scaled_w, scaled_c, _ = _one_step(65536.0)
+    assert (plain_c - before).abs().max() > 1e-4  # the centres learn
+    assert torch.allclose(scaled_w, plain_w, atol=1e-6)
+    assert torch.allclose(scaled_c, plain_c, atol=1e-6)
 
 
 def test_hold_out_keeps_identities_apart(mars60):
