@@ -41,16 +41,20 @@ class Embedder(ABC):
         b, t = clips.shape[:2]
         if b == 0:
             return np.zeros((0, self.feature_dim), np.float32), np.zeros((0, t), np.float32)
-        x = preprocess(clips, self.spec.input)
+        x = self._prepare(clips)
         step = self.max_batch or b
         parts = [self._forward(x[i : i + step]) for i in range(0, b, step)]
         features = np.concatenate([p[0] for p in parts]).astype(np.float32)
         attention = np.concatenate([p[1] for p in parts]).astype(np.float32)
         return l2_normalize(features), attention
 
+    def _prepare(self, clips: np.ndarray) -> np.ndarray:
+        """Checked ``uint8[B,T,H,W,3]`` clips as ``_forward`` takes them: ``float32[B,T,3,H,W]``, normalised."""
+        return preprocess(clips, self.spec.input)
+
     @abstractmethod
     def _forward(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``float32[B,T,3,H,W]`` normalised -> raw ``(feature [B,D], attention [B,T])``."""
+        """What ``_prepare`` made of a batch -> raw ``(feature [B,D], attention [B,T])``."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.spec.arch.name}:{self.spec.model_id}, device={self.device})"

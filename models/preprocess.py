@@ -24,25 +24,34 @@ def check_clips(clips: object, frames: int | None = None) -> np.ndarray:
     return clips
 
 
+def resize_clips(clips: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """``uint8[B,T,H,W,3]`` at the model's input size (bilinear; area when shrinking by 2x or more)."""
+    b, t, h, w, _ = clips.shape
+    if (h, w) == (spec.height, spec.width):
+        return clips
+    import cv2
+
+    interp = cv2.INTER_AREA if h >= 2 * spec.height else cv2.INTER_LINEAR
+    flat = clips.reshape(b * t, h, w, 3)
+    out = np.empty((b * t, spec.height, spec.width, 3), dtype=np.uint8)
+    for i in range(b * t):
+        out[i] = cv2.resize(flat[i], (spec.width, spec.height), interpolation=interp)
+    return out.reshape(b, t, spec.height, spec.width, 3)
+
+
+def normalization(spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(scale, shift)`` with ``input = pixel * scale - shift`` (mean/std on 0..1 pixels)."""
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    return 1.0 / (255.0 * std), mean / std
+
+
 def preprocess(clips: np.ndarray, spec: InputSpec) -> np.ndarray:
     """``uint8[B,T,H,W,3]`` RGB -> ``float32[B,T,3,spec.height,spec.width]``, normalised by mean/std.
 
-    Frames of another size are resized (bilinear; area when shrinking by 2x or more).
-    """
-    b, t, h, w, _ = clips.shape
-    if (h, w) != (spec.height, spec.width):
-        import cv2
-
-        interp = cv2.INTER_AREA if h >= 2 * spec.height else cv2.INTER_LINEAR
-        flat = clips.reshape(b * t, h, w, 3)
-        out = np.empty((b * t, spec.height, spec.width, 3), dtype=np.uint8)
-        for i in range(b * t):
-            out[i] = cv2.resize(flat[i], (spec.width, spec.height), interpolation=interp)
-        clips = out.reshape(b, t, spec.height, spec.width, 3)
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    scale = 1.0 / (255.0 * std)
-    x = clips.astype(np.float32) * scale - mean / std
+    Frames of another size are resized (``resize_clips``)."""
+    scale, shift = normalization(spec)
+    x = resize_clips(clips, spec).astype(np.float32) * scale - shift
     return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3))
 
 

@@ -1,4 +1,8 @@
-"""PyTorch runtime: CPU (fp32) or CUDA (fp16 and channels_last by default)."""
+"""PyTorch runtime: CPU (fp32) or CUDA (fp16 and channels_last by default).
+
+On CUDA the clips travel as uint8 pixels and are normalised on the GPU (``to_input``): a quarter of the
+bytes over PCIe, and none of the host's per-pixel float work, which made a batch of 32 ResNet-50 clips
+take 155 ms where the network needs a few (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -12,8 +16,17 @@ from models.checkpoint import load_checkpoint
 from models.devices import resolve_torch_device
 from models.embedder import Embedder
 from models.errors import BackendUnavailableError
+from models.preprocess import normalization, preprocess, resize_clips
 from models.reidnet import ReIDNet
-from models.spec import ModelSpec
+from models.spec import InputSpec, ModelSpec
+
+
+def to_input(pixels: torch.Tensor, spec: InputSpec, dtype: torch.dtype) -> torch.Tensor:
+    """``uint8[B,T,H,W,3]`` pixels (on any device) -> normalised ``dtype[B,T,3,H,W]`` network input, as
+    ``models.preprocess.preprocess`` makes it (the arithmetic in float32, then cast)."""
+    scale, shift = (torch.from_numpy(v).to(pixels.device)[:, None, None] for v in normalization(spec))
+    x = pixels.permute(0, 1, 4, 2, 3).float()
+    return (x * scale - shift).to(dtype).contiguous()
 
 
 class TorchEmbedder(Embedder):
@@ -39,10 +52,16 @@ class TorchEmbedder(Embedder):
         if on_cuda:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
+        self.on_cuda = on_cuda
+
+    def _prepare(self, clips: np.ndarray) -> np.ndarray:
+        """On CUDA: uint8 pixels at the model's size (normalised on the GPU by ``_forward``)."""
+        return resize_clips(clips, self.spec.input) if self.on_cuda else preprocess(clips, self.spec.input)
 
     @torch.inference_mode()
     def _forward(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.from_numpy(clips).to(self.device, self.dtype, non_blocking=True)
+        x = torch.from_numpy(clips).to(self.device, non_blocking=True)
+        x = to_input(x, self.spec.input, self.dtype) if x.dtype == torch.uint8 else x.to(self.dtype)
         out = self.model(x)
         return out.feature.float().cpu().numpy(), out.attention.float().cpu().numpy()
 

@@ -57,6 +57,23 @@ def test_preprocess_normalises_with_the_spec():
     np.testing.assert_allclose(x[0, 0, :, 0, 0], [1.0, 2.0, 4.0], rtol=1e-6)
 
 
+def test_gpu_side_normalisation_equals_preprocess():
+    """The CUDA path uploads uint8 pixels and normalises with ``to_input``: the same numbers as NumPy's."""
+    import torch
+
+    from models.backends.torch_runtime import to_input
+    from models.preprocess import resize_clips
+
+    spec = InputSpec(height=64, width=32, frames=4)
+    clips = random_clips(3, 4, 100, 40)  # resized first, on the host
+    pixels = torch.from_numpy(resize_clips(clips, spec))
+    assert pixels.dtype == torch.uint8 and pixels.shape == (3, 4, 64, 32, 3)
+    x = to_input(pixels, spec, torch.float32)
+    assert x.is_contiguous() and x.shape == (3, 4, 3, 64, 32)
+    np.testing.assert_allclose(x.numpy(), preprocess(clips, spec), rtol=1e-6, atol=1e-6)
+    assert to_input(pixels, spec, torch.float16).dtype == torch.float16
+
+
 def test_large_batches_are_split_without_changing_results(tiny_checkpoints):
     clips = random_clips(7, 4, 128, 64)
     whole = load_embedder(tiny_checkpoints["tiny_attention"], device="cpu").embed(clips)
