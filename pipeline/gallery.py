@@ -227,8 +227,8 @@ class Snapshot:
             self._ids[slot], self._alive[slot] = d, entry is not None
             if entry is not None:
                 rows, matrix = entry.rows, self.gallery.matrix
-                self._fresh[slot] = (
-                    self.features @ matrix[rows[0]] if len(rows) == 1 else (self.features @ matrix[rows].T).max(axis=1)
+                self._fresh[slot] = (  # max over the outer axis: half the time of max(axis=1) over a few columns
+                    self.features @ matrix[rows[0]] if len(rows) == 1 else (matrix[rows] @ self.features.T).max(axis=0)
                 )
 
     def ranked(self, i: int) -> Iterator[tuple[int, float]]:

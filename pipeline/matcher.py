@@ -18,6 +18,12 @@ Guarantees:
   standbys; they take over when the lease of a dead one runs out (``lease`` seconds).
 - **Bad records** (malformed, unknown schema version) go to the dead-letter stream, are counted in
   ``P:S:stats`` and acknowledged; processing goes on.
+
+Writes are sent behind: while a full batch's script runs on the Redis server, the next batch is read and
+linked (the two share the CPU otherwise). At most one batch is in flight; it is waited for before the
+next is sent, before a merge pass, a reload or a release, and whenever a read comes back short of a full
+batch (the stream caught up), so an idle matcher has written everything. A write that fails surfaces
+there: the gallery is rebuilt from Redis and both batches' records, unacknowledged, are read again.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -198,6 +205,9 @@ class Matcher:
         self.own_pending = True
         self.next_claim = 0.0  # when to look for another consumer's stale records next (monotonic clock)
         self.last_merge = time.monotonic()
+        self._writer: ThreadPoolExecutor | None = None
+        self._inflight: Future | None = None
+        self._inflight_ids: set[str] = set()  # tracklets of the batch in flight (not yet marked ingested)
         self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
 
     # --- set-up ---------------------------------------------------------------------------------------
@@ -227,12 +237,14 @@ class Matcher:
             time.sleep(min(1.0, self.lease / 4))
 
     def release(self) -> None:
+        self.flush(raise_errors=False)
         holder = self.client.get(self.lease_key)
         if holder is not None and holder.decode() == self.consumer:
             self.client.delete(self.lease_key)
 
     def reload(self) -> None:
         """Rebuild the gallery from Redis (at start, and after an unlink or prune)."""
+        self.flush(raise_errors=False)
         self.epoch = self.client.get(self.keys.epoch)
         self.linker = Linker(
             self.policy,
@@ -288,6 +300,8 @@ class Matcher:
         entries = self._read(block_ms)
         if entries:
             self.process(entries)
+        if len(entries) < self.batch:  # caught up: nothing left behind
+            self.flush()
         if time.monotonic() - self.last_merge >= self.merge_every:
             self.merge()
         return len(entries)
@@ -310,7 +324,7 @@ class Matcher:
         seen = store.processed(self.client, keys, [t.tracklet_id for _, t in good])
         fresh, batch_ids = [], set()
         for (sid, t), done in zip(good, seen, strict=True):
-            if done or t.tracklet_id in batch_ids:
+            if done or t.tracklet_id in batch_ids or t.tracklet_id in self._inflight_ids:
                 self.counts["duplicates"] += 1
                 continue
             batch_ids.add(t.tracklet_id)
@@ -322,16 +336,37 @@ class Matcher:
             w.call("HINCRBY", self.bus_keys.stats, "matched", len(fresh))
             w.xack(stream, GROUP, ids)  # last: a script that fails before it acknowledges nothing
             w.queue(pipe)
-            pipe.execute()
         except Exception:
+            self.own_pending = True  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
+        self.flush()  # the batch before, if still in flight (a failure rebuilds the gallery, dropping this one)
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"matcher-{self.consumer}-write")
+        self._inflight, self._inflight_ids = self._writer.submit(pipe.execute), batch_ids
         self.counts["processed"] += len(fresh)
         self.counts["new"] += sum(r.new for r in linked)
         self.counts["linked"] += sum(not r.new for r in linked)
 
+    def flush(self, raise_errors: bool = True) -> None:
+        """Wait for the batch in flight. If its write failed, the gallery is rebuilt from Redis, its records
+        (unacknowledged) are read again, and the error is raised (``raise_errors``) or logged."""
+        future, self._inflight, self._inflight_ids = self._inflight, None, set()
+        if future is None:
+            return
+        try:
+            future.result()
+        except Exception:
+            self.own_pending = True
+            if not raise_errors:
+                log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
+                return
+            self.reload()
+            raise
+
     def merge(self) -> list[tuple[int, int, float]]:
         """The periodic merge pass (same constraints as linking), written in one transaction."""
+        self.flush()
         self.last_merge = time.monotonic()
         merges = self.linker.merges()
         if merges:
