@@ -19,11 +19,13 @@ Guarantees:
 - **Bad records** (malformed, unknown schema version) go to the dead-letter stream, are counted in
   ``P:S:stats`` and acknowledged; processing goes on.
 
-Writes are sent behind: while a full batch's script runs on the Redis server, the next batch is read and
-linked (the two share the CPU otherwise). At most one batch is in flight; it is waited for before the
-next is sent, before a merge pass, a reload or a release, and whenever a read comes back short of a full
-batch (the stream caught up), so an idle matcher has written everything. A write that fails surfaces
-there: the gallery is rebuilt from Redis and both batches' records, unacknowledged, are read again.
+Writes go behind: a batch is linked and its write built, then sent after the next batch has been read,
+so the Redis server runs one batch's script while the matcher links the next (Redis would otherwise wait
+for the matcher, and the matcher for Redis). At most one batch waits and one is in flight. Both are
+written, and waited for, whenever a read comes back short of a full batch (the stream caught up: an idle
+matcher has written everything) and before a merge pass or a release. A reload (lost lease, epoch bump)
+drops a batch not yet sent: its records are read again. A write that fails surfaces at the next wait:
+the gallery is rebuilt from Redis and the records of both batches, unacknowledged, are read again.
 """
 
 from __future__ import annotations
@@ -206,6 +208,7 @@ class Matcher:
         self.next_claim = 0.0  # when to look for another consumer's stale records next (monotonic clock)
         self.last_merge = time.monotonic()
         self._writer: ThreadPoolExecutor | None = None
+        self._queued: tuple[object, set[str]] | None = None  # a linked batch's write and tracklets, not yet sent
         self._inflight: Future | None = None
         self._inflight_ids: set[str] = set()  # tracklets of the batch in flight (not yet marked ingested)
         self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
@@ -244,7 +247,7 @@ class Matcher:
 
     def reload(self) -> None:
         """Rebuild the gallery from Redis (at start, and after an unlink or prune)."""
-        self.flush(raise_errors=False)
+        self._discard()
         self.epoch = self.client.get(self.keys.epoch)
         self.linker = Linker(
             self.policy,
@@ -289,7 +292,8 @@ class Matcher:
         return got[0][1] if got else []
 
     def step(self, block_ms: int = 500) -> int:
-        """Read and process one batch; returns how many records it handled."""
+        """Read and process one batch; returns how many records it handled. After a full batch its write
+        may still be behind (sent by the next step; ``flush`` writes it now)."""
         held, epoch = self._hold()
         if not held:
             log.warning("matcher %s lost its lease; standing by", self.consumer)
@@ -322,13 +326,16 @@ class Matcher:
                 dead_letter(pipe, self.bus_keys, sid, fields, str(e))
                 self.counts["dead_letters"] += 1
         seen = store.processed(self.client, keys, [t.tracklet_id for _, t in good])
+        unsent = self._queued[1] if self._queued else set()
         fresh, batch_ids = [], set()
         for (sid, t), done in zip(good, seen, strict=True):
-            if done or t.tracklet_id in batch_ids or t.tracklet_id in self._inflight_ids:
+            tid = t.tracklet_id
+            if done or tid in batch_ids or tid in unsent or tid in self._inflight_ids:
                 self.counts["duplicates"] += 1
                 continue
-            batch_ids.add(t.tracklet_id)
+            batch_ids.add(tid)
             fresh.append((sid, t))
+        self._send()  # the batch linked before goes to Redis now; this one is linked meanwhile
         try:
             linked = self.linker.link([t for _, t in fresh])
             w = Commands()
@@ -340,29 +347,56 @@ class Matcher:
             self.own_pending = True  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
-        self.flush()  # the batch before, if still in flight (a failure rebuilds the gallery, dropping this one)
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"matcher-{self.consumer}-write")
-        self._inflight, self._inflight_ids = self._writer.submit(pipe.execute), batch_ids
+        self._queued = (pipe, batch_ids)
         self.counts["processed"] += len(fresh)
         self.counts["new"] += sum(r.new for r in linked)
         self.counts["linked"] += sum(not r.new for r in linked)
 
-    def flush(self, raise_errors: bool = True) -> None:
-        """Wait for the batch in flight. If its write failed, the gallery is rebuilt from Redis, its records
-        (unacknowledged) are read again, and the error is raised (``raise_errors``) or logged."""
+    # --- writes behind ----------------------------------------------------------------------------------
+    def _send(self) -> None:
+        """Send the waiting batch's write, once the one in flight has finished."""
+        self._wait()
+        if self._queued is None:
+            return
+        (pipe, ids), self._queued = self._queued, None
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"matcher-{self.consumer}-write")
+        self._inflight, self._inflight_ids = self._writer.submit(pipe.execute), ids
+
+    def _wait(self) -> None:
+        """Wait for the batch in flight; if its write failed, rebuild the gallery and raise the error."""
         future, self._inflight, self._inflight_ids = self._inflight, None, set()
         if future is None:
             return
         try:
             future.result()
         except Exception:
-            self.own_pending = True
-            if not raise_errors:
-                log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
-                return
+            self.own_pending = True  # its records (unacknowledged) are read again
             self.reload()
             raise
+
+    def _discard(self) -> None:
+        """Before a reload: wait for the batch in flight (an error is logged) and drop the one not sent."""
+        future, self._inflight, self._inflight_ids = self._inflight, None, set()
+        if self._queued is not None:
+            self._queued, self.own_pending = None, True
+        if future is not None:
+            try:
+                future.result()
+            except Exception:
+                self.own_pending = True
+                log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
+
+    def flush(self, raise_errors: bool = True) -> None:
+        """Write the batches left behind and wait for them. A failed write rebuilds the gallery (its records
+        are read again) and is raised, or with ``raise_errors=False`` logged."""
+        try:
+            self._send()
+            self._wait()
+        except Exception:
+            if raise_errors:
+                raise
+            log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
 
     def merge(self) -> list[tuple[int, int, float]]:
         """The periodic merge pass (same constraints as linking), written in one transaction."""

@@ -233,6 +233,41 @@ def test_a_chain_of_merges_in_one_pass_keeps_every_sighting(redis_client, bus_ke
     assert sorted(merges) == [(2, 1), (3, 2)]
 
 
+def test_writes_behind_keep_every_tracklet_exactly_once(redis_client, bus_keys):
+    """A full batch's write waits for the next read; a tracklet published again while its batch waits is a
+    duplicate; a short read writes everything; a reload (epoch bump) drops a batch not yet sent, whose
+    records are read again and stored once."""
+    publisher = Publisher(redis_client, bus_keys)
+    faces = people(3)
+    first = [tracklet(bus_keys.site, "cam0", i, 10.0 * i, faces[i % 3]) for i in range(7)]
+    for t in first[:4] + first[4:7] + [first[0]]:  # two full batches of 4, the second repeating the first's
+        publisher.publish(t)
+    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    matcher = Matcher(redis_client, bus_keys, MatchPolicy(), consumer="m", batch=4).start()
+    assert matcher.step(block_ms=10) == 4
+    assert redis_client.zcard(keys.ingested) == 0  # linked, its write behind
+    assert matcher.step(block_ms=10) == 4  # sends the first batch's write, links the second
+    assert matcher.counts["duplicates"] == 1
+    assert matcher.step(block_ms=10) == 0  # caught up: everything written
+    assert redis_client.zcard(keys.ingested) == 7 and matcher.counts["processed"] == 7
+    assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
+
+    later = [tracklet(bus_keys.site, "cam1", 100 + i, 100.0 + 10 * i, faces[i % 3]) for i in range(4)]
+    for t in later:
+        publisher.publish(t)
+    assert matcher.step(block_ms=10) == 4  # waits, not sent
+    redis_client.incr(keys.epoch)  # as unlink and prune do: the next step reloads, dropping it
+    while matcher.step(block_ms=10):
+        pass
+    assert sorted(x.decode() for x in redis_client.zrange(keys.ingested, 0, -1)) == sorted(
+        t.tracklet_id for t in first + later
+    )
+    total = sum(
+        int(redis_client.hget(keys.identity(p["person"]), "sightings")) for p in store.persons(redis_client, keys)
+    )
+    assert total == 11 and redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
+
+
 def test_one_matcher_holds_the_lease_and_sees_the_epoch(redis_client, bus_keys):
     """The lease is taken when free, renewed by its holder, refused to others until released or expired;
     the epoch (bumped by unlink and prune) is read with it."""
