@@ -297,6 +297,7 @@ class Matcher:
         held, epoch = self._hold()
         if not held:
             log.warning("matcher %s lost its lease; standing by", self.consumer)
+            self._discard()  # a batch not yet sent is not ours to write now
             self.acquire(wait=True)
             self.reload()
         elif epoch != self.epoch:
