@@ -55,8 +55,11 @@ class TorchEmbedder(Embedder):
         self.on_cuda = on_cuda
 
     def _prepare(self, clips: np.ndarray) -> np.ndarray:
-        """On CUDA: uint8 pixels at the model's size (normalised on the GPU by ``_forward``)."""
-        return resize_clips(clips, self.spec.input) if self.on_cuda else preprocess(clips, self.spec.input)
+        """On CUDA: uint8 pixels at the model's size (normalised on the GPU by ``_forward``), contiguous (a
+        BGR-to-RGB view ``[..., ::-1]`` has negative strides, which ``torch.from_numpy`` refuses)."""
+        if not self.on_cuda:
+            return preprocess(clips, self.spec.input)
+        return np.ascontiguousarray(resize_clips(clips, self.spec.input))
 
     @torch.inference_mode()
     def _forward(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -74,6 +74,20 @@ def test_gpu_side_normalisation_equals_preprocess():
     assert to_input(pixels, spec, torch.float16).dtype == torch.float16
 
 
+def test_the_uint8_path_embeds_like_the_float_path(tiny_checkpoints):
+    """The CUDA path (uint8 upload, ``to_input``) run on the CPU: the same features as the NumPy path, also
+    for a BGR-to-RGB view with negative strides, as callers often pass."""
+    embedder = load_embedder(tiny_checkpoints["tiny_attention"], device="cpu", max_batch=2)
+    h, w = embedder.spec.input.height, embedder.spec.input.width
+    for clips in (random_clips(3, 4, h, w)[..., ::-1], random_clips(3, 4, 96, 48)):  # as is, and resized
+        embedder.on_cuda = False
+        reference = embedder.embed(clips)
+        embedder.on_cuda = True  # what a CUDA device selects; the arithmetic is the same on the CPU
+        uint8_path = embedder.embed(clips)
+        np.testing.assert_allclose(uint8_path[0], reference[0], atol=1e-5)
+        np.testing.assert_allclose(uint8_path[1], reference[1], atol=1e-6)
+
+
 def test_large_batches_are_split_without_changing_results(tiny_checkpoints):
     clips = random_clips(7, 4, 128, 64)
     whole = load_embedder(tiny_checkpoints["tiny_attention"], device="cpu").embed(clips)
