@@ -57,7 +57,7 @@ class Commands:
     def hset(self, key: str, mapping: dict) -> None:
         args = ["HSET", key]
         for k, v in mapping.items():
-            args += (k, v if type(v) is str else _arg(v))
+            args += (k, v if type(v) is str or type(v) is bytes else _arg(v))
         self.commands.append(args)
 
     def zadd(self, key: str, mapping: dict, gt: bool = False) -> None:

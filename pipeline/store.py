@@ -86,11 +86,15 @@ def _summary(exemplars: np.ndarray, history: list[Sighting]) -> dict:
     """The identity hash fields that follow from its exemplars and sightings."""
     return {
         "exemplars": exemplars.astype(_F16).tobytes(),
-        "dim": exemplars.shape[1],
-        "recent": _recent_json(sorted(history, key=lambda s: s.t_end)[-HISTORY:]),
+        "dim": str(exemplars.shape[1]),
+        "recent": _recent_json(sorted(history, key=_end)[-HISTORY:]),
         "first_seen": repr(min(s.t_start for s in history)),
         "last_seen": repr(max(s.t_end for s in history)),
     }
+
+
+def _end(s: Sighting) -> float:
+    return s.t_end
 
 
 def _recent(raw) -> list[Sighting]:
@@ -98,19 +102,20 @@ def _recent(raw) -> list[Sighting]:
 
 
 # --- writes (the matcher) ---------------------------------------------------------------------------
-def _sighting_fields(t: TrackletEmbedding, link: Linked, stream_id: str, now: float) -> dict:
+def _sighting_fields(t: TrackletEmbedding, link: Linked, feature: bytes, stream_id: str, now: str) -> dict:
+    """The sighting hash; every value already str or bytes (``Commands`` passes those through as they are)."""
     return {
-        "identity": link.identity,
+        "identity": str(link.identity),
         "camera": t.camera_id,
-        "track": t.track_id,
-        "seq": t.seq,
+        "track": str(t.track_id),
+        "seq": str(t.seq),
         "t_start": repr(t.t_start),
         "t_end": repr(t.t_end),
-        "feature": np.asarray(t.feature, np.float32).astype(_F16).tobytes(),
+        "feature": feature,
         "thumb": bytes(t.thumbnail),
         "model": t.model_id,
         "stream_id": stream_id,
-        "ingested": repr(now),
+        "ingested": now,
         **link.decision.as_fields(),
     }
 
@@ -120,20 +125,24 @@ def write_links(
 ) -> None:
     """A batch's sightings (``stream_ids``: their records' ids), the indexes and the identities they changed
     (each identity written once, in its state after the batch), added to ``w`` (``pipeline.commands``: the
-    matcher sends them, its acknowledgements last, as one script call)."""
+    matcher sends them, its acknowledgements last, as one script call). Values are made str or bytes here,
+    where the batch is at hand (one float16 conversion for all features), to keep the per-tracklet work small."""
     if not links:
         return
     now = time.time()
-    by_identity: dict[int, list[Linked]] = {}
+    at = repr(now)
+    sids = [link.tracklet.tracklet_id for link in links]
+    features = np.stack([np.asarray(link.tracklet.feature, np.float32) for link in links]).astype(_F16)
+    by_identity: dict[int, list[int]] = {}  # identity -> indexes into links
     by_camera: dict[str, dict[str, float]] = {}
-    for link, stream_id in zip(links, stream_ids, strict=True):
-        t, sid = link.tracklet, link.tracklet.tracklet_id
-        w.hset(keys.sighting(sid), _sighting_fields(t, link, stream_id, now))
-        event = {"sighting": sid, "identity": link.identity, "decision": link.decision.kind, "at": repr(now)}
+    for i, (link, stream_id) in enumerate(zip(links, stream_ids, strict=True)):
+        t, sid = link.tracklet, sids[i]
+        w.hset(keys.sighting(sid), _sighting_fields(t, link, features[i].tobytes(), stream_id, at))
+        event = {"sighting": sid, "identity": str(link.identity), "decision": link.decision.kind, "at": at}
         w.xadd(keys.decisions, event, maxlen=100_000)  # the details: the sighting's hash
         if ttl:
             w.call("EXPIRE", keys.sighting(sid), int(ttl))
-        by_identity.setdefault(link.identity, []).append(link)
+        by_identity.setdefault(link.identity, []).append(i)
         by_camera.setdefault(t.camera_id, {})[sid] = t.t_start
     for camera, entries in by_camera.items():
         w.zadd(keys.timeline(camera), entries)
@@ -141,21 +150,23 @@ def write_links(
     for identity, group in by_identity.items():
         fields = _summary(gallery.exemplars(identity), gallery.history(identity))
         last_seen[str(identity)] = float(fields["last_seen"])
-        if group[0].new:
-            fields |= {"thumb": group[0].tracklet.tracklet_id, "created": repr(now)}
+        first = links[group[0]]
+        if first.new:
+            fields |= {"thumb": sids[group[0]], "created": at}
         else:
             del fields["first_seen"]  # kept from creation: the recent history is bounded
-        w.hset(keys.identity(identity), fields)
-        w.call("HINCRBY", keys.identity(identity), "sightings", len(group))
-        w.zadd(keys.sightings(identity), {g.tracklet.tracklet_id: g.tracklet.t_start for g in group})
+        key, sightings = keys.identity(identity), keys.sightings(identity)
+        w.hset(key, fields)
+        w.call("HINCRBY", key, "sightings", str(len(group)))
+        w.zadd(sightings, {sids[i]: links[i].tracklet.t_start for i in group})
         if ttl:
-            w.call("EXPIRE", keys.identity(identity), int(ttl))
-            w.call("EXPIRE", keys.sightings(identity), int(ttl))
+            w.call("EXPIRE", key, int(ttl))
+            w.call("EXPIRE", sightings, int(ttl))
     w.zadd(keys.identities, last_seen, gt=True)  # GT still adds new members
     w.call("INCR", keys.version)
     # last: the ingest marks make a re-read record a duplicate, so they follow every other write (a script
     # that fails part-way keeps what it wrote before; without the marks, the records are processed again)
-    w.zadd(keys.ingested, {link.tracklet.tracklet_id: now for link in links})
+    w.zadd(keys.ingested, dict.fromkeys(sids, now))
 
 
 def next_identities(client, keys: StoreKeys, count: int) -> list[int]:
