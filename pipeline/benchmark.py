@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import itertools
 import resource
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from models.embedder import Embedder
-from pipeline.bus import Keys, Publisher, connect
+from pipeline.bus import Keys, Publisher, scratch_redis
 from pipeline.embedding import EmbeddingService
 from pipeline.sources import open_source
 from pipeline.tracking import DetectorOptions, YoloTracker, load_yolo, make_tracker
@@ -44,10 +43,10 @@ def bare_track_fps(frames: list[Frame], options: DetectorOptions) -> float:
     return len(frames) / (time.perf_counter() - t)
 
 
-def worker_fps(frames: list[Frame], options: DetectorOptions, embedder: Embedder, redis_dir: Path) -> dict[str, Any]:
+def worker_fps(frames: list[Frame], options: DetectorOptions, embedder: Embedder, client) -> dict[str, Any]:
     """The worker's loop (track, cut tracklets, hand them to the embedding service) on the same frames;
     the service embeds and publishes to a real (embedded) Redis concurrently, as in production."""
-    publisher = Publisher(connect(None, redis_dir / "bench.db"), Keys("bench"))
+    publisher = Publisher(client, Keys("bench"))
     service = EmbeddingService(embedder, "bench", publisher.publish).start()
     tracker = YoloTracker("bench", options)
     buffer = TrackletBuffer("bench", _policy(embedder))
@@ -85,7 +84,7 @@ def rss_mb() -> float:
     return peak_rss_mb()
 
 
-def memory_over_stream(embedder: Embedder, minutes: float, redis_dir: Path) -> dict[str, Any]:
+def memory_over_stream(embedder: Embedder, minutes: float, client) -> dict[str, Any]:
     """Run a worker (motion detector) over ``minutes`` of a synthetic stream; resident memory after
     1 minute of stream time and at the end: flat means nothing grows with time."""
     checkpoints = (min(1.0, minutes), minutes)
@@ -93,7 +92,7 @@ def memory_over_stream(embedder: Embedder, minutes: float, redis_dir: Path) -> d
     url = (
         f"synth://?cameras=2&people={max(12, int(minutes * 12))}&seconds={minutes * 60:g}&seed=5&arrivals=0.9&camera=0"
     )
-    publisher = Publisher(connect(None, redis_dir / "memory.db"), Keys("bench-memory"))
+    publisher = Publisher(client, Keys("bench-memory"))
     service = EmbeddingService(embedder, "bench-memory", publisher.publish).start()
     tracker = make_tracker("mem", DetectorOptions(weights="motion"))
     buffer = TrackletBuffer("mem", _policy(embedder))
@@ -115,9 +114,9 @@ def bench_pipeline(
 ) -> dict[str, Any]:
     options = DetectorOptions(weights=detector)
     clip = read_frames(source, frames)
-    with tempfile.TemporaryDirectory(prefix="crosscam-bench-") as tmp:
+    with scratch_redis("crosscam-bench-") as client:  # a real (embedded) Redis, as in production
         bare = bare_track_fps(clip, options)
-        worker = worker_fps(clip, options, embedder, Path(tmp))
+        worker = worker_fps(clip, options, embedder, client)
         result: dict[str, Any] = {
             "frames": len(clip),
             "bare_track_fps": bare,
@@ -126,5 +125,5 @@ def bench_pipeline(
             "worker": worker,
         }
         if memory_minutes > 0:
-            result["memory"] = memory_over_stream(embedder, memory_minutes, Path(tmp))
+            result["memory"] = memory_over_stream(embedder, memory_minutes, client)
     return result

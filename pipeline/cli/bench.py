@@ -251,11 +251,10 @@ def _table(results: list[dict]) -> str:
 
 def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     import os
-    import tempfile
     import uuid
 
     from pipeline.bench_matcher import bench_matcher
-    from pipeline.bus import Keys, connect
+    from pipeline.bus import Keys, scratch_redis
     from pipeline.matching import MatchPolicy
 
     try:
@@ -268,9 +267,8 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
             f"--exemplars {args.exemplars}: give 1 to {cap} (the benchmark's matcher keeps at most {cap} per identity)"
         )
     rows = []
-    with tempfile.TemporaryDirectory(prefix="crosscam-bench-redis-") as tmp:
-        url = args.redis_url or os.environ.get("CROSSCAM_REDIS_URL")
-        client = connect(url, Path(tmp) / "bench.db")
+    url = args.redis_url or os.environ.get("CROSSCAM_REDIS_URL")
+    with scratch_redis("crosscam-bench-redis-", url) as client:
         for n in sizes:
             keys = Keys(f"bench-{uuid.uuid4().hex[:8]}", config.redis.prefix)
             with step(f"{n} identities"):

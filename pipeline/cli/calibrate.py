@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
@@ -32,7 +31,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def cmd_calibrate(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
-    from pipeline.bus import Keys, connect
+    from pipeline.bus import Keys, scratch_redis
     from pipeline.calibrate import collect, parse_thresholds, plot, sweep
     from pipeline.demo import DEMO_TRACKLETS, run_site, synthetic_site
 
@@ -46,8 +45,7 @@ def cmd_calibrate(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)
     policy = config.matcher.policy()
     scene, cameras = synthetic_site(args.people, args.seconds, args.seed)
-    with tempfile.TemporaryDirectory(prefix="crosscam-calibrate-redis-") as tmp:
-        client = connect(None, Path(tmp) / "calibrate.db")
+    with scratch_redis("crosscam-calibrate-redis-") as client:
         keys = Keys("calibrate", config.redis.prefix)
         with step(f"running the {len(cameras)}-camera scene through workers and embedder (once)"):
             run = run_site(client, keys, cameras, embedder, "motion", policy, DEMO_TRACKLETS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import tempfile
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
@@ -73,7 +72,7 @@ def video_camera_ids(videos: list[Path]) -> list[str]:
 def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
     from pipeline import store
-    from pipeline.bus import Keys, connect
+    from pipeline.bus import Keys, scratch_redis
     from pipeline.cli.matcher import history_text
     from pipeline.demo import DEMO_TRACKLETS, run_site, score_against_truth, synthetic_site
     from pipeline.report import write_report
@@ -91,8 +90,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     else:
         scene, cameras = synthetic_site(args.people, args.seconds, args.seed)
         detector = "motion"
-    with tempfile.TemporaryDirectory(prefix="crosscam-demo-redis-") as tmp:
-        client = connect(None, Path(tmp) / "demo.db")
+    with scratch_redis("crosscam-demo-redis-") as client:
         keys = Keys("demo", config.redis.prefix)
         skeys = StoreKeys("demo", config.redis.prefix)
         with step(f"running {len(cameras)} cameras, embedder and matcher on an embedded Redis"):

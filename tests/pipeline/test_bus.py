@@ -82,3 +82,26 @@ def test_embedded_server_stops_at_once_and_keeps_its_data(tmp_path):
     client._cleanup()  # what collection or exit runs: nothing left to stop
     again = connect(None, tmp_path / "kept.db")
     assert again.get("kept") == b"yes"
+
+
+def test_a_scratch_server_is_stopped_before_its_directory_goes():
+    """A throw-away embedded server is stopped before its temporary directory is removed (left running, it
+    cannot save there, so it would not stop on request either)."""
+    import os
+    import time
+
+    from pipeline.bus import scratch_redis
+
+    with scratch_redis("crosscam-test-") as client:
+        client.set("a", "1")
+        pid, folder = client.pid, client.dbdir
+        assert client.get("a") == b"1" and os.path.isdir(folder)
+    assert not os.path.isdir(folder)
+    for _ in range(1000):  # a bound, not a speed test
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError(f"the scratch server (pid {pid}) is still running")
