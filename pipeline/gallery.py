@@ -10,7 +10,7 @@ taken.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +22,11 @@ HISTORY = 32  # recent sightings kept per identity for the space-time constraint
 
 def _end(s: Sighting) -> float:
     return s.t_end
+
+
+def latest(history: Iterable[Sighting]) -> list[Sighting]:
+    """The ``HISTORY`` latest sightings by end time, oldest first: what is kept of an identity's history."""
+    return sorted(history, key=_end)[-HISTORY:]
 
 
 @dataclass
@@ -86,7 +91,7 @@ class Gallery:
         if history is None:  # sightings unchanged (already sorted, bounded and noted)
             self.identities[identity] = _Identity(rows, entry.history if entry else [])
             return
-        self.identities[identity] = _Identity(rows, sorted(history, key=_end)[-HISTORY:])
+        self.identities[identity] = _Identity(rows, latest(history))
         for s in self.identities[identity].history:
             self._note_track(identity, s)
 

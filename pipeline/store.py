@@ -33,7 +33,7 @@ import numpy as np
 
 from models.errors import CrosscamError
 from pipeline.commands import Commands
-from pipeline.gallery import HISTORY, Gallery
+from pipeline.gallery import Gallery, latest
 from pipeline.matching import Linked, MatchPolicy, Sighting, merge_exemplars
 from pipeline.types import TrackletEmbedding
 
@@ -87,14 +87,10 @@ def _summary(exemplars: np.ndarray, history: list[Sighting]) -> dict:
     return {
         "exemplars": exemplars.astype(_F16).tobytes(),
         "dim": str(exemplars.shape[1]),
-        "recent": _recent_json(sorted(history, key=_end)[-HISTORY:]),
+        "recent": _recent_json(latest(history)),
         "first_seen": repr(min(s.t_start for s in history)),
         "last_seen": repr(max(s.t_end for s in history)),
     }
-
-
-def _end(s: Sighting) -> float:
-    return s.t_end
 
 
 def _recent(raw) -> list[Sighting]:
