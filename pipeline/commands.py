@@ -54,6 +54,10 @@ class Commands:
     def call(self, *args) -> None:
         self.commands.append([a if type(a) is str else _arg(a) for a in args])
 
+    def add(self, args: list) -> None:
+        """A command whose arguments are all ``str`` or ``bytes`` already (hot paths: nothing converted)."""
+        self.commands.append(args)
+
     def hset(self, key: str, mapping: dict) -> None:
         args = ["HSET", key]
         for k, v in mapping.items():
@@ -61,9 +65,16 @@ class Commands:
         self.commands.append(args)
 
     def zadd(self, key: str, mapping: dict, gt: bool = False) -> None:
-        items = list(mapping.items())
-        for k in range(0, len(items), CHUNK):  # Lua's unpack takes fewer than 8,000 values
-            self.call("ZADD", key, *(["GT"] if gt else []), *(x for m, s in items[k : k + CHUNK] for x in (s, m)))
+        self.zadd_args(key, [_arg(x) for m, s in mapping.items() for x in (s, m)], gt)
+
+    def zadd_args(self, key: str, args: list, gt: bool = False) -> None:
+        """ZADD of ``args`` = [score, member, score, member, ...], all ``str`` or ``bytes`` already."""
+        head = ["ZADD", key, "GT"] if gt else ["ZADD", key]
+        if len(args) <= 2 * CHUNK:
+            self.commands.append(head + args)
+            return
+        for k in range(0, len(args), 2 * CHUNK):  # Lua's unpack takes fewer than 8,000 values
+            self.commands.append(head + args[k : k + 2 * CHUNK])
 
     def xack(self, key: str, group: str, ids: list) -> None:
         for k in range(0, len(ids), 2 * CHUNK):

@@ -132,16 +132,17 @@ class Decision:
         m = lambda i: ids.get(i, i) if i is not None else None  # noqa: E731
         return replace(self, identity=m(self.identity), best=m(self.best), runner_up=m(self.runner_up))
 
-    def as_fields(self) -> dict[str, str]:
-        return {
-            "decision": self.kind,
-            "score": _num(self.score),
-            "best": "" if self.best is None else str(self.best),
-            "runner_up": "" if self.runner_up is None else str(self.runner_up),
-            "runner_up_score": _num(self.runner_up_score),
-            "reason": self.reason,
-            "excluded": str(self.excluded),
-        }
+    def field_args(self) -> list[str]:
+        """The decision's fields in a sighting's hash, as a flat field, value list."""
+        return [
+            "decision", self.kind,
+            "score", _num(self.score),
+            "best", "" if self.best is None else str(self.best),
+            "runner_up", "" if self.runner_up is None else str(self.runner_up),
+            "runner_up_score", _num(self.runner_up_score),
+            "reason", self.reason,
+            "excluded", str(self.excluded),
+        ]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ from pipeline.matching import Linked, MatchPolicy, Sighting, merge_exemplars
 from pipeline.types import TrackletEmbedding
 
 _F16 = np.dtype("<f2")
+DECISIONS_MAXLEN = 100_000  # entries of the decisions stream kept (approximately: MAXLEN ~)
+_DECISIONS_MAXLEN = str(DECISIONS_MAXLEN)
 
 
 class NotFound(CrosscamError):
@@ -98,22 +100,22 @@ def _recent(raw) -> list[Sighting]:
 
 
 # --- writes (the matcher) ---------------------------------------------------------------------------
-def _sighting_fields(t: TrackletEmbedding, link: Linked, feature: bytes, stream_id: str, now: str) -> dict:
-    """The sighting hash; every value already str or bytes (``Commands`` passes those through as they are)."""
-    return {
-        "identity": str(link.identity),
-        "camera": t.camera_id,
-        "track": str(t.track_id),
-        "seq": str(t.seq),
-        "t_start": repr(t.t_start),
-        "t_end": repr(t.t_end),
-        "feature": feature,
-        "thumb": bytes(t.thumbnail),
-        "model": t.model_id,
-        "stream_id": stream_id,
-        "ingested": now,
-        **link.decision.as_fields(),
-    }
+def _sighting_args(t: TrackletEmbedding, link: Linked, feature: bytes, start: str, stream_id: str, now: str) -> list:
+    """The sighting hash as HSET's field, value list; every value already str or bytes."""
+    return [
+        "identity", str(link.identity),
+        "camera", t.camera_id,
+        "track", str(t.track_id),
+        "seq", str(t.seq),
+        "t_start", start,
+        "t_end", repr(t.t_end),
+        "feature", feature,
+        "thumb", bytes(t.thumbnail),
+        "model", t.model_id,
+        "stream_id", stream_id,
+        "ingested", now,
+        *link.decision.field_args(),
+    ]  # fmt: skip
 
 
 def write_links(
@@ -121,48 +123,57 @@ def write_links(
 ) -> None:
     """A batch's sightings (``stream_ids``: their records' ids), the indexes and the identities they changed
     (each identity written once, in its state after the batch), added to ``w`` (``pipeline.commands``: the
-    matcher sends them, its acknowledgements last, as one script call). Values are made str or bytes here,
-    where the batch is at hand (one float16 conversion for all features), to keep the per-tracklet work small."""
+    matcher sends them, its acknowledgements last, as one script call).
+
+    This runs for every tracklet the matcher takes in, so values are made str or bytes here, where the
+    batch is at hand (one float16 conversion for all features, each key and number formatted once), and
+    commands are added as ready argument lists (``Commands.add``)."""
     if not links:
         return
     now = time.time()
     at = repr(now)
+    expire = ["EXPIRE", None, str(int(ttl))] if ttl else None
     sids = [link.tracklet.tracklet_id for link in links]
+    starts = [repr(link.tracklet.t_start) for link in links]
     features = np.stack([np.asarray(link.tracklet.feature, np.float32) for link in links]).astype(_F16)
+    sighting_key, decisions = keys.sighting(""), keys.decisions  # + the sighting id
     by_identity: dict[int, list[int]] = {}  # identity -> indexes into links
-    by_camera: dict[str, dict[str, float]] = {}
-    for i, (link, stream_id) in enumerate(zip(links, stream_ids, strict=True)):
+    by_camera: dict[str, list[str]] = {}  # camera -> ZADD's score, member list
+    for i, link in enumerate(links):
         t, sid = link.tracklet, sids[i]
-        w.hset(keys.sighting(sid), _sighting_fields(t, link, features[i].tobytes(), stream_id, at))
-        event = {"sighting": sid, "identity": str(link.identity), "decision": link.decision.kind, "at": at}
-        w.xadd(keys.decisions, event, maxlen=100_000)  # the details: the sighting's hash
-        if ttl:
-            w.call("EXPIRE", keys.sighting(sid), int(ttl))
+        key = sighting_key + sid
+        w.add(["HSET", key, *_sighting_args(t, link, features[i].tobytes(), starts[i], stream_ids[i], at)])
+        # the audit log's entry; the details are in the sighting's hash
+        w.add(["XADD", decisions, "MAXLEN", "~", _DECISIONS_MAXLEN, "*", "sighting", sid, "identity", str(link.identity),
+               "decision", link.decision.kind, "at", at])  # fmt: skip
+        if expire:
+            w.add([expire[0], key, expire[2]])
         by_identity.setdefault(link.identity, []).append(i)
-        by_camera.setdefault(t.camera_id, {})[sid] = t.t_start
-    for camera, entries in by_camera.items():
-        w.zadd(keys.timeline(camera), entries)
-    last_seen: dict[str, float] = {}
+        by_camera.setdefault(t.camera_id, []).extend((starts[i], sid))
+    for camera, members in by_camera.items():
+        w.zadd_args(keys.timeline(camera), members)
+    last_seen: list[str] = []
     for identity, group in by_identity.items():
+        name = str(identity)
         fields = _summary(gallery.exemplars(identity), gallery.history(identity))
-        last_seen[str(identity)] = float(fields["last_seen"])
+        last_seen += (fields["last_seen"], name)
         first = links[group[0]]
         if first.new:
             fields |= {"thumb": sids[group[0]], "created": at}
         else:
             del fields["first_seen"]  # kept from creation: the recent history is bounded
-        key, sightings = keys.identity(identity), keys.sightings(identity)
+        key, sightings = keys.identity(name), keys.sightings(name)
         w.hset(key, fields)
-        w.call("HINCRBY", key, "sightings", str(len(group)))
-        w.zadd(sightings, {sids[i]: links[i].tracklet.t_start for i in group})
-        if ttl:
-            w.call("EXPIRE", key, int(ttl))
-            w.call("EXPIRE", sightings, int(ttl))
-    w.zadd(keys.identities, last_seen, gt=True)  # GT still adds new members
-    w.call("INCR", keys.version)
+        w.add(["HINCRBY", key, "sightings", str(len(group))])
+        w.zadd_args(sightings, [x for i in group for x in (starts[i], sids[i])])
+        if expire:
+            w.add([expire[0], key, expire[2]])
+            w.add([expire[0], sightings, expire[2]])
+    w.zadd_args(keys.identities, last_seen, gt=True)  # GT still adds new members
+    w.add(["INCR", keys.version])
     # last: the ingest marks make a re-read record a duplicate, so they follow every other write (a script
     # that fails part-way keeps what it wrote before; without the marks, the records are processed again)
-    w.zadd(keys.ingested, dict.fromkeys(sids, now))
+    w.zadd_args(keys.ingested, [x for sid in sids for x in (at, sid)])
 
 
 def next_identities(client, keys: StoreKeys, count: int) -> list[int]:
@@ -240,7 +251,7 @@ def write_merge(
     pipe.xadd(
         keys.decisions,
         {"decision": "merge", "identity": into, "merged": source, "score": f"{score:.4f}", "at": repr(now)},
-        maxlen=100_000,
+        maxlen=DECISIONS_MAXLEN,
         approximate=True,
     )
     pipe.incr(keys.version)
@@ -423,7 +434,7 @@ def unlink(client, keys: StoreKeys, sid: str, policy: MatchPolicy) -> dict:
     pipe.xadd(
         keys.decisions,
         {"decision": "unlink", "sighting": sid, "identity": new, "from": old, "at": repr(time.time())},
-        maxlen=100_000,
+        maxlen=DECISIONS_MAXLEN,
         approximate=True,
     )
     pipe.execute()
