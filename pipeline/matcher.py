@@ -386,7 +386,7 @@ class Matcher:
                 future.result()
             except Exception:
                 self.own_pending = True
-                log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
+                self._log_failed_write()
 
     def flush(self, raise_errors: bool = True) -> None:
         """Write the batches left behind and wait for them. A failed write rebuilds the gallery (its records
@@ -397,7 +397,10 @@ class Matcher:
         except Exception:
             if raise_errors:
                 raise
-            log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
+            self._log_failed_write()
+
+    def _log_failed_write(self) -> None:
+        log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
 
     def merge(self) -> list[tuple[int, int, float]]:
         """The periodic merge pass (same constraints as linking), written in one transaction."""
