@@ -10,6 +10,7 @@ taken.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -159,6 +160,10 @@ class Gallery:
 BLOCK = 16  # columns per block in ``_heads``
 
 
+def _minus_first(x: tuple[float, int]) -> float:
+    return -x[0]
+
+
 def _heads(scores: np.ndarray, k: int, n: int) -> np.ndarray:
     """Each row's ``k`` best of its first ``n`` columns, best first. Columns from ``n`` on are padding
     (-inf) up to a multiple of ``BLOCK`` (added here when missing).
@@ -208,7 +213,14 @@ class Snapshot:
         self._ids = np.zeros(0, np.int64)  # per slot: the identity (placeholder ids are negative)
         self._alive = np.zeros(0, bool)  # per slot: False once the identity is removed
         self._fresh = np.zeros((0, len(features)), np.float32)  # per slot: its score for every query
-        self._head = _heads(scores, self.HEAD, n)  # [Q, k] row indices, best first
+        head = _heads(scores, self.HEAD, n)  # [Q, k] row indices, best first
+        # per query, as Python lists (made once per batch): the head's rows, owners and scores, and the
+        # cutoff below which a row outside the head may come next (-inf: the head holds every row)
+        self._head = head
+        self._head_rows = head.tolist()
+        self._head_owners = owner[head].tolist()
+        self._head_scores = np.take_along_axis(self.sims, head, axis=1).tolist()
+        self._cutoffs = [s[-1] if head.shape[1] < n else -math.inf for s in self._head_scores]
 
     def _catch_up(self) -> None:
         log, entries, n = self.gallery.changes, self.gallery.identities, len(self.stale)
@@ -216,7 +228,8 @@ class Snapshot:
             return
         changed: dict[int, None] = {}
         for d, old_rows in log[self.read :]:
-            self.stale[[r for r in old_rows if r < n]] = True
+            if old_rows:  # a new identity has none
+                self.stale[[r for r in old_rows if r < n]] = True
             changed[d] = None
         self.read = len(log)
         for d in changed:
@@ -239,28 +252,42 @@ class Snapshot:
     def ranked(self, i: int) -> Iterator[tuple[int, float]]:
         """Identities best first, for query ``i`` of the batch."""
         self._catch_up()
-        head = self._head[i]
-        cutoff = float(self.sims[i, head[-1]]) if len(head) < self.sims.shape[1] else -np.inf
-        head = head[~self.stale[head]]
-        scores, owners = self.sims[i, head], self.owner[head]
-        if self._slot:
-            m = len(self._slot)
-            live = self._alive[:m]
-            scores = np.concatenate([scores, self._fresh[:m, i][live]])
-            owners = np.concatenate([owners, self._ids[:m][live]])
-        order = np.argsort(-scores, kind="stable")
+        cutoff = self._cutoffs[i]
+        fresh: list[tuple[float, int]] = []  # changed identities at or above the cutoff, best first
+        m = len(self._slot)
+        if m:
+            column = self._fresh[:m, i]
+            hits = np.flatnonzero(self._alive[:m] & (column >= cutoff))
+            if len(hits):
+                fresh = sorted(zip(column[hits].tolist(), self._ids[hits].tolist(), strict=True), key=_minus_first)
+        stale = self.stale[self._head[i]].tolist()
         seen: set[int] = set()
-        rest: list[tuple[float, int]] = []
-        for owner, score in zip(owners[order].tolist(), scores[order].tolist(), strict=True):
-            if owner in seen:
+        k = 0
+        for row_stale, owner, score in zip(stale, self._head_owners[i], self._head_scores[i], strict=True):
+            while k < len(fresh) and fresh[k][0] > score:  # ties: the head's row first
+                f_score, f_owner = fresh[k]
+                k += 1
+                if f_owner not in seen:
+                    seen.add(f_owner)
+                    yield f_owner, f_score
+            if row_stale or owner in seen:
                 continue
-            if score >= cutoff:  # every head row is; below it, a row outside the head may score higher
-                seen.add(owner)
-                yield owner, score
-            else:
-                rest.append((-score, owner))  # a changed identity: merged with the tail below
-        if cutoff == -np.inf:
+            seen.add(owner)
+            yield owner, score
+        for f_score, f_owner in fresh[k:]:
+            if f_owner not in seen:
+                seen.add(f_owner)
+                yield f_owner, f_score
+        if cutoff == -math.inf:
             return
+        # below the head: changed identities under the cutoff merged with the unchanged rows' tail
+        m = len(self._slot)
+        column, live = self._fresh[:m, i], self._alive[:m]
+        rest = sorted(
+            (-score, d)
+            for score, d, alive in zip(column.tolist(), self._ids[:m].tolist(), live.tolist(), strict=True)
+            if alive and score < cutoff and d not in seen
+        )
         for s, d in heapq.merge(rest, self._tail(i, seen), key=lambda x: x[0]):
             yield d, -s
 
