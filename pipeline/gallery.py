@@ -214,10 +214,9 @@ class Snapshot:
         self._alive = np.zeros(0, bool)  # per slot: False once the identity is removed
         self._fresh = np.zeros((0, len(features)), np.float32)  # per slot: its score for every query
         head = _heads(scores, self.HEAD, n)  # [Q, k] row indices, best first
-        # per query, as Python lists (made once per batch): the head's rows, owners and scores, and the
-        # cutoff below which a row outside the head may come next (-inf: the head holds every row)
+        # per query, as Python lists (made once per batch): the head's owners and scores, and the cutoff
+        # below which a row outside the head may come next (-inf: the head holds every row)
         self._head = head
-        self._head_rows = head.tolist()
         self._head_owners = owner[head].tolist()
         self._head_scores = np.take_along_axis(self.sims, head, axis=1).tolist()
         self._cutoffs = [s[-1] if head.shape[1] < n else -math.inf for s in self._head_scores]

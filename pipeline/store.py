@@ -132,22 +132,22 @@ def write_links(
         return
     now = time.time()
     at = repr(now)
-    expire = ["EXPIRE", None, str(int(ttl))] if ttl else None
+    ttl_s = str(int(ttl)) if ttl else None
     sids = [link.tracklet.tracklet_id for link in links]
     starts = [repr(link.tracklet.t_start) for link in links]
     features = np.stack([np.asarray(link.tracklet.feature, np.float32) for link in links]).astype(_F16)
     sighting_key, decisions = keys.sighting(""), keys.decisions  # + the sighting id
     by_identity: dict[int, list[int]] = {}  # identity -> indexes into links
     by_camera: dict[str, list[str]] = {}  # camera -> ZADD's score, member list
-    for i, link in enumerate(links):
+    for i, (link, stream_id) in enumerate(zip(links, stream_ids, strict=True)):
         t, sid = link.tracklet, sids[i]
         key = sighting_key + sid
-        w.add(["HSET", key, *_sighting_args(t, link, features[i].tobytes(), starts[i], stream_ids[i], at)])
+        w.add(["HSET", key, *_sighting_args(t, link, features[i].tobytes(), starts[i], stream_id, at)])
         # the audit log's entry; the details are in the sighting's hash
         w.add(["XADD", decisions, "MAXLEN", "~", _DECISIONS_MAXLEN, "*", "sighting", sid, "identity", str(link.identity),
                "decision", link.decision.kind, "at", at])  # fmt: skip
-        if expire:
-            w.add([expire[0], key, expire[2]])
+        if ttl_s:
+            w.add(["EXPIRE", key, ttl_s])
         by_identity.setdefault(link.identity, []).append(i)
         by_camera.setdefault(t.camera_id, []).extend((starts[i], sid))
     for camera, members in by_camera.items():
@@ -166,9 +166,9 @@ def write_links(
         w.hset(key, fields)
         w.add(["HINCRBY", key, "sightings", str(len(group))])
         w.zadd_args(sightings, [x for i in group for x in (starts[i], sids[i])])
-        if expire:
-            w.add([expire[0], key, expire[2]])
-            w.add([expire[0], sightings, expire[2]])
+        if ttl_s:
+            w.add(["EXPIRE", key, ttl_s])
+            w.add(["EXPIRE", sightings, ttl_s])
     w.zadd_args(keys.identities, last_seen, gt=True)  # GT still adds new members
     w.add(["INCR", keys.version])
     # last: the ingest marks make a re-read record a duplicate, so they follow every other write (a script

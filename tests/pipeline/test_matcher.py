@@ -133,6 +133,23 @@ def test_unlink_and_prune(redis_client, bus_keys):
     assert store.persons(redis_client, keys) == []
 
 
+def test_a_ttl_expires_sightings_and_persons_but_not_the_ingest_marks(redis_client, bus_keys):
+    """``matcher.ttl``: every sighting, person and person's sighting index expires ``ttl`` seconds after its
+    last write; the ingest index does not (a late duplicate stays a duplicate)."""
+    publisher = Publisher(redis_client, bus_keys)
+    truth = walk(bus_keys.site, n_people=2)
+    for _, t in truth:
+        publisher.publish(t)
+    Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), ttl=3600).start().run(idle_exit=0.3)
+    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    persons = [p["person"] for p in store.persons(redis_client, keys)]
+    assert len(persons) == 2
+    expiring = [keys.sighting(t.tracklet_id) for _, t in truth]
+    expiring += [k for p in persons for k in (keys.identity(p), keys.sightings(p))]
+    assert all(3500 < redis_client.ttl(k) <= 3600 for k in expiring)
+    assert redis_client.ttl(keys.ingested) == -1  # no expiry
+
+
 def test_cli_queries(capsys, redis_client, bus_keys):
     publisher = Publisher(redis_client, bus_keys)
     for _, t in walk(bus_keys.site, n_people=3):
