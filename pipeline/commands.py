@@ -70,10 +70,7 @@ class Commands:
     def zadd_args(self, key: str, args: list, gt: bool = False) -> None:
         """ZADD of ``args`` = [score, member, score, member, ...], all ``str`` or ``bytes`` already."""
         head = ["ZADD", key, "GT"] if gt else ["ZADD", key]
-        if len(args) <= 2 * CHUNK:
-            self.commands.append(head + args)
-            return
-        for k in range(0, len(args), 2 * CHUNK):  # Lua's unpack takes fewer than 8,000 values
+        for k in range(0, len(args), 2 * CHUNK):  # Lua's unpack takes fewer than 8,000 values; none when empty
             self.commands.append(head + args[k : k + 2 * CHUNK])
 
     def xack(self, key: str, group: str, ids: list) -> None:

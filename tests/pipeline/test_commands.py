@@ -16,6 +16,7 @@ def test_commands_run_in_order_with_exact_values(redis_client, bus_keys):
     w.hset(f"{k}:h", {"blob": blob, "t": repr(t), "n": 7, "f": 0.1 + 0.2, "cam": "Kamera Süd", "big": blob * 100})
     w.zadd(f"{k}:z", {"a": t, "b": 1.5})
     w.zadd(f"{k}:z", {"a": 0.0}, gt=True)  # GT: does not lower a's score
+    w.zadd(f"{k}:z", {})  # nothing to add: no command (Redis refuses a ZADD without members)
     w.call("HINCRBY", f"{k}:h", "n", 2)
     w.xadd(f"{k}:s", {"x": "1"}, maxlen=10)
     pipe = redis_client.pipeline(transaction=True)
