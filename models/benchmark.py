@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -11,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from models.devices import cpu_name
+from models.devices import host_info
 from models.embedder import Embedder
 from models.reidnet import ReIDNet
 from models.spec import ModelSpec
@@ -75,13 +73,7 @@ def time_embedder(
 def machine_info() -> dict[str, Any]:
     import torch
 
-    info: dict[str, Any] = {
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-    }
+    info: dict[str, Any] = host_info() | {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     try:
         import onnxruntime
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 
 from models.errors import BackendUnavailableError
@@ -16,6 +17,11 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def host_info() -> dict[str, str | int | None]:
+    """The CPU, its cores and Python: what every benchmark's figures are recorded with."""
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def resolve_torch_device(device: str) -> str:

