@@ -59,6 +59,7 @@ class _Open:
     crops: list[np.ndarray] = field(default_factory=list)
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    path: list[tuple[float, float, float, float, float]] = field(default_factory=list)  # every frame seen
 
 
 class TrackletBuffer:
@@ -78,6 +79,7 @@ class TrackletBuffer:
                 seq = self.next_seq.get(b.track_id, 0)
                 track = self.open[b.track_id] = _Open(b.track_id, seq, now, now)
             track.last_seen = now
+            track.path.append((now, *b.box))
             reason = crop_quality(frame.image, b.box, p)
             if reason:
                 self.counts[f"rejected_{reason}"] += 1
@@ -121,5 +123,6 @@ class TrackletBuffer:
                 np.stack([track.crops[i] for i in idx]),
                 np.array([track.boxes[i] for i in idx], np.float32),
                 np.array([track.times[i] for i in idx], np.float64),
+                np.array(track.path, np.float64).reshape(-1, 5),
             )
         ]

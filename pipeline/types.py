@@ -40,6 +40,7 @@ class Tracklet:
     crops: np.ndarray
     boxes: np.ndarray  # float32[T,4]: the crops' boxes in the frame
     times: np.ndarray  # float64[T]: the crops' frame timestamps
+    path: np.ndarray  # float64[N,5]: (timestamp, x1, y1, x2, y2) of every frame the track was seen in
 
 
 @dataclass(frozen=True, eq=False)

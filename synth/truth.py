@@ -20,8 +20,10 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 def identify(
     scene: Scene, camera: int, boxes: Iterable[Sequence[float]], times: Iterable[float], min_iou: float = 0.3
 ) -> int | None:
-    """The ground-truth person a tracklet shows: the majority over its crops of the person whose true box
-    (clipped to the frame) overlaps the crop's box best, when that overlap reaches ``min_iou``."""
+    """The ground-truth person a tracklet shows: the majority over its frames (pass every frame of its path,
+    not only the crops that describe it, so the label does not depend on which crops were chosen) of the
+    person whose true box (clipped to the frame) overlaps the tracked box best, when that overlap reaches
+    ``min_iou``."""
     w, h = scene.spec.width, scene.spec.height
     votes: Counter[int] = Counter()
     for box, t in zip(boxes, times, strict=True):

@@ -101,3 +101,15 @@ def test_memory_per_track_is_bounded():
     for i in range(100):
         buf.add(frame(i, i * 0.01), [box(1, i * 0.01)])
         assert all(len(o.crops) < 8 for o in buf.open.values())
+
+
+
+def test_path_holds_every_frame_of_the_tracklet_not_only_its_crops():
+    """Ground truth labels a tracklet by its whole path, whichever crops were chosen to describe it."""
+    buf = TrackletBuffer("cam", POLICY)
+    for i in range(7):
+        xy = (0, 20, 30, 90) if i == 3 else (40, 20, 70, 90)  # frame 3 touches the edge: no crop
+        buf.add(frame(i, i * 0.1), [box(1, i * 0.1, xy)])
+    (t,) = buf.flush()
+    assert t.path.shape == (7, 5) and t.path[:, 0].tolist() == pytest.approx([i * 0.1 for i in range(7)])
+    assert t.path[3, 1:].tolist() == [0, 20, 30, 90] and len(t.boxes) == 4 and 0.3 not in np.round(t.times, 1)
