@@ -103,7 +103,6 @@ def test_memory_per_track_is_bounded():
         assert all(len(o.crops) < 8 for o in buf.open.values())
 
 
-
 def test_path_holds_every_frame_of_the_tracklet_not_only_its_crops():
     """Ground truth labels a tracklet by its whole path, whichever crops were chosen to describe it."""
     buf = TrackletBuffer("cam", POLICY)
