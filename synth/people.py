@@ -1,7 +1,9 @@
 """Synthetic people: a deterministic appearance per identity, drawn in a walking pose.
 
 Identities differ in clothing colours, patterns, build and accessories; every fourth identity copies
-the one before it except for the top's pattern, so a model must look at texture, not only colour.
+the one before it except for the top's pattern, so a model must look at texture, not only colour. A
+pattern is drawn in a colour that stands out from the top's (``MIN_PATTERN_CONTRAST``), so that the texture
+which tells such near twins apart can be seen at all.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import numpy as np
 
 PATTERNS = ("solid", "stripes", "checks", "dots")
 _SKIN = ((224, 172, 140), (198, 134, 94), (141, 85, 54), (240, 200, 170), (110, 70, 50))
+RENDERER_VERSION = 2  # bumped when people are drawn differently, so models cached on older renders are retrained
+MIN_PATTERN_CONTRAST = 80.0  # RGB distance between a top and its pattern; closer ones are made lighter/darker
 _HAIR = ((20, 15, 10), (90, 60, 30), (200, 170, 90), (130, 40, 20), (160, 160, 160))
 
 
@@ -44,6 +48,17 @@ def _color(rng: np.random.Generator) -> tuple[int, int, int]:
     return (int(r), int(g), int(b))
 
 
+def contrasting(color: tuple[int, int, int], against: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``color``, or when it is closer than ``MIN_PATTERN_CONTRAST`` to ``against``, ``against`` made much
+    lighter (dark colours) or darker (light ones), keeping its hue."""
+    if float(np.linalg.norm(np.subtract(color, against, dtype=np.float32))) >= MIN_PATTERN_CONTRAST:
+        return color
+    h, s, v = (int(x) for x in cv2.cvtColor(np.uint8([[against]]), cv2.COLOR_RGB2HSV)[0, 0])
+    v = v + 120 if v < 128 else v - 120
+    r, g, b = cv2.cvtColor(np.uint8([[[h, s, v]]]), cv2.COLOR_HSV2RGB)[0, 0]
+    return (int(r), int(g), int(b))
+
+
 def appearance(pid: int, seed: int = 0) -> Appearance:
     """The appearance of identity ``pid`` in world ``seed`` (the same inputs give the same person)."""
     rng = np.random.default_rng([seed, pid])
@@ -60,6 +75,7 @@ def appearance(pid: int, seed: int = 0) -> Appearance:
         build=float(rng.uniform(0.85, 1.15)),
         bag=_color(rng) if rng.random() < 0.3 else None,
     )
+    app = replace(app, pattern_color=contrasting(app.pattern_color, app.top))
     if pid % 4 == 3 and pid > 0:  # a near twin of pid - 1: same everything but the pattern
         twin = appearance(pid - 1, seed)
         pattern = PATTERNS[(PATTERNS.index(twin.top_pattern) + 1 + pid % 3) % len(PATTERNS)]

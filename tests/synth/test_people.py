@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from synth.camera import apply_style, camera_style
-from synth.people import appearance, render_person
+from synth.people import MIN_PATTERN_CONTRAST, appearance, contrasting, render_person
 from synth.sequences import render_tracklet
 
 
@@ -19,6 +19,17 @@ def test_every_fourth_identity_differs_from_the_previous_only_in_pattern():
         a, b = appearance(pid - 1), appearance(pid)
         assert a.top_pattern != b.top_pattern
         assert (a.top, a.bottom, a.skin, a.height) == (b.top, b.bottom, b.skin, b.height)
+
+
+def test_a_pattern_stands_out_from_its_top():
+    """A pattern in nearly the top's own colour would make a near twin a clone no model could tell apart."""
+    for seed in range(1, 9):
+        for pid in range(1, 13):
+            a = appearance(pid, seed)
+            assert np.linalg.norm(np.subtract(a.top, a.pattern_color)) >= MIN_PATTERN_CONTRAST, (seed, pid)
+    brown = (93, 61, 28)
+    assert contrasting((95, 50, 48), brown) != (95, 50, 48)  # seed 1's persons 2 and 3 before the rule
+    assert contrasting((240, 240, 20), brown) == (240, 240, 20)  # already distinct: unchanged
 
 
 def test_render_person_fills_a_person_shaped_mask():
