@@ -62,6 +62,19 @@ def demo_embedder(args, config: CrosscamConfig) -> Path:
         return demo_model(cache, progress)
 
 
+def demo_policy(args, config: CrosscamConfig):
+    """The matcher's rules from the config; with the demo's own model and no threshold configured, the
+    threshold calibrated for that model (``pipeline.demo.DEMO_THRESHOLD``)."""
+    from dataclasses import replace
+
+    from pipeline.demo import DEMO_THRESHOLD
+
+    policy = config.matcher.policy()
+    if args.embedder or "threshold" in config.matcher.model_fields_set:
+        return policy
+    return replace(policy, threshold=DEMO_THRESHOLD, merge_threshold=max(policy.merge_threshold, DEMO_THRESHOLD))
+
+
 def video_camera_ids(videos: list[Path]) -> list[str]:
     """Camera ids for ``--video`` files: their names without suffix (``cam1.mp4`` -> ``cam1``), characters
     outside ``A-Za-z0-9_.-`` replaced; ``cam0``, ``cam1``, ... when two names would collide."""
@@ -100,7 +113,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
                 cameras,
                 embedder,
                 detector,
-                config.matcher.policy(),
+                demo_policy(args, config),
                 DEMO_TRACKLETS if scene is not None else None,
             )
         metrics = {}

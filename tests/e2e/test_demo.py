@@ -39,6 +39,36 @@ def test_calibrate_end_to_end(capsys, tmp_path, monkeypatch, demo_cache):
     assert (tmp_path / "calibrate.png").stat().st_size > 10_000 and (tmp_path / "calibrate.json").is_file()
 
 
+def test_the_demo_model_links_at_its_calibrated_threshold_unless_told_otherwise():
+    from argparse import Namespace
+
+    from pipeline.cli.demo import demo_policy
+    from pipeline.config import load_config
+    from pipeline.demo import DEMO_THRESHOLD
+
+    assert demo_policy(Namespace(embedder=None), load_config()).threshold == DEMO_THRESHOLD
+    told = load_config(overrides=["matcher.threshold=0.55"])
+    assert demo_policy(Namespace(embedder=None), told).threshold == 0.55
+    other_model = demo_policy(Namespace(embedder="m.pt"), load_config())
+    assert other_model.threshold == load_config().matcher.threshold != DEMO_THRESHOLD
+
+
+def test_calibrate_seeds_and_averages():
+    from pipeline.cli.app import UsageError
+    from pipeline.cli.calibrate import average, parse_seeds
+
+    assert parse_seeds("2-4") == [2, 3, 4] and parse_seeds("1, 5-6") == [1, 5, 6] and parse_seeds("7") == [7]
+    for bad in ("a-b", "", "2-", "5-3"):
+        with pytest.raises(UsageError, match="--seeds"):
+            parse_seeds(bad)
+    row = lambda th, f, n: {"threshold": th, "idf1": f, "idp": f, "idr": f, "identities": n}  # noqa: E731
+    mean = average([{"rows": [row(0.5, 0.6, 8), row(0.7, 0.8, 9)]}, {"rows": [row(0.5, 0.8, 10), row(0.7, 0.6, 9)]}])
+    assert mean == [
+        {"threshold": 0.5, "idf1": 0.7, "idp": 0.7, "idr": 0.7, "identities": 9.0, "per_scene": [0.6, 0.8]},
+        {"threshold": 0.7, "idf1": 0.7, "idp": 0.7, "idr": 0.7, "identities": 9.0, "per_scene": [0.8, 0.6]},
+    ]
+
+
 def test_video_camera_ids():
     from pathlib import Path
 
