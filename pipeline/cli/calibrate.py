@@ -83,7 +83,7 @@ def cmd_calibrate(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         mark = " <- best" if r is best else ""
         mark += " (configured)" if abs(r["threshold"] - policy.threshold) < 1e-9 else ""
         lines.append(
-            f"{r['threshold']:>9.3f} {r['idf1']:.3f}  {r['idp']:.3f}  {r['idr']:.3f}  {r['identities']:>10}{mark}"
+            f"{r['threshold']:>9.3f} {r['idf1']:.3f}  {r['idp']:.3f}  {r['idr']:.3f}  {r['identities']:>10g}{mark}"
         )
     lines.append(
         f"best: threshold {best['threshold']:g} (IDF1 {best['idf1']:.3f}) over {tracklets} tracklets of "
@@ -119,7 +119,8 @@ def average(scenes: list[dict]) -> list[dict]:
         rows = [sc["rows"][i] for sc in scenes]
         out.append(
             {"threshold": first["threshold"]}
-            | {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("idf1", "idp", "idr", "identities")}
+            | {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("idf1", "idp", "idr")}
+            | {"identities": round(sum(r["identities"] for r in rows) / len(rows), 1)}
             | {"per_scene": [r["idf1"] for r in rows]}
         )
     return out

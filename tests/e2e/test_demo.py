@@ -16,9 +16,9 @@ def test_demo_end_to_end(capsys, tmp_path, monkeypatch, demo_cache):
     assert code == 0, err
     assert data["ground_truth_people"] == 8 and data["cameras"] == 3
     assert data["metrics"]["passages_covered"] >= 0.9 * data["metrics"]["passages"]
-    # Issue #5 asks for IDF1 >= 0.8; this model and matcher measure 0.795 on this scene (docs/benchmarks.md).
-    # The floor below guards against regressions; it is not the target.
-    assert data["idf1"] >= 0.7, data["metrics"]
+    # Issue #5 asks for IDF1 >= 0.8; the demo measures 0.824 on this scene, but about 0.63 over scenes 2-8
+    # (docs/benchmarks.md). The floor below guards against regressions with room for thread timing.
+    assert data["idf1"] >= 0.78, data["metrics"]
     assert 5 <= data["identities"] <= 12
     report = (tmp_path / "out" / "report.html").read_text()
     assert report.count("<img src='data:image/jpeg;base64,") >= data["tracklets"] * 0.9
