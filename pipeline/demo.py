@@ -39,7 +39,7 @@ def demo_model(cache_dir: Path, progress: Callable[[str, dict], None] | None = N
     from trainer.data.registry import load_dataset
     from trainer.loop import train
 
-    out = cache_dir / "demo" / f"{DEMO_RECIPE}-{DEMO_IDS}ids-r{RENDERER_VERSION}.pt"  # renders changed: retrain
+    out = cache_dir / "demo" / f"{DEMO_RECIPE}-{DEMO_IDS}ids-r{RENDERER_VERSION}.pt"  # new renders, new model
     if out.is_file():
         return out
     with tempfile.TemporaryDirectory(prefix="crosscam-demo-train-") as tmp:

@@ -13,10 +13,14 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.cli.app import Result, UsageError
 from pipeline.cli.progress import show_training, step, training_progress
 from pipeline.config import CrosscamConfig
+
+if TYPE_CHECKING:
+    from pipeline.matching import MatchPolicy
 
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -62,7 +66,7 @@ def demo_embedder(args, config: CrosscamConfig) -> Path:
         return demo_model(cache, progress)
 
 
-def demo_policy(args, config: CrosscamConfig):
+def demo_policy(args, config: CrosscamConfig) -> MatchPolicy:
     """The matcher's rules from the config; with the demo's own model and no threshold configured, the
     threshold calibrated for that model (``pipeline.demo.DEMO_THRESHOLD``)."""
     from dataclasses import replace
