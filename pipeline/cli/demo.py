@@ -3,7 +3,7 @@
 A 3-camera synthetic scene (8 people, 60 s, exact ground truth) runs through the whole system in one
 process: camera workers (motion detector + ByteTrack), the batched embedder, the matcher and the HTTP
 API, on an embedded Redis. The re-ID model is ``synth_tiny`` trained on synthetic people who are not in
-the scene (built once and cached, about 2.5 minutes on two cores) unless ``--embedder`` names one. It
+the scene (built once and cached, 2.5-5 minutes on two cores) unless ``--embedder`` names one. It
 prints every person's cross-camera history and the multi-camera IDF1 against the ground truth, and
 writes ``report.html``. ``--video A --video B`` runs the same on real files (no ground truth, no IDF1).
 """
