@@ -41,7 +41,7 @@ def collect(client, keys: Keys, tracklets: dict[str, Tracklet], scene, camera_in
         t = tracklets.get(r.tracklet_id)
         if t is None:
             continue
-        truth = identify(scene, camera_index[t.camera_id], t.path[:, 1:], t.path[:, 0])
+        truth = identify(scene, camera_index[t.camera_id], t.path)
         out.append(Labelled(r, truth, max(r.t_end - r.t_start, 0.1)))
     return out
 

@@ -150,7 +150,7 @@ def score_against_truth(client, keys: StoreKeys, run: SiteRun, scene, camera_ind
             person = store.sighting(client, keys, sid)["identity"]  # merges rewrite it: always current
         except store.NotFound:
             continue  # dropped before it was published
-        truth = identify(scene, camera_index[t.camera_id], t.path[:, 1:], t.path[:, 0])
+        truth = identify(scene, camera_index[t.camera_id], t.path)
         if truth is not None:
             covered.add((truth, camera_index[t.camera_id]))
         pairs.append((truth, person, max(t.t_end - t.t_start, 0.1)))

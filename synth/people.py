@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-PATTERNS = ("solid", "stripes", "checks", "dots")
-_SKIN = ((224, 172, 140), (198, 134, 94), (141, 85, 54), (240, 200, 170), (110, 70, 50))
 RENDERER_VERSION = 2  # bumped when people are drawn differently, so models cached on older renders are retrained
 MIN_PATTERN_CONTRAST = 80.0  # RGB distance between a top and its pattern; closer ones are made lighter/darker
+PATTERNS = ("solid", "stripes", "checks", "dots")
+_SKIN = ((224, 172, 140), (198, 134, 94), (141, 85, 54), (240, 200, 170), (110, 70, 50))
 _HAIR = ((20, 15, 10), (90, 60, 30), (200, 170, 90), (130, 40, 20), (160, 160, 160))
 
 

@@ -17,16 +17,14 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def identify(
-    scene: Scene, camera: int, boxes: Iterable[Sequence[float]], times: Iterable[float], min_iou: float = 0.3
-) -> int | None:
-    """The ground-truth person a tracklet shows: the majority over its frames (pass every frame of its path,
-    not only the crops that describe it, so the label does not depend on which crops were chosen) of the
-    person whose true box (clipped to the frame) overlaps the tracked box best, when that overlap reaches
-    ``min_iou``."""
+def identify(scene: Scene, camera: int, path: Iterable[Sequence[float]], min_iou: float = 0.3) -> int | None:
+    """The ground-truth person a tracklet shows: the majority over every frame of its ``path`` (rows of
+    time, x1, y1, x2, y2: ``Tracklet.path``, crops or not, so the label does not depend on which crops were
+    chosen to describe it) of the person whose true box (clipped to the frame) overlaps the tracked box
+    best, when that overlap reaches ``min_iou``."""
     w, h = scene.spec.width, scene.spec.height
     votes: Counter[int] = Counter()
-    for box, t in zip(boxes, times, strict=True):
+    for t, *box in path:
         best, best_iou = None, min_iou
         for truth in scene.boxes(camera, float(t)):
             x1, y1, x2, y2 = truth.box

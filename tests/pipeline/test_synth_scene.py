@@ -82,7 +82,7 @@ def test_motion_workers_publish_tracklets_for_ninety_percent_of_passages(redis_c
         ).run()
         service.stop()
         for t in recorded:
-            pid = identify(scene, cam, t.path[:, 1:], t.path[:, 0])
+            pid = identify(scene, cam, t.path)
             if pid is not None:
                 covered.add((pid, cam))
     truth = passages(scene)
