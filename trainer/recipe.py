@@ -12,7 +12,7 @@ class _Section(BaseModel):
 
 
 class DataRecipe(_Section):
-    dataset: Literal["mars", "prid2011", "ilidsvid"] = "mars"
+    dataset: Literal["mars", "prid2011", "ilidsvid", "market1501", "folder"] = "mars"
     split: int = Field(0, ge=0, description="train/test split (PRID-2011, iLIDS-VID)")
     splits: str | None = Field(None, description="PRID-2011 splits file; default DATA_ROOT/splits_prid2011.json")
     val_identities: float = Field(

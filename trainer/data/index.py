@@ -32,6 +32,7 @@ class DatasetIndex:
     train: tuple[Tracklet, ...]
     query: tuple[Tracklet, ...]
     gallery: tuple[Tracklet, ...]
+    skipped: tuple[str, ...] = ()  # image files left out because their names or places could not be read
 
     def summary(self) -> dict:
         def part(tracklets: tuple[Tracklet, ...]) -> dict:
