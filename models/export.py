@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.artifacts import no_spec_error
 from models.checkpoint import load_checkpoint, read_checkpoint
 from models.errors import ModelFileError
 from models.preprocess import l2_normalize
@@ -93,10 +94,7 @@ def export_onnx(model: ReIDNet, spec: ModelSpec, out: str | Path, opset: int = D
 
 def onnx_spec_from_metadata(meta: dict[str, str], source: str) -> ModelSpec:
     if METADATA_KEY not in meta:
-        raise ModelFileError(
-            f"{source}: this ONNX file has no crosscam metadata (input size, frames, mean/std, feature size); "
-            "export it with `crosscam export CHECKPOINT --format onnx`"
-        )
+        raise no_spec_error(source, "ONNX file")
     try:
         return ModelSpec.from_dict(json.loads(meta[METADATA_KEY]), source=source)
     except json.JSONDecodeError as e:

@@ -39,19 +39,28 @@ def resize_clips(clips: np.ndarray, spec: InputSpec) -> np.ndarray:
     return out.reshape(b, t, spec.height, spec.width, 3)
 
 
+def model_pixels(clips: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """RGB ``uint8[B,T,H,W,3]`` -> ``uint8[B,T,spec.height,spec.width,3]`` in the model's channel order
+    (``spec.channels``); every runtime's input starts here."""
+    pixels = resize_clips(clips, spec)
+    return pixels[..., ::-1] if spec.channels == "bgr" else pixels
+
+
 def normalization(spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``(scale, shift)`` with ``input = pixel * scale - shift`` (mean/std on 0..1 pixels)."""
+    """Per-channel ``(scale, shift)`` with ``input = pixel * scale - shift`` (mean/std on 0..1 pixels, in the
+    model's channel order)."""
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
     return 1.0 / (255.0 * std), mean / std
 
 
 def preprocess(clips: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """``uint8[B,T,H,W,3]`` RGB -> ``float32[B,T,3,spec.height,spec.width]``, normalised by mean/std.
+    """``uint8[B,T,H,W,3]`` RGB -> ``float32[B,T,3,spec.height,spec.width]`` in the model's channel order,
+    normalised by mean/std.
 
     Frames of another size are resized (``resize_clips``)."""
     scale, shift = normalization(spec)
-    x = resize_clips(clips, spec).astype(np.float32) * scale - shift
+    x = model_pixels(clips, spec).astype(np.float32) * scale - shift
     return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3))
 
 

@@ -7,21 +7,27 @@ a runtime never guesses input size, normalisation or feature size from a file na
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from models.errors import ModelFileError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-SPEC_FORMAT_VERSION = 1
+# 2: input.channels and link_threshold (a version-1 spec reads as RGB input with no calibrated threshold)
+SPEC_FORMAT_VERSION = 2
+
+
+CHANNEL_ORDERS = ("rgb", "bgr")
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What the network expects: ``frames`` RGB crops of ``height`` x ``width`` pixels.
+    """What the network expects: ``frames`` crops of ``height`` x ``width`` pixels.
 
-    ``mean`` and ``std`` apply to pixel values scaled to [0, 1].
+    ``channels`` is the order the network's input planes are in (crops arrive RGB; ``bgr`` flips them in
+    ``models.preprocess``). ``mean`` and ``std`` apply to pixel values scaled to [0, 1], in that order
+    (R, G, B for ``rgb``; B, G, R for ``bgr``).
     """
 
     height: int = 256
@@ -29,6 +35,11 @@ class InputSpec:
     frames: int = 4
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    channels: Literal["rgb", "bgr"] = "rgb"
+
+    def __post_init__(self) -> None:
+        if self.channels not in CHANNEL_ORDERS:
+            raise ValueError(f"channels must be one of {CHANNEL_ORDERS}, got {self.channels!r}")
 
 
 @dataclass(frozen=True)
@@ -46,12 +57,17 @@ class ArchSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """An artifact's full description: architecture, input, identity and provenance."""
+    """An artifact's full description: architecture, input, identity, provenance and match threshold.
+
+    ``link_threshold`` is the cosine similarity above which two tracklets are the same person, calibrated
+    for this model (``crosscam calibrate``; how, in ``provenance["calibration"]``); None: not calibrated.
+    """
 
     arch: ArchSpec
     input: InputSpec
     model_id: str = ""  # short hash of the weights; set when a checkpoint is saved
     provenance: dict[str, Any] = field(default_factory=dict)
+    link_threshold: float | None = None
 
     @property
     def feature_dim(self) -> int:
@@ -76,11 +92,13 @@ class ModelSpec:
             inp = dict(d["input"])
             inp["mean"] = tuple(float(v) for v in inp["mean"])
             inp["std"] = tuple(float(v) for v in inp["std"])
+            threshold = d.get("link_threshold")
             return cls(
                 arch=ArchSpec(**d["arch"]),
                 input=InputSpec(**inp),
                 model_id=str(d.get("model_id", "")),
                 provenance=dict(d.get("provenance", {})),
+                link_threshold=None if threshold is None else float(threshold),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(

@@ -16,7 +16,7 @@ from models.checkpoint import load_checkpoint
 from models.devices import resolve_torch_device
 from models.embedder import Embedder
 from models.errors import BackendUnavailableError
-from models.preprocess import normalization, preprocess, resize_clips
+from models.preprocess import model_pixels, normalization, preprocess
 from models.reidnet import ReIDNet
 from models.spec import InputSpec, ModelSpec
 
@@ -59,7 +59,7 @@ class TorchEmbedder(Embedder):
         BGR-to-RGB view ``[..., ::-1]`` has negative strides, which ``torch.from_numpy`` refuses)."""
         if not self.on_cuda:
             return preprocess(clips, self.spec.input)
-        return np.ascontiguousarray(resize_clips(clips, self.spec.input))
+        return np.ascontiguousarray(model_pixels(clips, self.spec.input))
 
     @torch.inference_mode()
     def _forward(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

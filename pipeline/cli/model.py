@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from models.architectures import ARCHITECTURES, arch_spec
-from models.artifacts import ArtifactKind, detect_artifact
+from models.artifacts import detect_artifact, read_spec
 from models.spec import ModelSpec
 from pipeline.cli.app import Result, UsageError
 from pipeline.config import CrosscamConfig
@@ -62,24 +62,8 @@ def cmd_init(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     return Result(data, f"wrote {args.out}: {_describe(spec)}")
 
 
-def spec_of(path: Path) -> tuple[ArtifactKind, ModelSpec]:
-    """The spec of any crosscam model artifact, read without a runtime."""
-    kind = detect_artifact(path)
-    if kind is ArtifactKind.CHECKPOINT:
-        from models.checkpoint import read_checkpoint
-
-        return kind, read_checkpoint(path)[0]
-    if kind is ArtifactKind.ONNX:
-        from models.export import read_onnx_spec
-
-        return kind, read_onnx_spec(path)
-    from models.engine import engine_spec, read_engine_file
-
-    return kind, engine_spec(read_engine_file(path)[0], str(path))
-
-
 def cmd_info(args: argparse.Namespace, config: CrosscamConfig) -> Result:
-    kind, spec = spec_of(args.path)
+    kind, spec = detect_artifact(args.path), read_spec(args.path)
     data = {"path": str(args.path), "kind": kind.value, **_summary(spec), "spec": spec.to_dict()}
     return Result(data, f"{args.path} ({kind.value}): {_describe(spec)}\nprovenance: {spec.provenance}")
 
