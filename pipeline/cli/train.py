@@ -13,6 +13,8 @@ RECIPES = Path(__file__).resolve().parents[2] / "trainer" / "recipes"
 
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from trainer.data.registry import DATASETS
+
     p = verbs.add_parser(
         "train",
         parents=[common],
@@ -35,7 +37,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "iLIDS-VID: one per split), each runs on the split it was trained on and the results are averaged.",
     )
     e.add_argument("checkpoints", nargs="+", type=Path, help="model file(s): checkpoint, ONNX or engine")
-    e.add_argument("--dataset", required=True, choices=("mars", "prid2011", "ilidsvid"))
+    e.add_argument("--dataset", required=True, choices=tuple(DATASETS))
     e.add_argument("--data-root", required=True, type=Path)
     e.add_argument("--split", type=int, help="split to test on (default: the checkpoint's own, else 0)")
     e.add_argument("--splits", type=Path, help="PRID-2011 splits file (default: DATA_ROOT/splits_prid2011.json)")

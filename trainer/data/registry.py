@@ -34,11 +34,18 @@ def _market(root: Path, split: int, splits: Path | None) -> DatasetIndex:
     return load_market1501(root, split=split)
 
 
+def _folder(root: Path, split: int, splits: Path | None) -> DatasetIndex:
+    from trainer.data.folder import load_folder
+
+    return load_folder(root, split=split)
+
+
 DATASETS: dict[str, Callable[[Path, int, Path | None], DatasetIndex]] = {
     "mars": _mars,
     "prid2011": _prid,
     "ilidsvid": _ilids,
     "market1501": _market,
+    "folder": _folder,
 }
 
 
@@ -49,8 +56,8 @@ def load_dataset(name: str, root: str | Path, split: int = 0, splits: str | Path
 
 
 def split_count(name: str, root: str | Path, splits: str | Path | None = None) -> int:
-    """How many train/test splits the data set's protocol averages over (1 for MARS, Market-1501;
-    Market-1501's other identity splits are alternatives, not part of the protocol)."""
+    """How many train/test splits the data set's protocol averages over (1 for MARS, Market-1501 and the
+    folder layout, whose other identity splits are alternatives, not part of the protocol)."""
     if name == "prid2011":
         from trainer.data.prid import split_count as prid_splits
 
