@@ -3,7 +3,7 @@
 ``Embedder.embed(clips uint8[B,T,H,W,3] RGB) -> (features float32[B,D] L2-normalised, attention float32[B,T])``.
 The base class validates, preprocesses, splits big batches and normalises; a backend only loads its
 model and runs a forward pass. Backends are found through a lazy table, so ``import models`` imports
-neither onnxruntime nor TensorRT.
+none of onnxruntime, OpenVINO and TensorRT.
 """
 
 from __future__ import annotations
@@ -65,18 +65,24 @@ BACKENDS: dict[str, str] = {
     "torch": "models.backends.torch_runtime:open_torch",
     "onnxruntime": "models.backends.ort_runtime:open_onnxruntime",
     "tensorrt": "models.backends.trt_runtime:open_tensorrt",
+    "openvino": "models.backends.ov_runtime:open_openvino",
 }
 
-_DEFAULT_BACKEND = {ArtifactKind.CHECKPOINT: "torch", ArtifactKind.ONNX: "onnxruntime", ArtifactKind.ENGINE: "tensorrt"}
+_DEFAULT_BACKEND = {
+    ArtifactKind.CHECKPOINT: "torch",
+    ArtifactKind.ONNX: "onnxruntime",
+    ArtifactKind.ENGINE: "tensorrt",
+    ArtifactKind.OPENVINO: "openvino",
+}
 
 
 def load_embedder(path: str | Path, backend: str = "auto", device: str = "auto", **options) -> Embedder:
-    """Open a checkpoint, an ONNX file or a crosscam TensorRT engine with a runtime.
+    """Open a checkpoint, an ONNX file, an OpenVINO IR (.xml) or a crosscam TensorRT engine with a runtime.
 
-    ``backend``: ``auto`` (the artifact's own: torch / onnxruntime / tensorrt) or a name of
-    ``BACKENDS``; a checkpoint also opens with onnxruntime or tensorrt (exported and cached first).
-    ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. ``options`` go to the backend
-    (``fp16``, ``cache_dir``, ``max_batch``, ``threads``).
+    ``backend``: ``auto`` (the artifact's own: torch / onnxruntime / openvino / tensorrt) or a name of
+    ``BACKENDS``; a checkpoint also opens with onnxruntime, openvino or tensorrt (exported and cached first),
+    and an ONNX file with openvino or tensorrt. ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    ``options`` go to the backend (``fp16``, ``cache_dir``, ``max_batch``, ``threads``).
     """
     kind = detect_artifact(Path(path))
     name = _DEFAULT_BACKEND[kind] if backend == "auto" else backend

@@ -76,6 +76,11 @@ def open_onnxruntime(
 ) -> OnnxRuntimeEmbedder:
     if kind is ArtifactKind.CHECKPOINT:
         path = cached_onnx(path, cache_dir=cache_dir)
+    elif kind is ArtifactKind.OPENVINO:
+        raise BackendUnavailableError(
+            f"{path}: onnxruntime cannot read an OpenVINO IR; use --backend openvino, or import the source model "
+            "with `crosscam model import ... --format onnx`"
+        )
     elif kind is not ArtifactKind.ONNX:
         raise BackendUnavailableError(f"{path}: onnxruntime opens ONNX files and checkpoints, not {kind.value}s")
     return OnnxRuntimeEmbedder(path, device=device, threads=threads, max_batch=max_batch)

@@ -157,7 +157,7 @@ def test_backend_must_fit_the_artifact(tiny_onnx):
     with pytest.raises(BackendUnavailableError, match="needs a crosscam checkpoint"):
         load_embedder(tiny_onnx["tiny_avg"], backend="torch")
     with pytest.raises(BackendUnavailableError, match="unknown backend"):
-        load_embedder(tiny_onnx["tiny_avg"], backend="openvino")
+        load_embedder(tiny_onnx["tiny_avg"], backend="nonesuch")
 
 
 def test_checkpoint_opens_with_onnxruntime_through_a_cached_export(tiny_checkpoints, cache_dir):
