@@ -99,7 +99,7 @@ def test_missing_info_file_and_bad_split(generated, tmp_path):
     with pytest.raises(DatasetError, match="split 10 does not exist"):
         load_dataset("prid2011", generated / "prid", split=10)
     with pytest.raises(DatasetError, match="unknown data set"):
-        load_dataset("market1501", generated)
+        load_dataset("market1502", generated)
 
 
 def test_corrupt_info_file(generated, tmp_path):
