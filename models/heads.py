@@ -1,6 +1,9 @@
-"""Temporal heads: frame feature maps ``float[B,T,C,h,w]`` -> one clip feature.
+"""Temporal heads: a clip's frames -> one clip feature.
 
-Every head returns ``(feature float[B,D], attention float[B,T], intermediate float[B,T,D] | None)``;
+A head's ``forward(maps, vectors=None)`` takes the frames' feature maps ``float[B,T,C,h,w]`` and their
+frame vectors ``float[B,T,V]`` (``Backbone.frame_vectors``: global average pooling of the maps unless the
+backbone has a frame head, as OSNet's fc). Heads pool the vectors; the attention head scores frames on the
+maps. ``vectors`` defaults to the maps' global average pooling. Every head returns ``(feature float[B,D], attention float[B,T], intermediate float[B,T,D] | None)``;
 attention sums to 1 over frames for every head (uniform for ``avg``), so the embedder can always pick
 the best-weighted frame as the thumbnail. Pooling lives in the model so an export is the whole thing.
 """
@@ -22,20 +25,20 @@ class HeadOutput(NamedTuple):
     intermediate: torch.Tensor | None  # float[B,T,D] (gru_rank in training), else None
 
 
-def _frame_vectors(maps: torch.Tensor) -> torch.Tensor:
-    """Global average pooling of each frame: ``[B,T,C,h,w] -> [B,T,C]``."""
-    return maps.mean(dim=(3, 4))
+def _frame_vectors(maps: torch.Tensor, vectors: torch.Tensor | None) -> torch.Tensor:
+    """``vectors`` when given, else global average pooling of each frame: ``[B,T,C,h,w] -> [B,T,C]``."""
+    return maps.mean(dim=(3, 4)) if vectors is None else vectors
 
 
 class AvgHead(nn.Module):
     """Temporal average pooling (Gao & Nevatia 2018, "TP"): the mean of the frame vectors."""
 
-    def __init__(self, in_channels: int, map_size: tuple[int, int]) -> None:
+    def __init__(self, in_channels: int, map_size: tuple[int, int], vector_dim: int | None = None) -> None:
         super().__init__()
-        self.out_dim = in_channels
+        self.out_dim = vector_dim or in_channels
 
-    def forward(self, maps: torch.Tensor) -> HeadOutput:
-        x = _frame_vectors(maps)
+    def forward(self, maps: torch.Tensor, vectors: torch.Tensor | None = None) -> HeadOutput:
+        x = _frame_vectors(maps, vectors)
         attention = torch.ones_like(x[..., 0]) / x.shape[1]
         return HeadOutput(x.mean(dim=1), attention, None)
 
@@ -45,7 +48,8 @@ class TemporalAttentionHead(nn.Module):
 
     A spatial convolution whose kernel covers the whole frame map gives each frame a
     ``mid``-dim descriptor; a temporal convolution (kernel 3) across frames scores each frame; the
-    softmax over frames gives attention ``a_t`` and the feature is ``sum_t a_t * gap(x_t)``.
+    softmax over frames gives attention ``a_t`` and the feature is ``sum_t a_t * v_t`` over the frame
+    vectors ``v_t`` (``gap(x_t)`` for a backbone without a frame head).
     Works for any number of frames T.
 
     A convolution whose kernel is the whole map is a dot product over ``C*h*w``, so it runs as one
@@ -54,13 +58,15 @@ class TemporalAttentionHead(nn.Module):
     exactly the input size the model was built for, which the embedder's preprocessing guarantees.
     """
 
-    def __init__(self, in_channels: int, map_size: tuple[int, int], mid: int = 256) -> None:
+    def __init__(
+        self, in_channels: int, map_size: tuple[int, int], vector_dim: int | None = None, mid: int = 256
+    ) -> None:
         super().__init__()
         self.spatial = nn.Conv2d(in_channels, mid, kernel_size=map_size)
         self.temporal = nn.Conv1d(mid, 1, kernel_size=3, padding=1)
-        self.out_dim = in_channels
+        self.out_dim = vector_dim or in_channels
 
-    def forward(self, maps: torch.Tensor) -> HeadOutput:
+    def forward(self, maps: torch.Tensor, vectors: torch.Tensor | None = None) -> HeadOutput:
         if maps.shape[3:] != self.spatial.kernel_size:
             raise ClipError(
                 f"frame feature map {tuple(maps.shape[3:])} differs from the attention kernel "
@@ -70,7 +76,7 @@ class TemporalAttentionHead(nn.Module):
         s = F.relu(F.linear(maps.flatten(2), weight, self.spatial.bias))  # [B, T, mid]
         scores = F.relu(self.temporal(s.transpose(1, 2))).squeeze(1)  # [B, T]
         attention = scores.softmax(dim=1)
-        feature = (attention.unsqueeze(-1) * _frame_vectors(maps)).sum(dim=1)
+        feature = (attention.unsqueeze(-1) * _frame_vectors(maps, vectors)).sum(dim=1)
         return HeadOutput(feature, attention, None)
 
 
@@ -89,13 +95,16 @@ class GRURankHead(nn.Module):
         self,
         in_channels: int,
         map_size: tuple[int, int],
+        vector_dim: int | None = None,
         fc_dim: int = 512,
         hidden: int = 512,
         mlp_dim: int = 256,
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        self.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_channels, fc_dim), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(vector_dim or in_channels, fc_dim), nn.ReLU(inplace=True)
+        )
         self.scorer = nn.Sequential(
             nn.Linear(fc_dim, mlp_dim),
             nn.ReLU(inplace=True),
@@ -106,8 +115,8 @@ class GRURankHead(nn.Module):
         self.gru = nn.GRU(fc_dim, hidden, batch_first=True)
         self.out_dim = hidden
 
-    def forward(self, maps: torch.Tensor) -> HeadOutput:
-        x = self.fc(_frame_vectors(maps))  # [B,T,F]
+    def forward(self, maps: torch.Tensor, vectors: torch.Tensor | None = None) -> HeadOutput:
+        x = self.fc(_frame_vectors(maps, vectors))  # [B,T,F]
         s = self.scorer(x - x.mean(dim=1, keepdim=True)).squeeze(-1)  # [B,T]
         w = torch.exp(s - s.max(dim=1, keepdim=True).values)  # stable; the ratio is unchanged
         u = torch.cumsum(w.unsqueeze(-1) * x, dim=1) / torch.cumsum(w, dim=1).unsqueeze(-1)

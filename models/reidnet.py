@@ -1,4 +1,5 @@
-"""The video re-ID network: frame backbone -> temporal head -> BNNeck (-> classifier in training)."""
+"""The video re-ID network: frame backbone (maps and frame vectors) -> temporal head -> BNNeck (-> classifier
+in training)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,10 @@ class ReIDNet(nn.Module):
         if arch.head not in HEADS:
             raise ModelFileError(f"unknown temporal head {arch.head!r}; expected one of {sorted(HEADS)}")
         self.backbone = build_backbone(arch.backbone, arch.last_stride)
-        map_size = (-(-input_spec.height // self.backbone.stride), -(-input_spec.width // self.backbone.stride))
-        self.head = HEADS[arch.head](self.backbone.out_channels, map_size, **arch.head_options)
+        map_size = self.backbone.map_size(input_spec.height, input_spec.width)
+        self.head = HEADS[arch.head](
+            self.backbone.out_channels, map_size, vector_dim=self.backbone.vector_dim, **arch.head_options
+        )
         self.neck = BNNeck(self.head.out_dim, arch.num_classes)
         self.arch = replace(arch, feature_dim=self.head.out_dim)
         self.input_spec = input_spec
@@ -67,9 +70,9 @@ class ReIDNet(nn.Module):
         if clips.dim() != 5 or clips.shape[2] != 3:
             raise ClipError(f"expected clips of shape [B,T,3,H,W], got {tuple(clips.shape)}")
         b, t = clips.shape[:2]
-        maps = self.backbone(clips.flatten(0, 1))
-        maps = maps.reshape(b, t, *maps.shape[1:])
-        head = self.head(maps)
+        maps = self.backbone(clips.flatten(0, 1))  # [B*T,C,h,w]
+        vectors = self.backbone.frame_vectors(maps)  # [B*T,V]
+        head = self.head(maps.reshape(b, t, *maps.shape[1:]), vectors.reshape(b, t, -1))
         neck, logits = self.neck(head.feature)
         if self.training:
             return ReIDOutput(head.feature, head.attention, logits, head.intermediate)

@@ -1,0 +1,200 @@
+"""OSNet: frame features equal torchreid's reference implementation; model-zoo files load; bad files are
+clear errors; every temporal head runs on it; the ONNX export agrees with PyTorch."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+from models.architectures import arch_spec
+from models.backbones import WeightsUnavailableError
+from models.checkpoint import build_model
+from models.errors import ModelFileError
+from models.export import random_clips
+from models.osnet import OSNET_WIDTHS, OSNetBackbone
+from models.preprocess import preprocess
+from models.spec import InputSpec
+from tests.conftest import SHARED_DATA, make_model
+
+MSMT17 = SHARED_DATA / "reid_weights" / "torchreid" / "osnet_x0_25_msmt17.pth"
+HEADS = ("attention", "avg", "gru_rank")
+
+
+def reference_osnet() -> ModuleType:
+    """deep-person-reid's own osnet.py, loaded by path: the installed package's ``__init__`` does not import."""
+    spec = importlib.util.find_spec("torchreid")
+    assert spec is not None, "the reference needs torchreid (the dev extra): pip install torchreid==0.2.5"
+    path = Path(next(iter(spec.submodule_search_locations))) / "reid" / "models" / "osnet.py"
+    module_spec = importlib.util.spec_from_file_location("torchreid_reference_osnet", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def image_batch(n: int = 6, seed: int = 0) -> torch.Tensor:
+    """``float[n,3,256,128]`` image-like frames, normalised as the architectures' input spec says."""
+    clips = random_clips(1, n, 256, 128, seed=seed)
+    return torch.from_numpy(preprocess(clips, InputSpec())[0])
+
+
+def random_reference(name: str, seed: int = 0) -> torch.nn.Module:
+    """torchreid's OSNet at width ``name`` with random weights and trained-looking BatchNorm statistics."""
+    torch.manual_seed(seed)
+    ref = getattr(reference_osnet(), name)(num_classes=7, pretrained=False)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in ref.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return ref.eval()
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=1).min())
+
+
+def frame_features(backbone: OSNetBackbone, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return backbone.eval().frame_vectors(backbone.eval()(x))
+
+
+@pytest.mark.parametrize("name", list(OSNET_WIDTHS))
+def test_frame_features_equal_the_reference_implementation(name, tmp_path):
+    """Random weights copied from torchreid's OSNet through a file (its classifier dropped on the way)."""
+    ref = random_reference(name)
+    torch.save(ref.state_dict(), tmp_path / f"{name}.pth")
+    ours = OSNetBackbone(name)
+    ours.load_pretrained(str(tmp_path / f"{name}.pth"))
+    x = image_batch()
+    with torch.no_grad():
+        expected = ref(x)
+    got = frame_features(ours, x)
+    assert got.shape == expected.shape == (6, 512)
+    assert cosine(got, expected) >= 0.9999
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"needs the shared data folder {SHARED_DATA}")
+def test_msmt17_model_zoo_file_gives_torchreids_feature():
+    """The real MSMT17 OSNet-x0.25: crosscam's frame feature is torchreid's eval-mode feature, and an
+    ``osnet_x0_25_avg`` model built from the file embeds a one-frame clip as that feature (up to scale)."""
+    ref = reference_osnet().osnet_x0_25(num_classes=1041, pretrained=False)
+    ref.load_state_dict(torch.load(MSMT17, map_location="cpu", weights_only=True))
+    ref.eval()
+    arch, input_spec = arch_spec("osnet_x0_25_avg")
+    model = build_model(arch, input_spec, pretrained=str(MSMT17)).eval()
+    x = image_batch(seed=3)
+    with torch.no_grad():
+        expected = ref(x)
+        clip_features = model(x.unsqueeze(1)).feature  # six one-frame clips
+    assert cosine(frame_features(model.backbone, x), expected) >= 0.9999
+    assert cosine(clip_features, expected) >= 0.9999
+    assert model.arch.feature_dim == 512
+
+
+def test_another_widths_weights_are_refused_with_the_mismatch(tmp_path):
+    path = tmp_path / "osnet_x1_0.pth"
+    torch.save(OSNetBackbone("osnet_x1_0").state_dict(), path)
+    arch, input_spec = arch_spec("osnet_x0_25_attention")
+    with pytest.raises(ModelFileError) as e:
+        build_model(arch, input_spec, pretrained=str(path))
+    message = str(e.value)
+    assert message.startswith(f"{path}: weights for another architecture")
+    assert "conv1.conv.weight has shape [64,3,7,7], osnet_x0_25 expects [16,3,7,7]" in message
+    assert "osnet_x1_0" in message  # what the file's shapes say it is
+
+
+def test_a_resnet_state_dict_is_refused(tmp_path):
+    import torchvision
+
+    path = tmp_path / "resnet50.pth"
+    torch.save(torchvision.models.resnet50().state_dict(), path)
+    with pytest.raises(ModelFileError, match=r"resnet50\.pth: weights for another architecture: missing conv1\.conv"):
+        OSNetBackbone("osnet_x0_25").load_pretrained(str(path))
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    path = tmp_path / "osnet.pth"
+    torch.save(OSNetBackbone("osnet_x0_25").state_dict(), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match=r"osnet\.pth: cannot read as a PyTorch state dict.*download it again"):
+        OSNetBackbone("osnet_x0_25").load_pretrained(str(path))
+
+
+def test_a_training_checkpoint_with_a_module_prefix_loads(tmp_path):
+    """torchreid's trainer saves ``{'state_dict': ..., 'epoch': ...}``, DataParallel adds ``module.``."""
+    ref = random_reference("osnet_x0_25", seed=1)
+    state = {f"module.{k}": v for k, v in ref.state_dict().items()}
+    torch.save({"state_dict": state, "epoch": 250}, tmp_path / "model.pth.tar-250")
+    ours = OSNetBackbone("osnet_x0_25")
+    ours.load_pretrained(str(tmp_path / "model.pth.tar-250"))
+    x = image_batch(2)
+    with torch.no_grad():
+        assert cosine(frame_features(ours, x), ref(x)) >= 0.9999
+
+
+def test_imagenet_names_torchreids_file_to_fetch():
+    arch, input_spec = arch_spec("osnet_x0_5_avg")
+    with pytest.raises(WeightsUnavailableError, match=r"osnet_x0_5_imagenet\.pth from https://drive\.google\.com"):
+        build_model(arch, input_spec, pretrained="imagenet")
+
+
+def test_osnet_has_no_last_stride_two():
+    with pytest.raises(ModelFileError, match="last_stride 1"):
+        OSNetBackbone("osnet_x0_25", last_stride=2)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head_runs_on_osnet(head):
+    model = make_model(f"osnet_x0_25_{head}", num_classes=5)
+    x = image_batch(6).reshape(2, 3, 3, 256, 128)
+    with torch.no_grad():
+        out = model(x)
+    assert out.feature.shape == (2, model.arch.feature_dim) and out.attention.shape == (2, 3)
+    torch.testing.assert_close(out.attention.sum(1), torch.ones(2))
+    assert model.arch.feature_dim == 512
+    out = model.train()(torch.cat([x, x]))
+    assert out.logits.shape == (4, 5) and out.feature.shape == (4, 512)
+    if head == "gru_rank":
+        assert out.intermediate.shape == (4, 3, 512)
+
+
+def test_attention_scores_conv5_maps_and_pools_fc_vectors():
+    model = make_model("osnet_x0_25_attention")
+    assert model.head.spatial.weight.shape == (256, 128, 16, 8)  # scored on the 128-channel 16x8 conv5 map
+    x = image_batch(4).reshape(1, 4, 3, 256, 128)
+    with torch.no_grad():
+        model.head.temporal.bias.fill_(5.0)  # keep every frame's score above the ReLU's zero
+        out = model(x)
+        vectors = model.backbone.frame_vectors(model.backbone(x[0]))
+        pooled = (out.attention[0, :, None] * vectors).sum(0, keepdim=True)
+    torch.testing.assert_close(out.feature, model.neck.bn(pooled), rtol=1e-4, atol=1e-5)
+    assert float(out.attention.max() - out.attention.min()) > 1e-3
+
+
+def test_onnx_export_agrees_with_torch(tmp_path):
+    from models.backends.ort_runtime import OnnxRuntimeEmbedder
+    from models.backends.torch_runtime import TorchEmbedder
+    from models.checkpoint import model_spec
+    from models.export import export_onnx
+    from models.parity import compare_embedders
+
+    model = make_model("osnet_x0_25_attention")
+    with torch.no_grad():
+        model.head.temporal.bias.fill_(5.0)  # attention far from uniform, so its parity means something
+    spec = model_spec(model)
+    export_onnx(model, spec, tmp_path / "osnet.onnx")
+    reference = TorchEmbedder(model, spec, device="cpu", fp16=False)
+    parity = compare_embedders(reference, OnnxRuntimeEmbedder(tmp_path / "osnet.onnx", device="cpu"), frames=(1, 4))
+    assert parity["min_cosine"] >= 0.9999
+    assert parity["max_attention_diff"] < 1e-4
+    features, _ = reference.embed(random_clips(2, 4, 256, 128, seed=5))
+    assert np.isfinite(features).all()
