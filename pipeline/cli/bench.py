@@ -20,8 +20,20 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         parents=[common],
         help="tracklets/s of each runtime, GFLOPs per tracklet and the fraction of this machine's peak",
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="crosscam checkpoint (.pt)")
-    p.add_argument("--backends", default="torch,onnxruntime", help="comma-separated: torch, onnxruntime, tensorrt")
+    p.add_argument(
+        "--model",
+        "--checkpoint",
+        dest="model",
+        required=True,
+        type=Path,
+        help="model file: checkpoint, ONNX, OpenVINO IR (.xml) or engine (--checkpoint: the same)",
+    )
+    p.add_argument(
+        "--backends",
+        default="torch,onnxruntime",
+        help="comma-separated: torch, onnxruntime, openvino, tensorrt (torch needs a checkpoint; it is skipped, "
+        "with a note, for other files)",
+    )
     p.add_argument("--batch", type=int, default=8, help="tracklets per embed call")
     p.add_argument("--frames", type=int, help="frames per tracklet (default: the model's)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: embedder.device of the config)")
@@ -161,7 +173,7 @@ def cmd_bench_train(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 
 def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models import benchmark
-    from models.checkpoint import load_checkpoint
+    from models.artifacts import ArtifactKind, detect_artifact, read_spec
     from models.embedder import BACKENDS, load_embedder
     from models.export import random_clips
 
@@ -174,16 +186,25 @@ def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     if args.batch < 1 or (args.frames is not None and args.frames < 1):
         raise UsageError("--batch and --frames must be positive")
     device = args.device or config.embedder.device
-    model, spec = load_checkpoint(args.checkpoint)
+    kind, spec = detect_artifact(args.model), read_spec(args.model)
+    skipped = {}
+    if kind is not ArtifactKind.CHECKPOINT and "torch" in backends:
+        skipped["torch"] = (
+            f"{args.model.name} ({kind.value}) is not a crosscam checkpoint, which the torch backend needs"
+        )
+        backends.remove("torch")
+        if not backends:
+            raise UsageError(f"--backends torch: {skipped['torch']}; choose onnxruntime or openvino")
     frames = args.frames or spec.input.frames
     clips = random_clips(args.batch, frames, spec.input.height, spec.input.width)
-    gflops = benchmark.gflops_per_tracklet(model, spec, frames)
+    with step(f"counting GFLOPs of a {frames}-frame tracklet"):
+        gflops = _gflops(args.model, kind, frames)
     peaks: dict[str, float] = {}
     results = []
     for name in backends:
-        with step(f"{name}: opening {args.checkpoint.name}"):
+        with step(f"{name}: opening {args.model.name}"):
             embedder = load_embedder(
-                args.checkpoint,
+                args.model,
                 backend=name,
                 device=device,
                 fp16=config.embedder.fp16,
@@ -198,7 +219,7 @@ def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Resu
             with step(f"measuring the peak of {embedder.device} ({embedder.precision} matmul)"):
                 dtype = "float16" if embedder.precision == "fp16" else "float32"
                 peaks[peak_key] = benchmark.peak_matmul_gflops(embedder.device, dtype)
-        achieved = timing["tracklets_per_s"] * gflops
+        achieved = timing["tracklets_per_s"] * gflops if gflops is not None else None
         results.append(
             {
                 "backend": name,
@@ -207,7 +228,7 @@ def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Resu
                 **timing,
                 "achieved_gflops": achieved,
                 "peak": peak_key,
-                "fraction_of_peak": achieved / peaks[peak_key],
+                "fraction_of_peak": achieved / peaks[peak_key] if achieved is not None else None,
             }
         )
     base = next((r["tracklets_per_s"] for r in results if r["backend"] == "torch"), None)
@@ -217,6 +238,8 @@ def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         "benchmark": "embedder",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": {
+            "path": str(args.model),
+            "kind": kind.value,
             "arch": spec.arch.name,
             "model_id": spec.model_id,
             "height": spec.input.height,
@@ -230,21 +253,44 @@ def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         "peak_measured_with": "best of repeated dense matmuls (2048^2 on CPU, 8192^2 on CUDA) in this run",
         "machine": benchmark.machine_info(),
         "results": results,
+        "skipped": skipped,
     }
+    cost = f"{gflops:.2f} GFLOPs per {frames}-frame tracklet" if gflops is not None else "GFLOPs not computable"
     console.print(
-        f"model {spec.arch.name}: {gflops:.1f} GFLOPs per {frames}-frame tracklet; measured peaks "
-        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items())
+        f"model {spec.arch.name}: {cost}; measured peaks " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items())
     )
-    return Result(data, _table(results))
+    notes = [f"{name}: skipped: {why}" for name, why in skipped.items()]
+    return Result(data, "\n".join([_table(results), *notes]))
+
+
+def _gflops(path: Path, kind, frames: int) -> float | None:
+    """From the PyTorch network for a checkpoint; from the graph for ONNX and OpenVINO IR files (None where the
+    graph holds operations that cannot be counted); None for an engine."""
+    from models import benchmark
+    from models.artifacts import ArtifactKind
+
+    if kind is ArtifactKind.CHECKPOINT:
+        from models.checkpoint import load_checkpoint
+
+        model, spec = load_checkpoint(path)
+        return benchmark.gflops_per_tracklet(model, spec, frames)
+    if kind in (ArtifactKind.ONNX, ArtifactKind.OPENVINO):
+        try:
+            return benchmark.graph_gflops_per_tracklet(path, frames)
+        except BackendUnavailableError:
+            return None
+    return None
 
 
 def _table(results: list[dict]) -> str:
     lines = ["backend      device  prec  tracklets/s  ms/batch  GFLOP/s  of peak  vs torch"]
     for r in results:
         speedup = f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-"
+        achieved = f"{r['achieved_gflops']:>8.1f}" if r["achieved_gflops"] is not None else f"{'-':>8}"
+        fraction = f"{r['fraction_of_peak']:>7.1%}" if r["fraction_of_peak"] is not None else f"{'-':>7}"
         lines.append(
             f"{r['backend']:<12} {r['device']:<7} {r['precision']:<5} {r['tracklets_per_s']:>11.2f} "
-            f"{r['ms_per_batch']:>9.0f} {r['achieved_gflops']:>8.1f} {r['fraction_of_peak']:>7.1%}  {speedup}"
+            f"{r['ms_per_batch']:>9.0f} {achieved} {fraction}  {speedup}"
         )
     return "\n".join(lines)
 
