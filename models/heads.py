@@ -3,7 +3,9 @@
 A head's ``forward(maps, vectors=None)`` takes the frames' feature maps ``float[B,T,C,h,w]`` and their
 frame vectors ``float[B,T,V]`` (``Backbone.frame_vectors``: global average pooling of the maps unless the
 backbone has a frame head, as OSNet's fc). Heads pool the vectors; the attention head scores frames on the
-maps. ``vectors`` defaults to the maps' global average pooling. Every head returns ``(feature float[B,D], attention float[B,T], intermediate float[B,T,D] | None)``;
+maps. ``vectors`` defaults to the maps' global average pooling.
+
+Every head returns ``(feature float[B,D], attention float[B,T], intermediate float[B,T,D] | None)``;
 attention sums to 1 over frames for every head (uniform for ``avg``), so the embedder can always pick
 the best-weighted frame as the thumbnail. Pooling lives in the model so an export is the whole thing.
 """
