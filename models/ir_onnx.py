@@ -2,8 +2,8 @@
 
 Covers the operations of CNN re-ID networks such as Intel's person-reidentification-retail-02xx (convolutions,
 pooling, MVN, element-wise arithmetic, shape arithmetic); anything else is a ``ModelFileError`` that names
-the operation. Weights keep their stored type (FP16 stays FP16, cast to float inside the graph), so the
-ONNX file is the size of the IR's .bin. The result has one float input and one float output; callers check
+the operation. Subgraphs computable ahead are folded into constants first. FP16 weights stay FP16 (cast to
+float inside the graph), so the ONNX file is the size of the IR's .bin. The result has one float input and one float output; callers check
 it against OpenVINO on the same input (``tests/models/test_openvino.py``).
 """
 
@@ -182,6 +182,46 @@ def _simple(onnx_op: str) -> Callable[[_Builder, Any, list[str]], None]:
     return convert
 
 
+def _axes_op(onnx_op: str) -> Callable[[_Builder, Any, list[str]], None]:
+    """Squeeze / Unsqueeze: the axes input, when there is one, as int64."""
+
+    def convert(b: _Builder, op: Any, out: list[str]) -> None:
+        inputs = _ins(b, op)[:1] + ([_int64(b, op, 1)] if op.get_input_size() > 1 else [])
+        b.node(onnx_op, inputs, out)
+
+    return convert
+
+
+def _transpose(b: _Builder, op: Any, out: list[str]) -> None:
+    b.node("Transpose", _ins(b, op)[:1], out, perm=[int(v) for v in _const_value(op, 1)])
+
+
+def _softmax(b: _Builder, op: Any, out: list[str]) -> None:
+    b.node("Softmax", _ins(b, op), out, axis=int(op.get_attributes()["axis"]))
+
+
+def _clamp(b: _Builder, op: Any, out: list[str]) -> None:
+    a = op.get_attributes()
+    low, high = (b.const(np.array(a[k], np.float32), k) for k in ("min", "max"))
+    b.node("Clip", [_ins(b, op)[0], low, high], out)
+
+
+def _swish(b: _Builder, op: Any, out: list[str]) -> None:
+    x = _ins(b, op)[0]
+    scaled = b.node("Mul", [x, _ins(b, op)[1]]) if op.get_input_size() > 1 else x
+    b.node("Mul", [x, b.node("Sigmoid", [scaled])], out)
+
+
+def _normalize_l2(b: _Builder, op: Any, out: list[str]) -> None:
+    """``x / sqrt(max(sum(x^2), eps))`` (eps_mode max) or ``x / sqrt(sum(x^2) + eps)`` (add) over ``axes``."""
+    a = op.get_attributes()
+    x = _ins(b, op)[0]
+    total = b.node("ReduceSum", [b.node("Mul", [x, x]), _int64(b, op, 1)], keepdims=1)
+    eps = b.const(np.array(a["eps"], np.float32), "eps")
+    total = b.node("Max" if a["eps_mode"].lower() == "max" else "Add", [total, eps])
+    b.node("Div", [x, b.node("Sqrt", [total])], out)
+
+
 def _convert(b: _Builder, op: Any, out: list[str]) -> None:
     from onnx import helper
 
@@ -209,6 +249,18 @@ CONVERTERS: dict[str, Callable[[_Builder, Any, list[str]], None]] = {
     "ReduceMax": _reduce("ReduceMax"),
     "Concat": _concat,
     "Convert": _convert,
+    "Squeeze": _axes_op("Squeeze"),
+    "Unsqueeze": _axes_op("Unsqueeze"),
+    "Transpose": _transpose,
+    "Softmax": _softmax,
+    "Clamp": _clamp,
+    "Swish": _swish,
+    "NormalizeL2": _normalize_l2,
+    "HSigmoid": lambda b, op, out: b.node("HardSigmoid", _ins(b, op), out, alpha=1 / 6, beta=0.5),
+    "HSwish": lambda b, op, out: b.node("HardSwish", _ins(b, op), out),
+    "Power": _simple("Pow"),
+    "Abs": _simple("Abs"),
+    "Negative": _simple("Neg"),
     "Add": _simple("Add"),
     "Subtract": _simple("Sub"),
     "Multiply": _simple("Mul"),
@@ -224,6 +276,32 @@ CONVERTERS: dict[str, Callable[[_Builder, Any, list[str]], None]] = {
 }
 
 
+def _constant(b: _Builder, value: np.ndarray, name: str) -> None:
+    """An initializer; float32 weights that FP16 holds exactly (an FP16 model's, decompressed by constant
+    folding) are stored as FP16 and cast back, which loses nothing and halves the file."""
+    if value.dtype == np.float32 and value.size >= 64 and np.array_equal(value.astype(np.float16), value):
+        half = b.fresh("fp16")
+        b.initializers.append(b.numpy_helper.from_array(value.astype(np.float16), half))
+        b.node("Cast", [half], [name], to=1)  # TensorProto.FLOAT
+    else:
+        b.initializers.append(b.numpy_helper.from_array(value, name))
+
+
+def _folded(model: Any) -> Any:
+    """A copy of ``model`` with every computable-ahead subgraph (shape arithmetic on static ranks, ranges) made a
+    constant. OpenVINO leaves the FP16 weights' decompression alone, so they stay FP16."""
+    try:
+        from openvino.passes import ConstantFolding, Manager
+    except ImportError:  # OpenVINO before 2024.2
+        from openvino.runtime.passes import ConstantFolding, Manager
+
+    model = model.clone()
+    manager = Manager()
+    manager.register_pass(ConstantFolding())
+    manager.run_passes(model)
+    return model
+
+
 def ir_to_onnx(model: Any, source: str, input_name: str = "frames", output_name: str = "frame_feature") -> Any:
     """An ``openvino.Model`` with one float input and one output -> an ``onnx.ModelProto`` computing the same.
 
@@ -233,6 +311,7 @@ def ir_to_onnx(model: Any, source: str, input_name: str = "frames", output_name:
 
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelFileError(f"{source}: converting to ONNX needs one input and one output")
+    model = _folded(model)
     b = _Builder()
     inputs, outputs = [], []
     for op in model.get_ordered_ops():
@@ -243,7 +322,7 @@ def ir_to_onnx(model: Any, source: str, input_name: str = "frames", output_name:
             shape = [d.get_length() if d.is_static else "batch" for d in op.get_output_partial_shape(0)]
             inputs.append(helper.make_tensor_value_info(input_name, TensorProto.FLOAT, shape))
         elif kind == "Constant":
-            b.initializers.append(b.numpy_helper.from_array(np.asarray(op.get_data()).copy(), out[0]))
+            _constant(b, np.asarray(op.get_data()).copy(), out[0])
         elif kind == "Result":
             b.node("Identity", _ins(b, op), [output_name])
             rank = op.get_output_partial_shape(0).rank.get_length()
