@@ -1,5 +1,15 @@
 """Cutting each camera's tracks into tracklets: bounded crops per track, a quality filter, and the
-rules that close a tracklet (track ended, length reached, time limit passed)."""
+rules that close a tracklet (track ended, length reached, time limit passed).
+
+Crop quality. A crop is unusable when its box is too small or cut by the frame edge (decided as it comes).
+Blur is judged relative to the tracklet itself, when it closes: a crop whose sharpness (variance of the
+Laplacian of its grey levels, measured on the crop at the embedder's input size, so that a large and a
+small person are measured at one scale) is below ``blur_ratio`` times the median of its tracklet's crops
+is blurred, and dropped; the ``min_crops`` sharpest are always kept. A soft camera, or a person in a soft
+part of the picture, therefore still gets published, from their own sharpest views, while the frames
+smeared by motion or a focus hunt are left out. A fixed threshold cannot do both: variance-of-Laplacian
+figures differ by orders of magnitude between cameras, resolutions and backgrounds (docs/pipeline.md).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +35,7 @@ class TrackletPolicy:
     min_crops: int = 2  # a shorter tracklet is dropped (counted)
     min_box_height: int = 40  # smaller boxes are too small to describe a person
     edge_margin: int = 2  # a box this close to the frame edge is cut by it
-    min_sharpness: float = 15.0  # variance of the Laplacian below this is blurred
+    blur_ratio: float = 0.33  # a crop below this fraction of its tracklet's median sharpness is blurred
 
 
 def even_indices(n: int, frames: int) -> np.ndarray:
@@ -36,7 +46,7 @@ def even_indices(n: int, frames: int) -> np.ndarray:
 
 
 def crop_quality(image: np.ndarray, box: tuple[float, float, float, float], policy: TrackletPolicy) -> str | None:
-    """None for a usable crop, else why not: ``small``, ``edge`` or ``blurred``."""
+    """None for a usable box, else why not: ``small`` or ``edge`` (blur is judged per tracklet: ``blurred``)."""
     h, w = image.shape[:2]
     x1, y1, x2, y2 = box
     if y2 - y1 < policy.min_box_height or x2 - x1 < 2:
@@ -44,10 +54,27 @@ def crop_quality(image: np.ndarray, box: tuple[float, float, float, float], poli
     m = policy.edge_margin
     if x1 <= m or y1 <= m or x2 >= w - m or y2 >= h - m:
         return "edge"
-    crop = image[int(y1) : int(y2), int(x1) : int(x2)]
-    if cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() < policy.min_sharpness:
-        return "blurred"
     return None
+
+
+def sharpness(crop: np.ndarray) -> float:
+    """Variance of the Laplacian of ``crop`` (``uint8[H,W,3]`` RGB) in grey levels: high for crisp edges,
+    low for blur. Pass crops of one size (the embedder's input) to compare them."""
+    return float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
+def blurred(values: np.ndarray, ratio: float, keep: int) -> np.ndarray:
+    """``bool[N]``: which of a tracklet's crops, of sharpness ``values`` (``float[N]``), are blurred.
+
+    A crop is blurred when its sharpness is below ``ratio`` times the median of ``values``; the ``keep``
+    sharpest crops never are (so blur alone never leaves a tracklet too short to publish). ``ratio`` 0
+    turns the rule off.
+    """
+    values = np.asarray(values, np.float64)
+    out = values < ratio * np.median(values) if len(values) else np.zeros(0, bool)
+    if len(values) - out.sum() < keep:
+        out[np.argsort(-values, kind="stable")[:keep]] = False
+    return out
 
 
 @dataclass
@@ -59,6 +86,7 @@ class _Open:
     crops: list[np.ndarray] = field(default_factory=list)
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    sharpness: list[float] = field(default_factory=list)  # of each crop, at the crops' size
     path: list[tuple[float, float, float, float, float]] = field(default_factory=list)  # every frame seen
 
 
@@ -91,7 +119,8 @@ class TrackletBuffer:
                 track.crops.append(crop)
                 track.boxes.append(b.box)
                 track.times.append(now)
-                self.counts["accepted"] += 1
+                track.sharpness.append(sharpness(crop))
+                self.counts["collected"] += 1
             if len(track.crops) >= p.max_length or now - track.t_start >= p.max_seconds:
                 closed += self._close(b.track_id)
         for track_id in [t for t, o in self.open.items() if now - o.last_seen > p.lost_after]:
@@ -108,10 +137,15 @@ class TrackletBuffer:
     def _close(self, track_id: int) -> list[Tracklet]:
         track = self.open.pop(track_id)
         self.next_seq[track_id] = track.seq + 1
-        if len(track.crops) < self.policy.min_crops:
+        p = self.policy
+        if len(track.crops) < p.min_crops:
             self.counts["dropped_short"] += 1
             return []
-        idx = even_indices(len(track.crops), self.policy.frames)
+        drop = blurred(np.array(track.sharpness), p.blur_ratio, p.min_crops)
+        if drop.any():
+            self.counts["rejected_blurred"] += int(drop.sum())
+        kept = np.flatnonzero(~drop)
+        idx = kept[even_indices(len(kept), p.frames)]
         self.counts["tracklets"] += 1
         return [
             Tracklet(

@@ -65,7 +65,14 @@ class TrackletConfig(Section):
     lost_after: float = Field(1.0, gt=0, description="seconds unseen after which a track has ended")
     min_crops: int = Field(2, ge=1)
     min_box_height: int = Field(40, ge=1)
-    min_sharpness: float = Field(15.0, ge=0, description="variance of the Laplacian; below: blurred")
+    blur_ratio: float = Field(
+        0.33,
+        ge=0,
+        le=1,
+        description="a crop whose sharpness (variance of the Laplacian at the embedder's input size) is below "
+        "this fraction of its tracklet's median is blurred and left out; the sharpest min_crops are always "
+        "kept; 0: off",
+    )
 
 
 class SourceConfig(Section):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from pipeline.tracklets import TrackletBuffer, TrackletPolicy, crop_quality, even_indices
+from pipeline.tracklets import TrackletBuffer, TrackletPolicy, blurred, crop_quality, even_indices, sharpness
 from pipeline.types import Frame, TrackedBox
 
 POLICY = TrackletPolicy(
@@ -17,12 +18,17 @@ POLICY = TrackletPolicy(
     lost_after=1.0,
     min_crops=2,
     min_box_height=20,
-    min_sharpness=5.0,
+    blur_ratio=0.33,
 )
 
 
 def textured(h=120, w=160, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def soft(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` as a camera out of focus (Gaussian blur of ``sigma`` pixels) sees it."""
+    return cv2.GaussianBlur(image, (0, 0), sigma)
 
 
 def box(track: int, t: float, xy=(40, 20, 70, 90)) -> TrackedBox:
@@ -58,7 +64,7 @@ def test_length_limit_gives_successive_tracklets_of_one_track():
         out += buf.add(frame(i, i * 0.1), [box(3, i * 0.1)])
     out += buf.flush()
     assert [t.seq for t in out] == [0, 1, 2] and all(t.track_id == 3 for t in out)
-    assert buf.counts["accepted"] == 25 and buf.counts["tracklets"] == 3
+    assert buf.counts["collected"] == 25 and buf.counts["tracklets"] == 3
 
 
 def test_time_limit_closes_long_tracks():
@@ -71,13 +77,65 @@ def test_time_limit_closes_long_tracks():
 
 def test_poor_crops_are_counted_and_dropped():
     buf = TrackletBuffer("cam", POLICY)
-    flat = np.full((120, 160, 3), 128, np.uint8)
     buf.add(frame(0, 0.0), [box(1, 0.0, (40, 20, 50, 30))])  # 10 px tall
     buf.add(frame(1, 0.1), [box(1, 0.1, (0, 20, 30, 90))])  # touches the left edge
-    buf.add(frame(2, 0.2, flat), [box(1, 0.2)])  # no texture at all: blurred
+    buf.add(frame(2, 0.2), [box(1, 0.2)])  # the one usable crop: too short a tracklet
     out = buf.add(frame(3, 5.0), [])
-    assert out == []  # no usable crop: nothing published
-    assert buf.counts == {"rejected_small": 1, "rejected_edge": 1, "rejected_blurred": 1, "dropped_short": 1}
+    assert out == []  # nothing published
+    assert buf.counts == {"rejected_small": 1, "rejected_edge": 1, "collected": 1, "dropped_short": 1}
+
+
+def test_sharpness_falls_with_blur_and_is_zero_without_texture():
+    image = textured()
+    values = [sharpness(soft(image, s)) if s else sharpness(image) for s in (0, 1, 2, 4)]
+    assert values == sorted(values, reverse=True) and values[-1] < values[0] / 100
+    assert sharpness(np.full((64, 32, 3), 128, np.uint8)) == 0.0
+
+
+def test_blurred_is_relative_to_the_tracklet_and_keeps_the_sharpest():
+    assert blurred(np.array([100.0, 90, 110, 20, 95]), 0.33, 2).tolist() == [False, False, False, True, False]
+    # the same crops on a camera 100 times softer: the same crop is the blurred one, the rest are kept
+    assert blurred(np.array([1.0, 0.9, 1.1, 0.2, 0.95]), 0.33, 2).tolist() == [False, False, False, True, False]
+    assert not blurred(np.array([5.0, 5.2, 4.8]), 0.33, 2).any()  # uniformly soft: nothing is blurred
+    assert blurred(np.array([100.0, 1.0]), 0.33, 2).tolist() == [False, False]  # never below min_crops
+    assert blurred(np.array([100.0, 90.0, 1.0, 2.0]), 0.33, 2).tolist() == [False, False, True, True]
+    assert blurred(np.array([100.0, 90.0, 1.0, 2.0]), 0.33, 3).tolist() == [False, False, True, False]
+    assert not blurred(np.array([100.0, 0.0, 50.0]), 0.0, 1).any()  # ratio 0: off
+    assert blurred(np.zeros(0), 0.33, 2).tolist() == []
+
+
+def test_the_blurriest_crops_of_a_track_are_left_out():
+    """Frames 2 and 5 smeared (a focus hunt, fast motion): dropped and counted; the published crops are
+    the sharp ones."""
+    buf = TrackletBuffer("cam", POLICY)
+    base = textured()
+    for i in range(8):
+        buf.add(frame(i, i * 0.1, soft(base, 4.0) if i in (2, 5) else soft(base, 0.8)), [box(1, i * 0.1)])
+    (t,) = buf.flush()
+    assert buf.counts["rejected_blurred"] == 2 and buf.counts["collected"] == 8
+    assert 0.2 not in np.round(t.times, 1) and 0.5 not in np.round(t.times, 1)
+    assert len(t.crops) == POLICY.frames
+
+
+def test_a_soft_camera_still_publishes_every_person():
+    """A camera out of focus everywhere: every crop is far below the fixed floor of 15 that an absolute rule
+    used, yet the track is published from its sharpest views."""
+    buf = TrackletBuffer("cam", POLICY)
+    base = soft(textured(), 3.0)
+    out = []
+    for i in range(6):
+        out += buf.add(frame(i, i * 0.1, soft(base, 0.5 + 0.1 * i)), [box(1, i * 0.1)])
+    (t,) = out + buf.flush()
+    assert max(sharpness(c) for c in t.crops) < 15.0
+    assert buf.counts["rejected_blurred"] <= 1 and len(t.crops) == POLICY.frames
+
+
+def test_blur_never_drops_a_short_tracklet():
+    buf = TrackletBuffer("cam", POLICY)
+    buf.add(frame(0, 0.0), [box(1, 0.0)])
+    buf.add(frame(1, 0.1, soft(textured(), 6.0)), [box(1, 0.1)])  # far blurrier than the other crop
+    (t,) = buf.flush()
+    assert buf.counts["rejected_blurred"] == 0 and sorted(set(np.round(t.times, 1))) == [0.0, 0.1]
 
 
 @pytest.mark.parametrize(
