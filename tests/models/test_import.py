@@ -51,6 +51,26 @@ def test_an_unknown_channel_order_is_a_model_file_error(tiny_checkpoints):
         ModelSpec.from_dict(d, source="m.pt")
 
 
+def test_a_bgr_checkpoint_feeds_the_same_planes_on_both_torch_paths(tmp_path):
+    """The uint8 upload of the CUDA path (run here on the CPU) flips channels as preprocessing does."""
+    from models.backends.torch_runtime import TorchEmbedder
+    from models.checkpoint import load_checkpoint, save_checkpoint
+    from tests.conftest import make_model
+
+    model = make_model("tiny_attention")
+    model.input_spec = replace(model.input_spec, channels="bgr")
+    save_checkpoint(model, tmp_path / "bgr.pt")
+    model, spec = load_checkpoint(tmp_path / "bgr.pt")
+    assert spec.input.channels == "bgr"
+    embedder = TorchEmbedder(model, spec, device="cpu")
+    clips = random_clips(2, 4, 128, 64)
+    reference = embedder.embed(clips)[0]
+    embedder.on_cuda = True
+    np.testing.assert_allclose(embedder.embed(clips)[0], reference, atol=1e-5)
+    rgb = TorchEmbedder(model, replace(spec, input=replace(spec.input, channels="rgb")), device="cpu")
+    np.testing.assert_allclose(rgb.embed(clips[..., ::-1])[0], reference, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
 def test_write_spec_stores_a_threshold_in_place(tiny_checkpoints, tiny_onnx, tmp_path, kind):
     source = tiny_checkpoints["tiny_attention"] if kind == "checkpoint" else tiny_onnx["tiny_attention"]
