@@ -133,7 +133,7 @@ def imported_spec(
         "source_format": "openvino-ir" if model.kind is ArtifactKind.OPENVINO else "onnx",
         "sha256": hashes,
         "pooling": "mean of the frame features; attention uniform",
-        "trained": "by the source model's authors",
+        "trained": True,  # by the source model's authors; crosscam did not train it
     }
     if licence:
         provenance["licence"] = licence
