@@ -155,8 +155,8 @@ def import_model(
     """Write ``source`` (a foreign IR .xml or ONNX file) as a crosscam artifact at ``out``; returns its spec and
     the check's min cosine.
 
-    ``fmt``: ``onnx`` or ``ir`` (default: the source's own format). An IR is written as ``out`` (.xml) beside
-    ``out`` with .bin. The artifact's features are checked against the source model's frame features,
+    ``fmt``: ``onnx`` or ``ir`` (default: the source's own format); an IR is ``out`` (.xml) with its weights
+    beside it (.bin). The artifact's features are checked against the source model's frame features,
     averaged, before it is kept (``ModelFileError`` below ``IMPORT_MIN_COSINE``)."""
     source, out = Path(source), Path(out)
     model = read_foreign(source, input_spec.height, input_spec.width)
