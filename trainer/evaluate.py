@@ -79,9 +79,12 @@ def evaluate_index(
 ) -> dict[str, Any]:
     """CMC-1/5/10/20 and mAP on ``index``'s query and gallery, plain and (optionally) re-ranked."""
     bad = BadFrames()
-    tracklets = index.query + index.gallery
-    feats = embed_tracklets(embedder, tracklets, frames, batch_clips, bad, progress)
-    q, g = feats[: len(index.query)], feats[len(index.query) :]
+    # A protocol may put a query in the gallery too (Market-1501 without a test set, as MARS's own code does):
+    # each distinct tracklet is embedded once.
+    rows = {t: i for i, t in enumerate(dict.fromkeys(index.query + index.gallery))}
+    feats = embed_tracklets(embedder, list(rows), frames, batch_clips, bad, progress)
+    q = feats[[rows[t] for t in index.query]]
+    g = feats[[rows[t] for t in index.gallery]]
     ids = {
         name: np.array([getattr(t, attr) for t in part])
         for name, attr, part in (

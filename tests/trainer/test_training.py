@@ -278,3 +278,44 @@ def test_dense_evaluation_streams_bounded_batches(mars60):
     assert sum(Counting.sizes) == sum(len(dense_clips(len(t.paths), 4)) for t in tracklets)
     assert feats.shape == (len(tracklets), embedder.feature_dim)
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_query_that_is_also_in_the_gallery_is_embedded_once(mars60):
+    """Market-1501 without a test set puts each query in the gallery too (as MARS's own code does): the
+    evaluation embeds it once, and scores it as if it had been embedded twice."""
+    from dataclasses import replace
+
+    from trainer.evaluate import evaluate_index, squared_distances
+    from trainer.metrics import evaluate_rank
+
+    model = build_for_recipe(
+        Recipe.model_validate({"model": {"arch": "tiny_avg", "pretrained": None, "height": 32, "width": 16}}),
+        num_classes=2,
+    ).eval()
+
+    class Counting(TorchEmbedder):
+        clips: ClassVar[list[int]] = [0]
+
+        def embed(self, clips):
+            self.clips[0] += len(clips)
+            return super().embed(clips)
+
+    embedder = Counting(model, model_spec(model), device="cpu")
+    index = load_dataset("mars", mars60)
+    shared = replace(index, gallery=index.query + index.gallery)
+    result = evaluate_index(embedder, shared, frames=4)
+    distinct = len(index.query) + len(index.gallery)
+    assert Counting.clips[0] == sum(len(dense_clips(len(t.paths), 4)) for t in index.query + index.gallery)
+    # the same figures as embedding every query twice
+    feats = embed_tracklets(embedder, shared.query + shared.gallery, frames=4)
+    q, g = feats[: len(shared.query)], feats[len(shared.query) :]
+    assert len(g) == distinct
+    ids = {
+        "q_pids": np.array([t.pid for t in shared.query]),
+        "g_pids": np.array([t.pid for t in shared.gallery]),
+        "q_camids": np.array([t.camid for t in shared.query]),
+        "g_camids": np.array([t.camid for t in shared.gallery]),
+    }
+    expected = evaluate_rank(squared_distances(q, g), **ids)
+    assert result["mAP"] == pytest.approx(expected.mAP, abs=1e-6)
+    assert result["cmc"]["1"] == pytest.approx(expected.cmc_at(1)["1"], abs=1e-6)
