@@ -41,10 +41,14 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.set_defaults(handler=cmd_bench_embedder)
 
     m = sub.add_parser(
-        "mars", parents=[common], help="evaluate checkpoints on MARS: a Markdown table like the paper's Table 1"
+        "mars",
+        aliases=["table1"],
+        parents=[common],
+        help="evaluate models on a data set's test split (MARS by default): a Markdown table like the paper's Table 1",
     )
     m.add_argument("--checkpoints", nargs="+", required=True, type=Path, help="model files, one row each")
-    m.add_argument("--data-root", required=True, type=Path, help="MARS root (info/, bbox_test/)")
+    m.add_argument("--dataset", default="mars", help="data set name (mars, market1501, prid2011, ...; default mars)")
+    m.add_argument("--data-root", required=True, type=Path, help="the data set's root folder")
     m.add_argument("--rerank", action="store_true", help="add re-ranked mAP and CMC-1 columns")
     m.add_argument("--device", default="auto")
     m.set_defaults(handler=cmd_bench_mars)
@@ -132,20 +136,20 @@ MARS_BATCHES_PER_EPOCH = 625 // 8  # one pass over MARS's 625 training identitie
 
 def cmd_bench_mars(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
-    from trainer.data.mars import load_mars
+    from trainer.data.registry import load_dataset
     from trainer.evaluate import evaluate_index
     from trainer.report import table1_markdown
 
-    index = load_mars(args.data_root)
+    index = load_dataset(args.dataset, args.data_root)
     rows = []
     for ckpt in args.checkpoints:
         embedder = load_embedder(ckpt, device=args.device, cache_dir=config.cache_dir)
         name = embedder.spec.provenance.get("recipe", {}).get("name") or ckpt.stem
-        with step(f"evaluating {name} ({ckpt}) on MARS"):
+        with step(f"evaluating {name} ({ckpt}) on {args.dataset}"):
             r = evaluate_index(embedder, index, embedder.spec.input.frames, rerank=args.rerank)
         rows.append({"name": name, "checkpoint": str(ckpt), **r})
     markdown = table1_markdown(rows)
-    return Result({"rows": rows, "markdown": markdown}, markdown)
+    return Result({"dataset": args.dataset, "rows": rows, "markdown": markdown}, markdown)
 
 
 def cmd_bench_train(args: argparse.Namespace, config: CrosscamConfig) -> Result:

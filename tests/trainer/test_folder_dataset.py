@@ -93,3 +93,8 @@ def test_train_from_a_folder_recipe(tmp_path, capsys):
     code = main(["eval", str(tmp_path / "run" / "best.pt"), "--dataset", "folder", "--data-root", str(root), "--json"])
     data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and data["queries"] == 9 and 0.0 < data["mAP"] <= 1.0
+    ckpt = str(tmp_path / "run" / "best.pt")
+    code = main(["bench", "table1", "--checkpoints", ckpt, "--dataset", "folder", "--data-root", str(root), "--json"])
+    table = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and table["dataset"] == "folder" and table["rows"][0]["mAP"] == pytest.approx(data["mAP"])
+    assert table["markdown"].startswith("| Method | mAP |") and table["rows"][0]["name"] == "site"
