@@ -12,7 +12,7 @@ from pathlib import Path
 from models.embedder import Embedder
 from pipeline.bus import Keys, Publisher
 from pipeline.embedding import EmbeddingService
-from pipeline.matcher import Matcher
+from pipeline.matcher import Matcher, announce_model
 from pipeline.matching import MatchPolicy
 from pipeline.sources import open_source
 from pipeline.store import StoreKeys
@@ -24,8 +24,13 @@ from pipeline.worker import CameraWorker, WorkerReport
 DEMO_RECIPE = "synth_tiny"
 DEMO_IDS = 120  # identities of the training set (half train, half test), rendered with seed 0
 # The demo model's link threshold, from `crosscam calibrate --seeds 2-8`: scenes held out from the demo's own
-# (seed 1), where 0.70 gives the best mean IDF1 (docs/benchmarks.md).
+# (seed 1), where 0.70 gives the best mean IDF1 (docs/benchmarks.md). The model file carries it.
 DEMO_THRESHOLD = 0.70
+DEMO_CALIBRATION = {
+    "dataset": "synthetic scenes",
+    "split": "seeds 2-8 (the demo's scene is seed 1)",
+    "rule": "maximum mean multi-camera IDF1 of the matcher's replay (crosscam calibrate --seeds 2-8)",
+}
 
 
 def demo_model(cache_dir: Path, progress: Callable[[str, dict], None] | None = None) -> Path:
@@ -41,7 +46,7 @@ def demo_model(cache_dir: Path, progress: Callable[[str, dict], None] | None = N
 
     out = cache_dir / "demo" / f"{DEMO_RECIPE}-{DEMO_IDS}ids-r{RENDERER_VERSION}.pt"  # new renders, new model
     if out.is_file():
-        return out
+        return carry_demo_threshold(out)
     with tempfile.TemporaryDirectory(prefix="crosscam-demo-train-") as tmp:
         root = Path(tmp) / "mars"
         write_mars(
@@ -56,9 +61,28 @@ def demo_model(cache_dir: Path, progress: Callable[[str, dict], None] | None = N
             recipe, index, Path(tmp) / "run", device="cpu", on_progress=lambda p: progress and progress("train", p)
         )
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(result.best, out.with_suffix(".tmp"))
-        out.with_suffix(".tmp").rename(out)
+        staged = out.with_suffix(".staged")
+        shutil.copy(result.best, staged)
+        carry_demo_threshold(staged)
+        staged.rename(out)
     return out
+
+
+def carry_demo_threshold(path: Path) -> Path:
+    """Store the demo model's calibrated threshold in its file (``ModelSpec.link_threshold``) when it lacks one,
+    as ``crosscam calibrate --write`` stores a real model's; returns ``path``."""
+    from dataclasses import replace
+
+    from models.artifacts import read_spec, write_spec
+
+    spec = read_spec(path)
+    if spec.link_threshold is None:
+        calibration = DEMO_CALIBRATION | {"threshold": DEMO_THRESHOLD}
+        write_spec(
+            path,
+            replace(spec, link_threshold=DEMO_THRESHOLD, provenance=spec.provenance | {"calibration": calibration}),
+        )
+    return path
 
 
 DEMO_TRACKLETS = {"max_seconds": 4.0, "min_box_height": 30}  # tracklet options for the synthetic scene
@@ -78,6 +102,7 @@ class SiteRun:
     tracklets: dict[str, Tracklet] = field(default_factory=dict)  # by tracklet id, with boxes and times
     matcher: dict = field(default_factory=dict)
     seconds: float = 0.0
+    link_threshold: float = 0.0  # the threshold the matcher linked at
 
 
 def run_site(
@@ -88,11 +113,15 @@ def run_site(
     detector: str,
     policy: MatchPolicy,
     tracklet_options: dict | None = None,
+    model_threshold: bool = False,
 ) -> SiteRun:
     """Every camera in a thread, one embedding service, and the matcher consuming as they publish; returns
-    when the sources have ended and the matcher has caught up."""
+    when the sources have ended and the matcher has caught up. The embedder's model is announced as a
+    worker announces it; with ``model_threshold`` the matcher links at that model's calibrated threshold
+    (``policy.threshold`` when it has none)."""
     start = time.monotonic()
     run = SiteRun()
+    announce_model(client, keys, embedder.spec)
     publisher = Publisher(client, keys)
     service = EmbeddingService(embedder, keys.site, publisher.publish)
     submit = service.submit
@@ -116,7 +145,7 @@ def run_site(
         )
         for cam, url in cameras.items()
     ]
-    matcher = Matcher(client, keys, policy, consumer="demo", merge_every=2.0).start()
+    matcher = Matcher(client, keys, policy, consumer="demo", merge_every=2.0, model_threshold=model_threshold).start()
     service.start()
     threads = [
         threading.Thread(target=lambda w=w: run.reports.__setitem__(w.camera_id, w.run()), daemon=True) for w in workers
@@ -135,6 +164,7 @@ def run_site(
     service.stop()
     done.set()
     mt.join()
+    run.link_threshold = matcher.active.threshold
     run.seconds = time.monotonic() - start
     return run
 

@@ -18,6 +18,12 @@ Guarantees:
   standbys; they take over when the lease of a dead one runs out (``lease`` seconds).
 - **Bad records** (malformed, unknown schema version) go to the dead-letter stream, are counted in
   ``P:S:stats`` and acknowledged; processing goes on.
+- **The model's own threshold.** A threshold belongs to the model that made the features. Every worker
+  announces its model when it starts (``announce_model``: ``HSET P:S:models <model id> <JSON summary>``,
+  with the spec's calibrated ``link_threshold``), before it publishes a record; a record names its model by
+  id. With ``model_threshold`` the matcher links at the threshold announced for the model of the records it
+  reads (looked up when the model id changes; ``policy.threshold`` while a model announced none), so a site
+  config only sets ``matcher.threshold`` to override it.
 
 Writes go behind: a batch is linked and its write built, then sent after the next batch has been read,
 so the Redis server runs one batch's script while the matcher links the next (Redis would otherwise wait
@@ -30,6 +36,7 @@ the gallery is rebuilt from Redis and the records of both batches, unacknowledge
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -37,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -55,6 +63,9 @@ from pipeline.matching import (
 )
 from pipeline.types import TrackletEmbedding
 
+if TYPE_CHECKING:
+    from models.spec import ModelSpec
+
 log = logging.getLogger(__name__)
 GROUP = "matcher"
 # KEYS: lease, epoch; ARGV: consumer, lease in ms. Returns {held, epoch}: the lease is taken when free and
@@ -70,6 +81,47 @@ else
 end
 return {1, redis.call('GET', KEYS[2])}
 """
+
+
+def with_model_threshold(policy: MatchPolicy, threshold: float | None) -> MatchPolicy:
+    """``policy`` linking at a model's calibrated ``threshold`` (None: ``policy`` as it is). The merge threshold
+    stays at or above it: a merge must be at least as sure as a link."""
+    if threshold is None:
+        return policy
+    return replace(policy, threshold=threshold, merge_threshold=max(policy.merge_threshold, threshold))
+
+
+def models_key(keys: Keys) -> str:
+    """``P:S:models``: hash of model id -> JSON summary of the models the site's workers embed with."""
+    return f"{keys.prefix}:{keys.site}:models"
+
+
+def model_summary(spec: ModelSpec) -> dict:
+    """What the matcher needs to know of a model: its calibrated threshold, and where that came from."""
+    return {
+        "arch": spec.arch.name,
+        "feature_dim": spec.feature_dim,
+        "link_threshold": spec.link_threshold,
+        "calibration": spec.provenance.get("calibration"),
+    }
+
+
+def announce_model(client, keys: Keys, spec: ModelSpec) -> None:
+    """Register the model a worker embeds with under the site's models key, before it publishes a record."""
+    client.hset(models_key(keys), spec.model_id, json.dumps(model_summary(spec)))
+
+
+def announced_model(client, keys: Keys, model_id: str) -> dict | None:
+    """The summary a worker announced for ``model_id``, or None."""
+    raw = client.hget(models_key(keys), model_id)
+    if raw is None:
+        return None
+    try:
+        summary = json.loads(raw)
+    except ValueError:
+        log.warning("unreadable summary of model %s under %s; ignored", model_id, models_key(keys))
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 def _recorded(ranked: Iterator[tuple[int, float]], into: list) -> Iterator[tuple[int, float]]:
@@ -195,8 +247,15 @@ class Matcher:
         merge_every: float = 10.0,
         ttl: float | None = None,
         lease: float = 10.0,
+        model_threshold: bool = False,
     ) -> None:
+        """``model_threshold``: link at the threshold announced for the records' model (see the module's
+        docstring), ``policy.threshold`` being the fallback; else always at ``policy.threshold``."""
         self.client, self.bus_keys, self.policy = client, bus_keys, policy
+        self.model_threshold = model_threshold
+        self.active = policy  # the rules in force: ``policy`` with the model's threshold when it follows one
+        self.model_id: str | None = None  # the model whose announced summary set ``active``
+        self._announced: tuple[str, float] | None = None  # the last (model, threshold) logged
         self.keys = store.StoreKeys(bus_keys.site, bus_keys.prefix)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.batch, self.claim_idle, self.merge_every, self.ttl, self.lease = batch, claim_idle, merge_every, ttl, lease
@@ -250,7 +309,7 @@ class Matcher:
         self._discard()
         self.epoch = self.client.get(self.keys.epoch)
         self.linker = Linker(
-            self.policy,
+            self.active,
             lambda n: store.next_identities(self.client, self.keys, n),
             store.load_gallery(self.client, self.keys),
             store.cannot_link(self.client, self.keys),
@@ -337,6 +396,7 @@ class Matcher:
             batch_ids.add(tid)
             fresh.append((sid, t))
         self._send()  # the batch linked before goes to Redis now; this one is linked meanwhile
+        self._follow_model([t for _, t in fresh])
         try:
             linked = self.linker.link([t for _, t in fresh])
             w = Commands()
@@ -352,6 +412,34 @@ class Matcher:
         self.counts["processed"] += len(fresh)
         self.counts["new"] += sum(r.new for r in linked)
         self.counts["linked"] += sum(not r.new for r in linked)
+
+    def _follow_model(self, batch: list[TrackletEmbedding]) -> None:
+        """With ``model_threshold``: take the threshold announced for the batch's model when it changes."""
+        if not self.model_threshold or not batch:
+            return
+        model = batch[-1].model_id
+        if len({t.model_id for t in batch}) > 1:
+            log.warning(
+                "matcher %s: one batch holds features of several models; their scores mean nothing "
+                "to each other (one model per site)",
+                self.consumer,
+            )
+        if model == self.model_id:
+            return
+        summary = announced_model(self.client, self.bus_keys, model)
+        threshold = summary.get("link_threshold") if summary else None
+        active = with_model_threshold(self.policy, None if threshold is None else float(threshold))
+        if (model, active.threshold) != self._announced:
+            self._announced = (model, active.threshold)
+            log.info(
+                "matcher %s: model %s, linking at %s (%s)",
+                self.consumer,
+                model,
+                active.threshold,
+                "its calibrated threshold" if threshold is not None else "no calibrated threshold announced",
+            )
+        self.active = self.linker.policy = active
+        self.model_id = model if summary is not None else None  # not announced yet: look again next batch
 
     # --- writes behind ----------------------------------------------------------------------------------
     def _send(self) -> None:

@@ -1,21 +1,28 @@
-"""``crosscam calibrate``: multi-camera IDF1 at each link threshold on a synthetic scene with ground truth.
+"""``crosscam calibrate``: choose the matcher's link threshold from evidence with ground truth.
 
-The scene runs once through the camera workers and the embedder (the demo's scene unless told otherwise);
-each threshold then replays the published tracklets through the matcher's rules in memory. Prints a
-table, marks the best threshold and the configured one, and writes a plot and the figures as JSON.
-``--seeds 2-8`` runs several scenes and averages their figures per threshold: one scene's best threshold
-fits that scene.
+``--dataset NAME --data-root DIR``: a labelled data set from the registry (e.g. Market-1501). Its test
+tracklets are embedded with the model, and the link decisions of the matcher's rule are scored across
+cameras at each threshold (``pipeline.calibrate``, ``LINK_RULE``); prints the same-person and
+different-person score distributions and the chosen threshold, writes them as JSON and a plot, and with
+``--write`` stores the threshold in the model file (``ModelSpec.link_threshold``), which the matcher then
+uses unless the site config sets ``matcher.threshold``.
+
+Without ``--dataset``: a synthetic scene runs once through the camera workers and the embedder (the demo's
+scene unless told otherwise); each threshold then replays the published tracklets through the matcher's
+rules in memory and is scored with multi-camera IDF1. ``--seeds 2-8`` runs several scenes and averages
+their figures per threshold: one scene's best threshold fits that scene.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
-from pipeline.cli.demo import add_scene_options, demo_embedder, demo_policy
-from pipeline.cli.progress import step
+from pipeline.cli.demo import add_scene_options, demo_embedder
+from pipeline.cli.progress import console, step
 from pipeline.config import CrosscamConfig
 
 
@@ -23,31 +30,62 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = verbs.add_parser(
         "calibrate",
         parents=[common],
-        help="sweep the matcher's threshold on a synthetic scene with ground truth (multi-camera IDF1)",
+        help="choose the matcher's link threshold: on a labelled data set (--dataset), or a synthetic scene",
     )
-    p.add_argument("--thresholds", default="0.30:0.90:0.025", help="start:stop:step, or a comma-separated list")
+    p.add_argument(
+        "--thresholds",
+        help=f"start:stop:step, or a comma-separated list (default: {DATASET_THRESHOLDS} with --dataset, "
+        f"else {SCENE_THRESHOLDS})",
+    )
     add_scene_options(p)
     p.add_argument("--seeds", help="several scenes, averaged: '2-8' or '2,3,5' (instead of --seed)")
+    p.add_argument("--dataset", help="a labelled data set of the registry (market1501, mars, folder, ...)")
+    p.add_argument("--data-root", type=Path, help="the data set's root folder (with --dataset)")
+    p.add_argument(
+        "--split", type=int, help="identity split to take the test tracklets of (default: the model's, else 0)"
+    )
+    p.add_argument(
+        "--write", action="store_true", help="store the chosen threshold in the --embedder model file (with --dataset)"
+    )
     p.add_argument("--out", type=Path, default=Path("crosscam-calibrate"), help="folder for calibrate.png and .json")
     p.set_defaults(handler=cmd_calibrate)
 
 
-def cmd_calibrate(args: argparse.Namespace, config: CrosscamConfig) -> Result:
-    from models.embedder import load_embedder
-    from pipeline.bus import Keys, scratch_redis
-    from pipeline.calibrate import collect, parse_thresholds, plot, sweep
-    from pipeline.demo import DEMO_TRACKLETS, run_site, synthetic_site
+SCENE_THRESHOLDS = "0.30:0.90:0.025"
+DATASET_THRESHOLDS = "0.20:0.95:0.01"
+
+
+def thresholds_of(text: str) -> list[float]:
+    from pipeline.calibrate import parse_thresholds
 
     try:
-        thresholds = parse_thresholds(args.thresholds)
+        thresholds = parse_thresholds(text)
     except ValueError as e:
-        raise UsageError(f"--thresholds {args.thresholds!r}: {e} (e.g. 0.3:0.9:0.05 or 0.5,0.6,0.7)") from None
+        raise UsageError(f"--thresholds {text!r}: {e} (e.g. 0.3:0.9:0.05 or 0.5,0.6,0.7)") from None
     if not thresholds or not all(-1 <= t <= 1 for t in thresholds):
-        raise UsageError(f"--thresholds {args.thresholds!r}: give cosine thresholds between -1 and 1")
+        raise UsageError(f"--thresholds {text!r}: give cosine thresholds between -1 and 1")
+    return thresholds
+
+
+def cmd_calibrate(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    if args.dataset:
+        return calibrate_on_dataset(args, config)
+    if args.write or args.data_root:
+        raise UsageError("--write and --data-root go with --dataset NAME (a labelled data set)")
+    return calibrate_on_scene(args, config)
+
+
+def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from models.embedder import load_embedder
+    from pipeline.bus import Keys, scratch_redis
+    from pipeline.calibrate import collect, plot, sweep
+    from pipeline.demo import DEMO_TRACKLETS, run_site, synthetic_site
+
+    thresholds = thresholds_of(args.thresholds or SCENE_THRESHOLDS)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     model = demo_embedder(args, config)
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)
-    policy = demo_policy(args, config)
+    policy = config.matcher.policy(embedder.spec.link_threshold)  # what the matcher links at with this model
     scenes, people, tracklets = [], 0, 0
     for seed in seeds:
         scene, cameras = synthetic_site(args.people, args.seconds, seed)
@@ -91,6 +129,125 @@ def cmd_calibrate(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         + (f" in {len(scenes)} scenes (mean)" if len(scenes) > 1 else "")
         + f"; set it with `--set matcher.threshold={best['threshold']:g}` "
         f"or `matcher: {{threshold: {best['threshold']:g}}}` in the site config. Plot: {png.resolve()}"
+    )
+    return Result(data, "\n".join(lines))
+
+
+def calibrate_on_dataset(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from dataclasses import replace
+
+    import numpy as np
+    from rich.progress import Progress
+
+    from models.artifacts import read_spec, write_spec
+    from models.embedder import load_embedder
+    from pipeline.calibrate import (
+        LINK_RULE,
+        distribution,
+        embed_for_links,
+        link_outcomes,
+        pair_f1_threshold,
+        pair_scores,
+        pick_threshold,
+        plot_links,
+        sweep_links,
+    )
+    from trainer.data.registry import DATASETS, load_dataset
+
+    if args.dataset not in DATASETS:
+        raise UsageError(f"--dataset {args.dataset!r}: choose one of {', '.join(DATASETS)}")
+    if args.data_root is None:
+        raise UsageError(f"--dataset {args.dataset} needs --data-root DIR (the data set's root folder)")
+    if args.seeds:
+        raise UsageError("--seeds goes with the synthetic scene, not with --dataset")
+    thresholds = thresholds_of(args.thresholds or DATASET_THRESHOLDS)
+    model = demo_embedder(args, config, real=True)
+    embedder = load_embedder(model, backend=config.embedder.backend, device="cpu", cache_dir=config.cache_dir)
+    spec = embedder.spec
+    split = (
+        args.split if args.split is not None else int(spec.provenance.get("recipe", {}).get("data", {}).get("split", 0))
+    )
+    index = load_dataset(args.dataset, args.data_root, split=split)
+    tracklets = [t for t in index.gallery if t.pid >= 0]  # every test tracklet (junk ids left out)
+    if not tracklets:
+        raise UsageError(f"{args.data_root}: the {args.dataset} test split {split} holds no tracklets to calibrate on")
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"embedding {len(tracklets)} {args.dataset} test tracklets with {model.name}", total=None)
+        features = embed_for_links(embedder, tracklets, progress=lambda d, t: bar.update(task, completed=d, total=t))
+    pids = np.array([t.pid for t in tracklets])
+    camids = np.array([t.camid for t in tracklets])
+    same, different = pair_scores(features, pids, camids)
+    if not len(same):
+        raise UsageError(f"{args.data_root}: no person of the test split is seen in two cameras; nothing to calibrate")
+    margin = config.matcher.margin
+    rows = sweep_links(link_outcomes(features, pids, camids), same, different, thresholds, margin)
+    chosen = pick_threshold(rows)
+    threshold = chosen["threshold"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    png, js = args.out / "calibrate.png", args.out / "calibrate.json"
+    title = f"{model.name} on {args.dataset} (split {split} test identities): link threshold {threshold:g}"
+    plot_links(same, different, rows, threshold, png, title)
+    calibration = {
+        "dataset": args.dataset,
+        "split": f"test identities of split {split}",
+        "tracklets": len(tracklets),
+        "identities": len(set(pids.tolist())),
+        "pairs": {"same": len(same), "different": len(different)},
+        "rule": LINK_RULE,
+        "margin": margin,
+        "link_f1": chosen["f1"],
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+    bins = np.linspace(-1.0, 1.0, 41)
+    data = {
+        "model": str(model),
+        "model_id": spec.model_id,
+        "threshold": threshold,
+        "previous_threshold": spec.link_threshold,
+        "at_threshold": chosen,
+        "pair_f1_threshold": pair_f1_threshold(same, different, thresholds),
+        "calibration": calibration,
+        "distributions": {
+            "bins": bins.round(3).tolist(),
+            "same": distribution(same, bins),
+            "different": distribution(different, bins),
+        },
+        "rows": rows,
+        "written": False,
+        "plot": str(png.resolve()),
+    }
+    if args.write:
+        current = read_spec(model)
+        write_spec(
+            model,
+            replace(current, link_threshold=threshold, provenance=current.provenance | {"calibration": calibration}),
+        )
+        data["written"] = True
+    js.write_text(json.dumps(data, indent=2))
+    lines = [
+        f"{len(tracklets)} test tracklets of {calibration['identities']} people; cross-camera pairs: "
+        f"{len(same):,} same person, {len(different):,} different people",
+        "cosine       p5    p25    p50    p75    p95",
+    ]
+    for name in ("same", "different"):
+        q = data["distributions"][name]["quantiles"]
+        lines.append(f"{name:<10} " + " ".join(f"{q[k]:6.3f}" for k in ("p5", "p25", "p50", "p75", "p95")))
+    lines.append("threshold   F1   precision recall  wrong links (seen / first)  missed")
+    for r in rows:
+        if r is chosen or abs(r["threshold"] * 20 - round(r["threshold"] * 20)) < 1e-9:  # every 0.05, and the chosen
+            mark = " <- chosen" if r is chosen else ""
+            lines.append(
+                f"{r['threshold']:>9.3f} {r['f1']:.3f}  {r['precision']:.3f}    {r['recall']:.3f}  "
+                f"{r['wrong_links_seen']:>6} / {r['wrong_links_first']:<8g}            {r['missed']:>5}{mark}"
+            )
+    lines.append(
+        f"link threshold {threshold:g} (link F1 {chosen['f1']:.3f}, margin {margin:g}); "
+        + (
+            f"stored in {model}"
+            if args.write
+            else f"store it in the model with --write, or set `matcher: {{threshold: {threshold:g}}}`"
+        )
+        + f". Plot: {png.resolve()}"
     )
     return Result(data, "\n".join(lines))
 

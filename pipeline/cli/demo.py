@@ -5,7 +5,9 @@ process: camera workers (motion detector + ByteTrack), the batched embedder, the
 API, on an embedded Redis. The re-ID model is ``synth_tiny`` trained on synthetic people who are not in
 the scene (built once and cached, 2.5-5 minutes on two cores) unless ``--embedder`` names one. It
 prints every person's cross-camera history and the multi-camera IDF1 against the ground truth, and
-writes ``report.html``. ``--video A --video B`` runs the same on real files (no ground truth, no IDF1).
+writes ``report.html``. ``--video A --video B`` runs the same on real files (no ground truth, no IDF1)
+with the bundled real model (``models.zoo.default_embedder``) unless ``--embedder`` names one. The matcher
+links at the model's own calibrated threshold unless ``matcher.threshold`` is set.
 """
 
 from __future__ import annotations
@@ -13,14 +15,10 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline.cli.app import Result, UsageError
 from pipeline.cli.progress import show_training, step, training_progress
 from pipeline.config import CrosscamConfig
-
-if TYPE_CHECKING:
-    from pipeline.matching import MatchPolicy
 
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -36,14 +34,19 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def add_scene_options(p: argparse.ArgumentParser) -> None:
     """The synthetic scene's options and the model (``demo`` and ``calibrate``)."""
-    p.add_argument("--embedder", help="re-ID model (default: synth_tiny trained on synthetic people, cached)")
+    p.add_argument(
+        "--embedder",
+        help="re-ID model (default: synth_tiny trained on synthetic people, cached; for --video and --dataset "
+        "the bundled real model)",
+    )
     p.add_argument("--people", type=int, default=8)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=1, help="scene seed")
 
 
-def demo_embedder(args, config: CrosscamConfig) -> Path:
-    """``--embedder``, else the demo's model (trained once, with progress, and cached)."""
+def demo_embedder(args, config: CrosscamConfig, real: bool = False) -> Path:
+    """``--embedder``; else for ``real`` footage the bundled real model, else the demo's synthetic model
+    (trained once, with progress, and cached)."""
     from models.export import default_cache_dir
     from pipeline.demo import demo_model
 
@@ -51,6 +54,10 @@ def demo_embedder(args, config: CrosscamConfig) -> Path:
         if not Path(args.embedder).is_file():
             raise UsageError(f"--embedder {args.embedder}: no such file")
         return Path(args.embedder)
+    if real:
+        from models.zoo import default_embedder
+
+        return default_embedder()
     cache = Path(config.cache_dir or default_cache_dir())
     with training_progress() as bar:
         tasks = {}
@@ -64,19 +71,6 @@ def demo_embedder(args, config: CrosscamConfig) -> Path:
                 show_training(bar, tasks[kind], p)
 
         return demo_model(cache, progress)
-
-
-def demo_policy(args, config: CrosscamConfig) -> MatchPolicy:
-    """The matcher's rules from the config; with the demo's own model and no threshold configured, the
-    threshold calibrated for that model (``pipeline.demo.DEMO_THRESHOLD``)."""
-    from dataclasses import replace
-
-    from pipeline.demo import DEMO_THRESHOLD
-
-    policy = config.matcher.policy()
-    if args.embedder or "threshold" in config.matcher.model_fields_set:
-        return policy
-    return replace(policy, threshold=DEMO_THRESHOLD, merge_threshold=max(policy.merge_threshold, DEMO_THRESHOLD))
 
 
 def video_camera_ids(videos: list[Path]) -> list[str]:
@@ -95,7 +89,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from pipeline.report import write_report
     from pipeline.store import StoreKeys
 
-    model = demo_embedder(args, config)
+    model = demo_embedder(args, config, real=bool(args.video))
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)
     scene = None
     if args.video:
@@ -117,8 +111,9 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
                 cameras,
                 embedder,
                 detector,
-                demo_policy(args, config),
+                config.matcher.policy(),
                 DEMO_TRACKLETS if scene is not None else None,
+                model_threshold=not config.matcher.threshold_is_set,
             )
         metrics = {}
         if scene is not None:
@@ -133,6 +128,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         )
     data = {
         "idf1": metrics.get("idf1"),
+        "link_threshold": run.link_threshold,
         "identities": len(persons),
         "ground_truth_people": metrics.get("ground_truth_people"),
         "report": str(report.resolve()),
@@ -153,5 +149,5 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
             f"{len(persons)} persons found for {metrics['ground_truth_people']} people in the scene; "
             f"{metrics['passages_covered']} of {metrics['passages']} camera passages detected"
         )
-    lines.append(f"report: {report.resolve()}")
+    lines.append(f"linked at threshold {run.link_threshold:g} ({model.name}); report: {report.resolve()}")
     return Result(data, "\n".join(lines))

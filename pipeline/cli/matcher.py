@@ -87,7 +87,16 @@ def cmd_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     client, keys, _ = connect_site(args, config)
     m = config.matcher
     matcher = Matcher(
-        client, keys, m.policy(), args.consumer, m.batch, m.claim_idle, m.merge_every, m.ttl, m.lease
+        client,
+        keys,
+        m.policy(),
+        args.consumer,
+        m.batch,
+        m.claim_idle,
+        m.merge_every,
+        m.ttl,
+        m.lease,
+        model_threshold=not m.threshold_is_set,  # the workers' announced model's own threshold
     ).start()
     try:
         counts = matcher.run(idle_exit=args.idle_exit)

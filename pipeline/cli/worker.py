@@ -1,5 +1,9 @@
 """``crosscam worker`` (one camera) and ``crosscam run SITE.yaml`` (every camera of a site in one process,
-a thread per camera, one batched embedder): from streams to tracklet embeddings on Redis."""
+a thread per camera, one batched embedder): from streams to tracklet embeddings on Redis.
+
+The model is ``--embedder``, else ``embedder.path``, else the bundled real model
+(``models.zoo.default_embedder``). The worker announces it to the site's matcher before it publishes
+(``pipeline.matcher.announce_model``), so the matcher links at the model's own calibrated threshold."""
 
 from __future__ import annotations
 
@@ -31,7 +35,10 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def _shared(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--embedder", help="re-ID model: checkpoint, ONNX or engine (default: embedder.path)")
+    p.add_argument(
+        "--embedder",
+        help="re-ID model: checkpoint, ONNX, OpenVINO IR or engine (default: embedder.path, else the bundled real model)",
+    )
     p.add_argument("--redis-url", help="default: $CROSSCAM_REDIS_URL, else redis.url, else an embedded server")
     p.add_argument("--site", help="site name (default: site)")
     p.add_argument("--max-seconds", type=float, help="stop after this long (default: until the sources end)")
@@ -52,18 +59,16 @@ class _Site:
 
     def __init__(self, args: argparse.Namespace, config: CrosscamConfig) -> None:
         from models.embedder import load_embedder
+        from models.zoo import default_embedder
         from pipeline.bus import Keys, Publisher, connect
         from pipeline.embedding import EmbeddingService
+        from pipeline.matcher import announce_model
 
-        path = args.embedder or config.embedder.path
-        if not path:
-            raise UsageError(
-                "no re-ID model: pass --embedder PATH (checkpoint, ONNX or engine) or set embedder.path; "
-                "`crosscam model init --arch tiny_attention --out m.pt` makes an untrained one to try things"
-            )
+        path = args.embedder or config.embedder.path or default_embedder()
         self.config, self.site = config, args.site or config.site
         client = connect(redis_url(args, config), embedded_db(config))
-        self.publisher = Publisher(client, Keys(self.site, config.redis.prefix), maxlen=config.redis.maxlen)
+        keys = Keys(self.site, config.redis.prefix)
+        self.publisher = Publisher(client, keys, maxlen=config.redis.maxlen)
         e = config.embedder
         self.embedder = load_embedder(
             path,
@@ -74,6 +79,7 @@ class _Site:
             cache_dir=config.cache_dir,
             max_batch=e.max_batch,
         )
+        announce_model(client, keys, self.embedder.spec)  # before any record: the matcher learns its threshold
         self.service = EmbeddingService(
             self.embedder, self.site, self.publisher.publish, max_batch=e.max_batch, max_wait=e.max_wait
         )

@@ -5,6 +5,7 @@ Only the CLI reads configuration; library classes take explicit arguments built 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -16,10 +17,15 @@ class Section(BaseModel):
 
 
 class EmbedderConfig(Section):
-    path: str | None = Field(None, description="checkpoint, ONNX file or TensorRT engine the workers embed with")
+    path: str | None = Field(
+        None,
+        description="checkpoint, ONNX file, OpenVINO IR or TensorRT engine the workers embed with; default: the "
+        "bundled real model (Intel's person-reidentification-retail-0277)",
+    )
     max_wait: float = Field(0.05, ge=0, description="seconds the embedding service waits for a batch to fill")
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = Field(
-        "auto", description="runtime; auto picks the model file's own (checkpoint: torch, ONNX: onnxruntime)"
+    backend: Literal["auto", "torch", "onnxruntime", "openvino", "tensorrt"] = Field(
+        "auto",
+        description="runtime; auto picks the model file's own (checkpoint: torch, ONNX: onnxruntime, IR: openvino)",
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
     fp16: bool | None = Field(None, description="half precision; default: on for CUDA, off for the CPU")
@@ -93,7 +99,13 @@ class TransitConfig(Section):
 
 
 class MatcherConfig(Section):
-    threshold: float = Field(0.6, ge=-1, le=1, description="least cosine score to join an identity")
+    threshold: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="least cosine score to join an identity; default: the model's own calibrated link_threshold "
+        "(`crosscam calibrate --dataset ... --write`), else 0.6. Setting it here overrides the model's",
+    )
     margin: float = Field(0.03, ge=0, le=2, description="how far the best must beat the runner-up")
     exemplars: int = Field(8, ge=1, le=256, description="features kept per identity")
     duplicate: float = Field(0.97, gt=0, le=1, description="a feature this close to an exemplar is not kept")
@@ -109,7 +121,10 @@ class MatcherConfig(Section):
     topology: tuple[TransitConfig, ...] = Field((), description="transit windows between cameras (both directions)")
     topology_strict: bool = Field(False, description="camera pairs not in the topology cannot be walked between")
 
-    def policy(self):
+    def policy(self, model_threshold: float | None = None):
+        """The matcher's rules. The link threshold is ``threshold`` when set, else ``model_threshold`` (the
+        model's calibrated one, which also lifts ``merge_threshold`` to at least it), else the default."""
+        from pipeline.matcher import with_model_threshold
         from pipeline.matching import MatchPolicy, Topology
 
         topology = None
@@ -117,15 +132,22 @@ class MatcherConfig(Section):
             topology = Topology.parse(
                 [{"from": t.from_, "to": t.to, "min": t.min, "max": t.max} for t in self.topology], self.topology_strict
             )
-        return MatchPolicy(
-            self.threshold,
-            self.margin,
-            self.exemplars,
-            self.duplicate,
-            self.continuity_gap,
-            self.merge_threshold,
-            topology,
+        policy = MatchPolicy(
+            margin=self.margin,
+            exemplars=self.exemplars,
+            duplicate=self.duplicate,
+            continuity_gap=self.continuity_gap,
+            merge_threshold=self.merge_threshold,
+            topology=topology,
         )
+        if self.threshold is not None:
+            return replace(policy, threshold=self.threshold)
+        return with_model_threshold(policy, model_threshold)
+
+    @property
+    def threshold_is_set(self) -> bool:
+        """Whether the site sets the link threshold (else the model's own applies)."""
+        return self.threshold is not None
 
 
 class ApiConfig(Section):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SHARED_DATA
 from tests.pipeline.test_cli import run_json
 
 
@@ -20,6 +19,7 @@ def test_demo_end_to_end(capsys, tmp_path, monkeypatch, demo_cache):
     # (docs/benchmarks.md). The floor below guards against regressions with room for thread timing.
     assert data["idf1"] >= 0.78, data["metrics"]
     assert 5 <= data["identities"] <= 12
+    assert data["link_threshold"] == 0.70  # the demo model's own, carried in its file
     report = (tmp_path / "out" / "report.html").read_text()
     assert report.count("<img src='data:image/jpeg;base64,") >= data["tracklets"] * 0.9
     assert (demo_cache / "demo").is_dir()  # the trained model is cached for the next run
@@ -39,18 +39,22 @@ def test_calibrate_end_to_end(capsys, tmp_path, monkeypatch, demo_cache):
     assert (tmp_path / "calibrate.png").stat().st_size > 10_000 and (tmp_path / "calibrate.json").is_file()
 
 
-def test_the_demo_model_links_at_its_calibrated_threshold_unless_told_otherwise():
-    from argparse import Namespace
+def test_the_demo_model_carries_its_calibrated_threshold(tiny_checkpoints, tmp_path):
+    """The demo model's file carries 0.70 (``ModelSpec.link_threshold``), as a calibrated real model carries its
+    own; a model cached before it did gets it on first use, and one that has a threshold keeps it."""
+    from dataclasses import replace
 
-    from pipeline.cli.demo import demo_policy
-    from pipeline.config import load_config
-    from pipeline.demo import DEMO_THRESHOLD
+    from models.artifacts import read_spec, write_spec
+    from pipeline.demo import DEMO_THRESHOLD, carry_demo_threshold
 
-    assert demo_policy(Namespace(embedder=None), load_config()).threshold == DEMO_THRESHOLD
-    told = load_config(overrides=["matcher.threshold=0.55"])
-    assert demo_policy(Namespace(embedder=None), told).threshold == 0.55
-    other_model = demo_policy(Namespace(embedder="m.pt"), load_config())
-    assert other_model.threshold == load_config().matcher.threshold != DEMO_THRESHOLD
+    path = tmp_path / "demo.pt"
+    path.write_bytes(tiny_checkpoints["tiny_attention"].read_bytes())
+    assert read_spec(path).link_threshold is None
+    spec = read_spec(carry_demo_threshold(path))
+    assert spec.link_threshold == DEMO_THRESHOLD == 0.70
+    assert spec.provenance["calibration"]["dataset"] == "synthetic scenes"
+    write_spec(path, replace(spec, link_threshold=0.65))
+    assert read_spec(carry_demo_threshold(path)).link_threshold == 0.65
 
 
 def test_calibrate_seeds_and_averages():
@@ -79,20 +83,23 @@ def test_video_camera_ids():
     assert video_camera_ids([Path("a/v.mp4"), Path("b/v.mp4")]) == ["cam0", "cam1"]  # would collide
 
 
-@pytest.mark.slow
-def test_demo_on_real_videos_links_the_person_across_cameras(capsys, tmp_path, monkeypatch, demo_cache):
-    """The two-camera indoor clip (one person walks from cam1 to cam2) with the YOLOv8n INT8 detector and
-    the demo model: both cameras publish tracklets and one identity holds sightings from both."""
-    clips = SHARED_DATA / "videos" / "chuyko_2cam_indoor"
-    detector = SHARED_DATA / "weights" / "yolov8n_int8_onnx" / "yolov8n_int8.onnx"
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is absent (a fresh clone without the shared data)")
-    monkeypatch.setenv("CROSSCAM_CACHE_DIR", str(demo_cache))
-    videos = [a for c in ("cam1", "cam2") for a in ("--video", str(clips / f"{c}.mp4"))]
-    code, data, err = run_json(capsys, "demo", *videos, "--detector", str(detector), "--out", str(tmp_path))
-    assert code == 0, err
-    assert data["idf1"] is None and data["cameras"] == 2 and data["matcher"]["dead_letters"] == 0
-    assert {"cam1", "cam2"} <= {c for p in data["persons"] for c in p["cameras"]}  # both cameras saw people
-    assert any(set(p["cameras"]) == {"cam1", "cam2"} for p in data["persons"]), data["persons"]
-    report = (tmp_path / "report.html").read_text()
-    assert report.count("<img src='data:image/jpeg;base64,") >= data["tracklets"]  # a thumbnail per sighting
+def test_a_site_run_links_at_the_threshold_its_model_carries(tiny_checkpoints, tmp_path):
+    """``run_site`` announces the embedder's model as a worker does, and the matcher follows it: the demo model's
+    0.70, unless the site sets one."""
+    from models.embedder import load_embedder
+    from pipeline.bus import Keys, scratch_redis
+    from pipeline.config import load_config
+    from pipeline.demo import DEMO_TRACKLETS, carry_demo_threshold, run_site, synthetic_site
+
+    path = tmp_path / "demo.pt"
+    path.write_bytes(tiny_checkpoints["tiny_attention"].read_bytes())
+    embedder = load_embedder(carry_demo_threshold(path), device="cpu")
+    _, cameras = synthetic_site(people=3, seconds=8.0, seed=1)
+    for overrides, expected in (([], 0.70), (["matcher.threshold=0.55"], 0.55)):
+        m = load_config(overrides=overrides).matcher
+        with scratch_redis("crosscam-test-demo-") as client:
+            run = run_site(
+                client, Keys("t"), cameras, embedder, "motion", m.policy(), DEMO_TRACKLETS, not m.threshold_is_set
+            )
+        assert sum(r.tracklets for r in run.reports.values()) > 0
+        assert run.link_threshold == expected

@@ -50,7 +50,7 @@ def test_bad_files_name_the_key_and_the_file(tmp_path, yaml_text, message):
         ("embedder", "expected KEY=VALUE"),
         ("embedder..device=cpu", "expected KEY=VALUE"),
         ("embedder.device.x=1", r"embedder\.device: Input should be a valid string"),
-        ("embedder.backend=openvino", r"embedder\.backend: Input should be 'auto'"),
+        ("embedder.backend=coreml", r"embedder\.backend: Input should be 'auto'"),
     ],
 )
 def test_bad_overrides(override, message):
