@@ -9,6 +9,7 @@ Keys, for site ``S`` under prefix ``P`` (default ``crosscam``):
 | ``P:S:cameras`` | set | camera ids that have reported |
 | ``P:S:camera:C`` | hash | camera C's ``state``, ``since``, ``heartbeat``, counters and last ``error`` |
 | ``P:S:stats`` | hash | site counters (``published``, ``dead_letters``, ...) |
+| ``P:S:models`` | hash | model id -> JSON summary (arch, feature size, calibrated ``link_threshold``) of the models the site's workers embed with (``pipeline.site_models``) |
 
 Trimming policy of the tracklet stream: approximate ``MAXLEN`` (``maxlen`` entries, default 100,000;
 about 1 GB with 2048-d features and thumbnails). Redis trims the oldest entries, read or not, so size
@@ -59,6 +60,10 @@ class Keys:
     @property
     def stats(self) -> str:
         return f"{self.prefix}:{self.site}:stats"
+
+    @property
+    def models(self) -> str:
+        return f"{self.prefix}:{self.site}:models"
 
 
 @functools.cache

@@ -12,8 +12,9 @@ from pathlib import Path
 from models.embedder import Embedder
 from pipeline.bus import Keys, Publisher
 from pipeline.embedding import EmbeddingService
-from pipeline.matcher import Matcher, announce_model
+from pipeline.matcher import Matcher
 from pipeline.matching import MatchPolicy
+from pipeline.site_models import announce_model
 from pipeline.sources import open_source
 from pipeline.store import StoreKeys
 from pipeline.tracking import DetectorOptions, make_tracker

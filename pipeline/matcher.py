@@ -19,7 +19,7 @@ Guarantees:
 - **Bad records** (malformed, unknown schema version) go to the dead-letter stream, are counted in
   ``P:S:stats`` and acknowledged; processing goes on.
 - **The model's own threshold.** A threshold belongs to the model that made the features. Every worker
-  announces its model when it starts (``announce_model``: ``HSET P:S:models <model id> <JSON summary>``,
+  announces its model when it starts (``pipeline.site_models.announce_model``: ``HSET P:S:models <model id> <JSON summary>``,
   with the spec's calibrated ``link_threshold``), before it publishes a record; a record names its model by
   id. With ``model_threshold`` the matcher links at the threshold announced for the model of the records it
   reads (looked up when the model id changes; ``policy.threshold`` while a model announced none), so a site
@@ -36,7 +36,6 @@ the gallery is rebuilt from Redis and the records of both batches, unacknowledge
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -61,10 +60,11 @@ from pipeline.matching import (
     merge_exemplars,
     update_exemplars,
 )
+from pipeline.site_models import announced_model, with_model_threshold
 from pipeline.types import TrackletEmbedding
 
 if TYPE_CHECKING:
-    from models.spec import ModelSpec
+    pass
 
 log = logging.getLogger(__name__)
 GROUP = "matcher"
@@ -81,47 +81,6 @@ else
 end
 return {1, redis.call('GET', KEYS[2])}
 """
-
-
-def with_model_threshold(policy: MatchPolicy, threshold: float | None) -> MatchPolicy:
-    """``policy`` linking at a model's calibrated ``threshold`` (None: ``policy`` as it is). The merge threshold
-    stays at or above it: a merge must be at least as sure as a link."""
-    if threshold is None:
-        return policy
-    return replace(policy, threshold=threshold, merge_threshold=max(policy.merge_threshold, threshold))
-
-
-def models_key(keys: Keys) -> str:
-    """``P:S:models``: hash of model id -> JSON summary of the models the site's workers embed with."""
-    return f"{keys.prefix}:{keys.site}:models"
-
-
-def model_summary(spec: ModelSpec) -> dict:
-    """What the matcher needs to know of a model: its calibrated threshold, and where that came from."""
-    return {
-        "arch": spec.arch.name,
-        "feature_dim": spec.feature_dim,
-        "link_threshold": spec.link_threshold,
-        "calibration": spec.provenance.get("calibration"),
-    }
-
-
-def announce_model(client, keys: Keys, spec: ModelSpec) -> None:
-    """Register the model a worker embeds with under the site's models key, before it publishes a record."""
-    client.hset(models_key(keys), spec.model_id, json.dumps(model_summary(spec)))
-
-
-def announced_model(client, keys: Keys, model_id: str) -> dict | None:
-    """The summary a worker announced for ``model_id``, or None."""
-    raw = client.hget(models_key(keys), model_id)
-    if raw is None:
-        return None
-    try:
-        summary = json.loads(raw)
-    except ValueError:
-        log.warning("unreadable summary of model %s under %s; ignored", model_id, models_key(keys))
-        return None
-    return summary if isinstance(summary, dict) else None
 
 
 def _recorded(ranked: Iterator[tuple[int, float]], into: list) -> Iterator[tuple[int, float]]:

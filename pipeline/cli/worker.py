@@ -3,7 +3,7 @@ a thread per camera, one batched embedder): from streams to tracklet embeddings 
 
 The model is ``--embedder``, else ``embedder.path``, else the bundled real model
 (``models.zoo.default_embedder``). The worker announces it to the site's matcher before it publishes
-(``pipeline.matcher.announce_model``), so the matcher links at the model's own calibrated threshold."""
+(``pipeline.site_models.announce_model``), so the matcher links at the model's own calibrated threshold."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class _Site:
         from models.zoo import default_embedder
         from pipeline.bus import Keys, Publisher, connect
         from pipeline.embedding import EmbeddingService
-        from pipeline.matcher import announce_model
+        from pipeline.site_models import announce_model
 
         path = args.embedder or config.embedder.path or default_embedder()
         self.config, self.site = config, args.site or config.site

@@ -124,8 +124,8 @@ class MatcherConfig(Section):
     def policy(self, model_threshold: float | None = None):
         """The matcher's rules. The link threshold is ``threshold`` when set, else ``model_threshold`` (the
         model's calibrated one, which also lifts ``merge_threshold`` to at least it), else the default."""
-        from pipeline.matcher import with_model_threshold
         from pipeline.matching import MatchPolicy, Topology
+        from pipeline.site_models import with_model_threshold
 
         topology = None
         if self.topology:

@@ -179,7 +179,7 @@ def spec_with(threshold: float | None, model_id: str = "m1"):
 
 def test_the_matcher_links_at_the_threshold_its_workers_model_announced(redis_client, bus_keys):
     """Cosine 0.55: below the site default 0.6, above the model's calibrated 0.5."""
-    from pipeline.matcher import announce_model
+    from pipeline.site_models import announce_model
 
     announce_model(redis_client, bus_keys, spec_with(0.5))
     records = two_sightings(bus_keys.site, 0.55, "m1")
@@ -187,7 +187,7 @@ def test_the_matcher_links_at_the_threshold_its_workers_model_announced(redis_cl
 
 
 def test_without_an_announced_threshold_the_matcher_keeps_its_own(redis_client, bus_keys):
-    from pipeline.matcher import announce_model
+    from pipeline.site_models import announce_model
 
     announce_model(redis_client, bus_keys, spec_with(None))  # an uncalibrated model
     assert identities_after(redis_client, bus_keys, two_sightings(bus_keys.site, 0.55, "m1"), model_threshold=True) == (
@@ -197,7 +197,7 @@ def test_without_an_announced_threshold_the_matcher_keeps_its_own(redis_client, 
 
 
 def test_a_site_threshold_overrides_the_models(redis_client, bus_keys):
-    from pipeline.matcher import announce_model
+    from pipeline.site_models import announce_model
 
     announce_model(redis_client, bus_keys, spec_with(0.5))
     records = two_sightings(bus_keys.site, 0.55, "m1")
@@ -205,7 +205,7 @@ def test_a_site_threshold_overrides_the_models(redis_client, bus_keys):
 
 
 def test_announced_models_round_trip_through_redis(redis_client, bus_keys):
-    from pipeline.matcher import announce_model, announced_model, models_key
+    from pipeline.site_models import announce_model, announced_model
 
     spec = spec_with(0.42, "abc123")
     spec = replace(spec, provenance={"calibration": {"dataset": "market1501"}})
@@ -217,7 +217,7 @@ def test_announced_models_round_trip_through_redis(redis_client, bus_keys):
         "calibration": {"dataset": "market1501"},
     }
     assert announced_model(redis_client, bus_keys, "other") is None
-    redis_client.hset(models_key(bus_keys), "broken", "{not json")
+    redis_client.hset(bus_keys.models, "broken", "{not json")
     assert announced_model(redis_client, bus_keys, "broken") is None
 
 
@@ -287,7 +287,7 @@ def test_a_worker_announces_the_bundled_model_when_no_embedder_is_given(redis_cl
     from models.artifacts import read_spec
     from models.zoo import default_embedder
     from pipeline.cli import main
-    from pipeline.matcher import announced_model
+    from pipeline.site_models import announced_model
 
     site = ["--redis-url", redis_url(redis_client), "--site", bus_keys.site, "--set", f"redis.prefix={bus_keys.prefix}"]
     source = "synth://?cameras=1&people=1&seconds=1&seed=1&camera=0"
@@ -306,7 +306,7 @@ def test_the_matcher_command_follows_the_model_unless_the_config_sets_a_threshol
     from pipeline import store
     from pipeline.bus import Publisher
     from pipeline.cli import main
-    from pipeline.matcher import announce_model
+    from pipeline.site_models import announce_model
     from pipeline.store import StoreKeys
 
     announce_model(redis_client, bus_keys, spec_with(0.5))

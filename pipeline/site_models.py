@@ -1,0 +1,55 @@
+"""The models a site's workers embed with, and the threshold each was calibrated for.
+
+A threshold belongs to the model that made the features. Every worker announces its model before it
+publishes a record (``HSET P:S:models <model id> <JSON summary>``); the matcher, which learns a model only
+from the id in the records, looks the summary up and links at that model's calibrated ``link_threshold``
+unless the site config sets ``matcher.threshold``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+
+from models.spec import ModelSpec
+from pipeline.bus import Keys
+from pipeline.matching import MatchPolicy
+
+log = logging.getLogger(__name__)
+
+
+def with_model_threshold(policy: MatchPolicy, threshold: float | None) -> MatchPolicy:
+    """``policy`` linking at a model's calibrated ``threshold`` (None: ``policy`` as it is). The merge threshold
+    stays at or above it: a merge must be at least as sure as a link."""
+    if threshold is None:
+        return policy
+    return replace(policy, threshold=threshold, merge_threshold=max(policy.merge_threshold, threshold))
+
+
+def model_summary(spec: ModelSpec) -> dict:
+    """What the matcher needs to know of a model: its calibrated threshold, and where that came from."""
+    return {
+        "arch": spec.arch.name,
+        "feature_dim": spec.feature_dim,
+        "link_threshold": spec.link_threshold,
+        "calibration": spec.provenance.get("calibration"),
+    }
+
+
+def announce_model(client, keys: Keys, spec: ModelSpec) -> None:
+    """Register the model a worker embeds with under the site's models key, before it publishes a record."""
+    client.hset(keys.models, spec.model_id, json.dumps(model_summary(spec)))
+
+
+def announced_model(client, keys: Keys, model_id: str) -> dict | None:
+    """The summary a worker announced for ``model_id``, or None."""
+    raw = client.hget(keys.models, model_id)
+    if raw is None:
+        return None
+    try:
+        summary = json.loads(raw)
+    except ValueError:
+        log.warning("unreadable summary of model %s under %s; ignored", model_id, keys.models)
+        return None
+    return summary if isinstance(summary, dict) else None
