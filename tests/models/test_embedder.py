@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -201,3 +202,23 @@ def test_importing_models_loads_no_heavy_runtime():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_models_makes_openmp_threads_wait_passively(preset, expected):
+    """Set before torch loads (OpenMP reads it then), unless the user chose a policy."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import os, sys, models; assert 'torch' not in sys.modules; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == expected
+
+
+def test_the_torch_backbone_runs_channels_last_and_the_head_keeps_its_layout(tiny_checkpoints):
+    import torch
+
+    embedder = load_embedder(tiny_checkpoints["tiny_attention"], device="cpu")
+    convs = [m for m in embedder.model.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    assert embedder.model.head.spatial.weight.is_contiguous()  # flattened at every call: a view, not a copy

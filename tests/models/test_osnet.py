@@ -100,6 +100,23 @@ def test_msmt17_model_zoo_file_gives_torchreids_feature():
     assert model.arch.feature_dim == 512
 
 
+def test_the_torch_embedder_gives_the_reference_feature(tmp_path):
+    """The CPU runtime (backbone channels_last) embeds one-frame clips as torchreid's feature of the frame."""
+    from models.backends.torch_runtime import TorchEmbedder
+    from models.checkpoint import model_spec
+
+    ref = random_reference("osnet_x0_25", seed=2)
+    torch.save(ref.state_dict(), tmp_path / "osnet_x0_25.pth")
+    arch, input_spec = arch_spec("osnet_x0_25_avg")
+    model = build_model(arch, input_spec, pretrained=str(tmp_path / "osnet_x0_25.pth"))
+    embedder = TorchEmbedder(model, model_spec(model), device="cpu")
+    clips = random_clips(6, 1, 256, 128, seed=4)
+    features, _ = embedder.embed(clips)
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(preprocess(clips, InputSpec())[:, 0]))
+    assert cosine(torch.from_numpy(features), expected) >= 0.9999
+
+
 def test_another_widths_weights_are_refused_with_the_mismatch(tmp_path):
     path = tmp_path / "osnet_x1_0.pth"
     torch.save(OSNetBackbone("osnet_x1_0").state_dict(), path)
