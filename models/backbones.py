@@ -64,7 +64,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelFileError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
+        raise ModelFileError(
+            f"{path}: expected a state dict of tensors, found {type(state).__name__}; pass a PyTorch weights file "
+            "(torch.save of a model's state_dict)"
+        )
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -77,20 +80,42 @@ def _listed(keys: list[str], limit: int = 3) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def load_exact(module: nn.Module, state: dict[str, torch.Tensor], source: str, expected: str, hint: str = "") -> None:
+def load_exact(
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    expected: str,
+    hint: str = "",
+    optional: tuple[str, ...] = (),
+) -> list[str]:
     """Load ``state`` into ``module``: every key present with its shape, nothing extra.
 
-    A missing ``num_batches_tracked`` is allowed (files from before PyTorch 0.4.1 lack it). Anything else
-    is a ``ModelFileError`` naming ``source``, the first mismatches, ``expected`` (the architecture) and
-    ``hint`` (what the file seems to hold, when the caller can tell).
+    A missing ``num_batches_tracked`` is allowed (files from before PyTorch 0.4.1 lack it), and so are missing
+    keys under an ``optional`` prefix: those keep their initialisation and are returned. Anything else is a
+    ``ModelFileError`` naming ``source``, the first mismatches, ``expected`` (the architecture) and ``hint``
+    (what the file seems to hold, when the caller can tell).
     """
+    problems, absent = _mismatches(module, state, expected, optional)
+    if problems:
+        advice = hint or "choose the architecture these weights belong to"
+        raise ModelFileError(
+            f"{source}: weights for another architecture: {'; '.join(problems)}; pass weights of {expected} or {advice}"
+        )
+    module.load_state_dict(state, strict=False)
+    return absent
+
+
+def _mismatches(
+    module: nn.Module, state: dict[str, torch.Tensor], expected: str, optional: tuple[str, ...] = ()
+) -> tuple[list[str], list[str]]:
+    """``(problems, absent)``: what keeps ``state`` from loading exactly into ``module`` (shapes that differ, keys
+    missing or unexpected), and the missing keys under an ``optional`` prefix."""
     own = module.state_dict()
     mismatched = [k for k in own if k in state and state[k].shape != own[k].shape]
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    not_in_file = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    absent = [k for k in not_in_file if k.startswith(optional)]
+    missing = [k for k in not_in_file if k not in absent]
     unexpected = [k for k in state if k not in own]
-    if not (mismatched or missing or unexpected):
-        module.load_state_dict(state, strict=False)
-        return
     problems = [f"{k} has shape {_shape(state[k])}, {expected} expects {_shape(own[k])}" for k in mismatched[:3]]
     if len(mismatched) > 3:
         problems.append(f"{len(mismatched) - 3} more shapes differ")
@@ -98,10 +123,7 @@ def load_exact(module: nn.Module, state: dict[str, torch.Tensor], source: str, e
         problems.append(f"missing {_listed(missing)}")
     if unexpected:
         problems.append(f"unexpected {_listed(unexpected)}")
-    advice = hint or "choose the architecture these weights belong to"
-    raise ModelFileError(
-        f"{source}: weights for another architecture: {'; '.join(problems)}; pass weights of {expected} or {advice}"
-    )
+    return problems, absent
 
 
 class ResNetBackbone(Backbone):
@@ -132,24 +154,24 @@ class ResNetBackbone(Backbone):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def load_pretrained(self, source: str) -> None:
-        self.load_imagenet(source)
-
-    def load_imagenet(self, source: str) -> None:
-        """Load ImageNet weights: ``source`` is ``"imagenet"`` (torchvision download) or a local file."""
+        """Load ImageNet weights: ``source`` is ``"imagenet"`` (torchvision download) or a local torchvision file
+        (its ``fc`` classifier dropped)."""
         state = _download_imagenet(self.depth) if source == "imagenet" else read_state_dict(Path(source))
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         renamed = {}
         for k, v in state.items():
             head, _, rest = k.partition(".")
+            if head == "fc":
+                continue
             if head in ("conv1", "bn1"):
                 k = f"stem.{0 if head == 'conv1' else 1}.{rest}"
             renamed[k] = v
-        missing, unexpected = self.load_state_dict(renamed, strict=False)
-        if missing or unexpected:
+        problems, _ = _mismatches(self, renamed, self.name)
+        if problems:
             raise ModelFileError(
-                f"{source}: not a torchvision ResNet-{self.depth} state dict "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+                f"{source}: not a torchvision ResNet-{self.depth} state dict ({'; '.join(problems)}); pass "
+                f"torchvision's {self.name} ImageNet weights, or choose the architecture these weights belong to"
             )
+        self.load_state_dict(renamed, strict=False)
 
 
 def _download_imagenet(depth: int) -> dict[str, torch.Tensor]:

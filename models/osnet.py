@@ -10,6 +10,7 @@ Layout at a 256x128 input (stride 16): conv1 7x7/2 + max-pool /2 -> conv2 (2 OS 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -18,6 +19,8 @@ from torch import nn
 
 from models.backbones import Backbone, WeightsUnavailableError, load_exact, read_state_dict
 from models.errors import ModelFileError
+
+log = logging.getLogger(__name__)
 
 # backbone name -> channels of (conv1, conv2, conv3, conv4 = conv5)
 OSNET_WIDTHS: dict[str, tuple[int, int, int, int]] = {
@@ -171,8 +174,12 @@ class OSNetBackbone(Backbone):
         return self.fc(maps.mean(dim=(2, 3)))
 
     def load_pretrained(self, source: str) -> None:
-        """Load a torchreid / BoxMOT OSNet file (its ``classifier.*`` dropped); ``"imagenet"`` is refused
-        with the address of torchreid's ImageNet file, which needs a download."""
+        """Load a torchreid / BoxMOT OSNet file, its ``classifier.*`` dropped; ``"imagenet"`` is refused with the
+        address of torchreid's ImageNet file, which needs a download.
+
+        A file with no ``fc.*`` at all (a classification network without the re-ID feature layer) loads the
+        trunk: ``fc`` keeps its fresh initialisation, which a warning says; any other missing key is an error.
+        """
         if source == "imagenet":
             raise WeightsUnavailableError(
                 f"{self.name}: no ImageNet weights are available offline; download torchreid's "
@@ -181,7 +188,15 @@ class OSNetBackbone(Backbone):
             )
         state = read_state_dict(Path(source))
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-        load_exact(self, state, source, self.name, hint=_width_hint(state, self.name))
+        optional = () if any(k.startswith("fc.") for k in state) else ("fc.",)
+        fresh = load_exact(self, state, source, self.name, hint=_width_hint(state, self.name), optional=optional)
+        if fresh:
+            log.warning(
+                "%s: has no fc.* weights (the 512-d feature layer); %s's fc keeps its fresh initialisation: "
+                "train the model before its features mean anything",
+                source,
+                self.name,
+            )
 
 
 def _width_hint(state: dict[str, torch.Tensor], own: str) -> str:

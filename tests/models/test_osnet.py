@@ -158,6 +158,48 @@ def test_a_training_checkpoint_with_a_module_prefix_loads(tmp_path):
         assert cosine(frame_features(ours, x), ref(x)) >= 0.9999
 
 
+def imagenet_like_state(seed: int = 3) -> dict[str, torch.Tensor]:
+    """A torchreid OSNet-x0.25 state dict as an ImageNet classification file may hold it: no ``fc.*``, a
+    1000-class classifier on conv5's 128 channels."""
+    state = {
+        k: v for k, v in random_reference("osnet_x0_25", seed=seed).state_dict().items() if not k.startswith("fc.")
+    }
+    state["classifier.weight"], state["classifier.bias"] = torch.randn(1000, 128), torch.zeros(1000)
+    return state
+
+
+def test_a_file_without_fc_loads_the_trunk_and_keeps_a_fresh_fc(tmp_path, caplog):
+    state = imagenet_like_state()
+    torch.save(state, tmp_path / "osnet_x0_25_imagenet.pth")
+    ours = OSNetBackbone("osnet_x0_25")
+    fresh_fc = {k: v.clone() for k, v in ours.fc.state_dict().items()}
+    with caplog.at_level("WARNING", logger="models.osnet"):
+        ours.load_pretrained(str(tmp_path / "osnet_x0_25_imagenet.pth"))
+    x = image_batch(2)
+    with torch.no_grad():
+        expected = random_reference("osnet_x0_25", seed=3)(x, return_featuremaps=True)  # conv5 maps
+        torch.testing.assert_close(ours.eval()(x), expected, rtol=1e-4, atol=1e-5)
+    for k, v in ours.fc.state_dict().items():
+        torch.testing.assert_close(v, fresh_fc[k])
+    assert "osnet_x0_25_imagenet.pth: has no fc.* weights" in caplog.text and "fresh initialisation" in caplog.text
+
+
+def test_a_file_without_fc_and_another_layer_is_refused(tmp_path):
+    state = imagenet_like_state()
+    del state["conv5.conv.weight"]
+    torch.save(state, tmp_path / "no_conv5.pth")
+    with pytest.raises(ModelFileError, match=r"no_conv5\.pth: weights for another architecture: missing conv5\.conv"):
+        OSNetBackbone("osnet_x0_25").load_pretrained(str(tmp_path / "no_conv5.pth"))
+
+
+def test_a_file_with_part_of_fc_is_refused(tmp_path):
+    state = random_reference("osnet_x0_25").state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith("fc.1.")}  # the Linear kept, its BatchNorm not
+    torch.save(state, tmp_path / "half_fc.pth")
+    with pytest.raises(ModelFileError, match=r"half_fc\.pth: weights for another architecture: missing fc\.1\."):
+        OSNetBackbone("osnet_x0_25").load_pretrained(str(tmp_path / "half_fc.pth"))
+
+
 def test_imagenet_names_torchreids_file_to_fetch():
     arch, input_spec = arch_spec("osnet_x0_5_avg")
     with pytest.raises(WeightsUnavailableError, match=r"osnet_x0_5_imagenet\.pth from https://drive\.google\.com"):
