@@ -4,6 +4,7 @@ crosscam spec each one carries (no runtime needed)."""
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import os
 import zipfile
@@ -53,14 +54,27 @@ def detect_artifact(path: Path) -> ArtifactKind:
     )
 
 
+class MissingSpecError(ModelFileError):
+    """A model file that carries no crosscam spec: a foreign model, to be imported first."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def ir_weights(xml: Path) -> Path:
     """The weights file of an OpenVINO IR: OpenVINO's own rule, the .xml's name with .bin."""
     return xml.with_suffix(".bin")
 
 
-def no_spec_error(path: Path | str, what: str) -> ModelFileError:
-    """The error for a model file without crosscam's spec: a foreign model, to be imported first."""
-    return ModelFileError(
+def no_spec_error(path: Path | str, what: str) -> MissingSpecError:
+    """The error for a model file without crosscam's spec, saying how to import it."""
+    return MissingSpecError(
         f"{path}: has no crosscam spec (this {what} carries no crosscam metadata: input size, channels, "
         f"normalisation, feature size); import it with `crosscam model import {path} --input HxW --channels rgb|bgr "
         "--mean imagenet|none|R,G,B --out MODEL`, or export a crosscam checkpoint with `crosscam export`"

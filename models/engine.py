@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.artifacts import ENGINE_MAGIC
+from models.artifacts import ENGINE_MAGIC, sha256_file
 from models.errors import BackendUnavailableError, ModelFileError
 from models.export import INPUT_NAME, default_cache_dir, read_onnx_spec
 from models.spec import ModelSpec
@@ -52,14 +52,6 @@ def gpu_name() -> str:
     if not torch.cuda.is_available():
         raise BackendUnavailableError("building or running a TensorRT engine needs a CUDA GPU; none is visible")
     return torch.cuda.get_device_name()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def engine_cache_key(onnx_sha256: str, gpu: str, trt_version: str, options: EngineOptions) -> str:

@@ -11,7 +11,6 @@ as an OpenVINO IR (OpenVINO), and checked against the source model before it is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,7 +21,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from models.artifacts import IR_SPEC_PATH, ArtifactKind, detect_artifact, ir_weights
+from models.artifacts import (
+    IR_SPEC_PATH,
+    ArtifactKind,
+    MissingSpecError,
+    detect_artifact,
+    ir_weights,
+    read_spec,
+    sha256_file,
+)
 from models.errors import ModelFileError
 from models.export import INPUT_NAME, METADATA_KEY, OUTPUT_NAMES
 from models.spec import ArchSpec, InputSpec, ModelSpec
@@ -30,6 +37,7 @@ from models.spec import ArchSpec, InputSpec, ModelSpec
 Format = Literal["onnx", "ir"]
 IMPORTED_BACKBONE = "imported"  # ArchSpec.backbone of every imported model: its network is the foreign graph
 IMPORT_MIN_COSINE = 0.9999  # the written artifact against the source model, frame features averaged
+_FRAME_EMBEDDER = "crosscam imports frame-level re-ID models: frames [N,3,H,W] -> features [N,D]"
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,6 @@ class ForeignModel:
         return ir_weights(self.path) if self.kind is ArtifactKind.OPENVINO else self.path
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_foreign(path: Path, height: int, width: int) -> ForeignModel:
     """Read a foreign IR or ONNX model and check it is a frame-level embedder for ``height`` x ``width`` input:
     one float input ``[N,3,H,W]`` (H, W fixed ones must equal the given size), one output ``[N,D]``."""
@@ -70,12 +70,11 @@ def read_foreign(path: Path, height: int, width: int) -> ForeignModel:
     graph = read_model(ov.Core(), path)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise ModelFileError(
-            f"{path}: the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; a frame-level "
-            "re-ID model has one image input and one feature output"
+            f"{path}: the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; {_FRAME_EMBEDDER}"
         )
     shape = graph.input(0).get_partial_shape()
     if shape.rank.is_dynamic or shape.rank.get_length() != 4:
-        raise ModelFileError(f"{path}: the model's input {shape} is not an image batch [N,3,H,W]")
+        raise ModelFileError(f"{path}: the model's input {shape} is not an image batch; {_FRAME_EMBEDDER}")
     channels, h, w = (shape[i] for i in (1, 2, 3))
     if channels.is_static and channels.get_length() != 3:
         raise ModelFileError(
@@ -87,7 +86,9 @@ def read_foreign(path: Path, height: int, width: int) -> ForeignModel:
             f"import it with --input {_dim(h)}x{_dim(w)}"
         )
     if graph.input(0).get_element_type().get_type_name() not in ("f32", "f16"):
-        raise ModelFileError(f"{path}: the model's input is {graph.input(0).get_element_type()}, not float")
+        raise ModelFileError(
+            f"{path}: the model's input is {graph.input(0).get_element_type()}, not float; {_FRAME_EMBEDDER}"
+        )
     try:
         graph.reshape({graph.input(0): ov.PartialShape([-1, 3, height, width])})
     except Exception as e:
@@ -97,7 +98,7 @@ def read_foreign(path: Path, height: int, width: int) -> ForeignModel:
         ) from e
     out = graph.output(0).get_partial_shape()
     if out.rank.is_dynamic or out.rank.get_length() != 2 or out[1].is_dynamic:
-        raise ModelFileError(f"{path}: the model's output {out} is not one feature vector per frame [N,D]")
+        raise ModelFileError(f"{path}: the model's output {out} is not one feature vector per frame; {_FRAME_EMBEDDER}")
     return ForeignModel(path, kind, graph, out[1].get_length())
 
 
@@ -106,13 +107,11 @@ def _dim(d: Any) -> str:
 
 
 def _has_crosscam_spec(path: Path, kind: ArtifactKind) -> bool:
-    from models.artifacts import read_spec
-
     try:
         read_spec(path)
+    except MissingSpecError:
+        return False
     except ModelFileError as e:
-        if "has no crosscam spec" in str(e):
-            return False
         if kind is ArtifactKind.ONNX:
             raise ModelFileError(
                 f"{path}: not a readable ONNX file; it is truncated or corrupt: download it again"
@@ -127,7 +126,7 @@ def imported_spec(
     """The spec an imported model carries: its input as stated, feature size from the graph, the weights' hash as
     model id, and where it came from."""
     files = [model.path] + ([model.weights] if model.weights != model.path else [])
-    hashes = {f.name: sha256_of(f) for f in files}
+    hashes = {f.name: sha256_file(f) for f in files}
     provenance: dict[str, Any] = {
         "imported_from": str(model.path),
         "source_format": "openvino-ir" if model.kind is ArtifactKind.OPENVINO else "onnx",
@@ -233,7 +232,10 @@ def _wrap_onnx(frame: Any, spec: ModelSpec) -> Any:
     taken = initializers | {n for node in graph.node for n in (*node.input, *node.output)} | {frames_in, frame_out}
     clash = taken & {INPUT_NAME, *OUTPUT_NAMES}
     if clash:
-        raise ModelFileError(f"{spec.provenance['imported_from']}: the graph already names tensors {sorted(clash)}")
+        raise ModelFileError(
+            f"{spec.provenance['imported_from']}: the graph already names tensors {sorted(clash)}, which crosscam's "
+            "input and outputs take; rename them in the source model"
+        )
     h, w = spec.input.height, spec.input.width
 
     def const(name: str, value: list[int]) -> str:

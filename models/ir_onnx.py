@@ -2,9 +2,9 @@
 
 Covers the operations of CNN re-ID networks such as Intel's person-reidentification-retail-02xx (convolutions,
 pooling, MVN, element-wise arithmetic, shape arithmetic); anything else is a ``ModelFileError`` that names
-the operation. Subgraphs computable ahead are folded into constants first. FP16 weights stay FP16 (cast to
-float inside the graph), so the ONNX file is the size of the IR's .bin. The result has one float input and one float output; callers check
-it against OpenVINO on the same input (``tests/models/test_openvino.py``).
+the file and the operation. Subgraphs computable ahead are folded into constants first. FP16 weights stay FP16
+(cast to float inside the graph), so the ONNX file is the size of the IR's .bin. The result has one float
+input and one float output; callers check it against OpenVINO on the same input.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from models.errors import ModelFileError
 
 OPSET = 18  # ReduceMean takes its axes as an input from 18 on, as OpenVINO's does
+_USE_IR = "import the model with --format ir to run it on OpenVINO"
 
 
 class _Builder:
@@ -57,7 +58,9 @@ def _const_value(op: Any, port: int) -> np.ndarray:
     """The value of input ``port`` when it is a Constant (axes, perm, ...)."""
     node = op.input_value(port).get_node()
     if node.get_type_name() != "Constant":
-        raise ModelFileError(f"operation {op.get_name()} ({op.get_type_name()}) has a computed input {port}")
+        raise ModelFileError(
+            f"operation {op.get_name()} ({op.get_type_name()}): input {port} is computed, not constant"
+        )
     return np.asarray(node.get_data())
 
 
@@ -176,7 +179,8 @@ def _reduce(onnx_op: str) -> Callable[[_Builder, Any, list[str]], None]:
 def _simple(onnx_op: str) -> Callable[[_Builder, Any, list[str]], None]:
     def convert(b: _Builder, op: Any, out: list[str]) -> None:
         if op.get_attributes().get("auto_broadcast", "numpy") not in ("numpy", "none"):
-            raise ModelFileError(f"operation {op.get_name()}: {op.get_attributes()['auto_broadcast']} broadcast")
+            mode = op.get_attributes()["auto_broadcast"]
+            raise ModelFileError(f"operation {op.get_name()} ({op.get_type_name()}): {mode} broadcast is not converted")
         b.node(onnx_op, _ins(b, op), out)
 
     return convert
@@ -310,7 +314,7 @@ def ir_to_onnx(model: Any, source: str, input_name: str = "frames", output_name:
     from onnx import TensorProto, helper
 
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelFileError(f"{source}: converting to ONNX needs one input and one output")
+        raise ModelFileError(f"{source}: converting to ONNX needs one input and one output; {_USE_IR}")
     model = _folded(model)
     b = _Builder()
     inputs, outputs = [], []
@@ -328,12 +332,12 @@ def ir_to_onnx(model: Any, source: str, input_name: str = "frames", output_name:
             rank = op.get_output_partial_shape(0).rank.get_length()
             outputs.append(helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [None] * rank))
         elif kind in CONVERTERS:
-            CONVERTERS[kind](b, op, out)
+            try:
+                CONVERTERS[kind](b, op, out)
+            except ModelFileError as e:
+                raise ModelFileError(f"{source}: {e}; {_USE_IR}") from e
         else:
-            raise ModelFileError(
-                f"{source}: operation {kind} ({op.get_name()}) has no ONNX conversion here; "
-                "import the model with --format ir to run it on OpenVINO"
-            )
+            raise ModelFileError(f"{source}: operation {kind} ({op.get_name()}) has no ONNX conversion here; {_USE_IR}")
     used = {name for node in b.nodes for name in node.input}
     initializers = [t for t in b.initializers if t.name in used]  # axes read into attributes are dropped
     graph = helper.make_graph(b.nodes, "ir_to_onnx", inputs, outputs, initializer=initializers)

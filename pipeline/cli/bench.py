@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
+from models.artifacts import ArtifactKind
 from models.errors import BackendUnavailableError
 from pipeline.cli.app import Result, UsageError
 from pipeline.cli.progress import console, step
@@ -177,7 +178,7 @@ def cmd_bench_train(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 
 def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models import benchmark
-    from models.artifacts import ArtifactKind, detect_artifact, read_spec
+    from models.artifacts import detect_artifact, read_spec
     from models.embedder import BACKENDS, load_embedder
     from models.export import random_clips
 
@@ -191,7 +192,7 @@ def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         raise UsageError("--batch and --frames must be positive")
     device = args.device or config.embedder.device
     kind, spec = detect_artifact(args.model), read_spec(args.model)
-    skipped = {}
+    skipped: dict[str, str] = {}
     if kind is not ArtifactKind.CHECKPOINT and "torch" in backends:
         skipped["torch"] = (
             f"{args.model.name} ({kind.value}) is not a crosscam checkpoint, which the torch backend needs"
@@ -267,11 +268,10 @@ def cmd_bench_embedder(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     return Result(data, "\n".join([_table(results), *notes]))
 
 
-def _gflops(path: Path, kind, frames: int) -> float | None:
+def _gflops(path: Path, kind: ArtifactKind, frames: int) -> float | None:
     """From the PyTorch network for a checkpoint; from the graph for ONNX and OpenVINO IR files (None where the
     graph holds operations that cannot be counted); None for an engine."""
     from models import benchmark
-    from models.artifacts import ArtifactKind
 
     if kind is ArtifactKind.CHECKPOINT:
         from models.checkpoint import load_checkpoint

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.artifacts import detect_artifact, read_spec, write_spec
+from models.artifacts import detect_artifact, read_spec, sha256_file, write_spec
 from models.embedder import load_embedder
 from models.errors import ModelFileError
 from models.export import min_cosine, random_clips
-from models.imported import import_model, sha256_of
+from models.imported import import_model
 from models.parity import compare_embedders
 from models.preprocess import preprocess
 from models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelSpec
@@ -180,7 +180,7 @@ def test_a_foreign_ir_imports_as_ir_and_as_onnx_and_both_agree(foreign, tmp_path
     as_xml, _ = import_model(foreign["ir"], tmp_path / "imported.xml", RGB_IMAGENET)
     as_onnx, _ = import_model(foreign["ir"], tmp_path / "converted.onnx", RGB_IMAGENET, fmt="onnx")
     assert (tmp_path / "imported.bin").is_file() and detect_artifact(tmp_path / "imported.xml").value == "openvino"
-    assert as_xml.model_id == as_onnx.model_id == sha256_of(foreign["ir"].with_suffix(".bin"))[:16]
+    assert as_xml.model_id == as_onnx.model_id == sha256_file(foreign["ir"].with_suffix(".bin"))[:16]
     ir, onnx_file = load_embedder(tmp_path / "imported.xml"), load_embedder(tmp_path / "converted.onnx")
     assert ir.backend == "openvino" and onnx_file.backend == "onnxruntime"
     assert compare_embedders(ir, onnx_file, frames=(1, 3))["min_cosine"] >= 0.9999
@@ -296,6 +296,25 @@ def test_models_that_are_not_frame_embedders_are_refused(tmp_path):
         import_model(map_output, tmp_path / "x.onnx", RGB_IMAGENET)
 
 
+def test_an_ir_that_does_not_convert_to_onnx_names_the_file_and_the_way_out(tmp_path):
+    """An operation without an ONNX conversion, and a convolution padded in a way not converted: the error names
+    the IR and says to keep it an IR."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    x = ops.parameter([-1, 3, 64, 32], ov.Type.f32, name="images")
+    spatial = ops.constant(np.array([2, 3], np.int64))
+    weights = ops.constant(np.random.default_rng(0).normal(0, 0.2, (8, 3, 3, 3)).astype(np.float32))
+    same = ops.convolution(x, weights, [1, 1], [0, 0], [0, 0], [1, 1], auto_pad="same_upper")
+    outputs = {"sin": ops.sin(ops.reduce_mean(x, spatial, False)), "same": ops.reduce_mean(same, spatial, False)}
+    for name, output in outputs.items():
+        xml = tmp_path / f"{name}.xml"
+        ov.save_model(ov.Model([ops.result(output)], [x], name), str(xml))
+        with pytest.raises(ModelFileError, match=rf"{name}\.xml: operation .*; import the model with --format ir"):
+            import_model(xml, tmp_path / "x.onnx", RGB_IMAGENET, fmt="onnx")
+        import_model(xml, tmp_path / f"{name}_ir.xml", RGB_IMAGENET)  # as an IR it imports
+
+
 def test_an_imported_model_is_not_imported_again(foreign, tmp_path):
     import_model(foreign["onnx"], tmp_path / "once.onnx", RGB_IMAGENET)
     with pytest.raises(ModelFileError, match="already carries a crosscam spec"):
@@ -403,7 +422,8 @@ def test_the_bundled_default_embeds_people_into_unit_vectors():
     embedder = load_embedder(path)
     spec = embedder.spec
     assert embedder.backend == "onnxruntime" and spec.feature_dim == 256 and spec.input.channels == "bgr"
-    assert (spec.input.height, spec.input.width, spec.input.frames) == (256, 128, 4) and spec.link_threshold is None
+    assert (spec.input.height, spec.input.width, spec.input.frames) == (256, 128, 4)
+    assert 0 < spec.link_threshold < 1 and spec.provenance["calibration"]["dataset"] == "market1501"  # calibrated
     assert spec.provenance["licence"].startswith("Apache-2.0") and "Intel" in spec.provenance["licence"]
     clips = np.stack(
         [walking(0, (0.0, 0.8, 1.6, 2.4)), walking(0, (3.2, 4.0, 4.8, 5.6)), walking(1, (0.0, 0.8, 1.6, 2.4))]
