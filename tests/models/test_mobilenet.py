@@ -17,7 +17,7 @@ from models.export import random_clips
 from models.mobilenet import MobileNetV2Backbone, imagenet_weights_path
 from models.preprocess import preprocess
 from models.spec import InputSpec
-from tests.conftest import make_model
+from tests.conftest import assert_onnx_parity, make_model
 
 HEADS = ("attention", "avg", "gru_rank")
 
@@ -110,19 +110,4 @@ def test_every_head_runs_on_mobilenetv2(head):
 
 
 def test_onnx_export_agrees_with_torch(tmp_path):
-    from models.backends.ort_runtime import OnnxRuntimeEmbedder
-    from models.backends.torch_runtime import TorchEmbedder
-    from models.checkpoint import model_spec
-    from models.export import export_onnx
-    from models.parity import compare_embedders
-
-    model = make_model("mobilenetv2_attention")
-    with torch.no_grad():
-        model.head.temporal.bias.fill_(5.0)  # attention far from uniform, so its parity means something
-    spec = model_spec(model)
-    export_onnx(model, spec, tmp_path / "mobilenetv2.onnx")
-    reference = TorchEmbedder(model, spec, device="cpu", fp16=False)
-    candidate = OnnxRuntimeEmbedder(tmp_path / "mobilenetv2.onnx", device="cpu")
-    parity = compare_embedders(reference, candidate, frames=(1, 4))
-    assert parity["min_cosine"] >= 0.9999
-    assert parity["max_attention_diff"] < 1e-4
+    assert_onnx_parity(make_model("mobilenetv2_attention"), tmp_path / "mobilenetv2.onnx")

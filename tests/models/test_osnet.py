@@ -19,7 +19,7 @@ from models.export import random_clips
 from models.osnet import OSNET_WIDTHS, OSNetBackbone
 from models.preprocess import preprocess
 from models.spec import InputSpec
-from tests.conftest import SHARED_DATA, make_model
+from tests.conftest import SHARED_DATA, assert_onnx_parity, make_model, randomize_batchnorm
 
 MSMT17 = SHARED_DATA / "reid_weights" / "torchreid" / "osnet_x0_25_msmt17.pth"
 HEADS = ("attention", "avg", "gru_rank")
@@ -46,14 +46,7 @@ def random_reference(name: str, seed: int = 0) -> torch.nn.Module:
     """torchreid's OSNet at width ``name`` with random weights and trained-looking BatchNorm statistics."""
     torch.manual_seed(seed)
     ref = getattr(reference_osnet(), name)(num_classes=7, pretrained=False)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in ref.modules():
-            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    randomize_batchnorm(ref, seed, bias=True)
     return ref.eval()
 
 
@@ -240,20 +233,11 @@ def test_attention_scores_conv5_maps_and_pools_fc_vectors():
 
 
 def test_onnx_export_agrees_with_torch(tmp_path):
-    from models.backends.ort_runtime import OnnxRuntimeEmbedder
     from models.backends.torch_runtime import TorchEmbedder
     from models.checkpoint import model_spec
-    from models.export import export_onnx
-    from models.parity import compare_embedders
 
     model = make_model("osnet_x0_25_attention")
-    with torch.no_grad():
-        model.head.temporal.bias.fill_(5.0)  # attention far from uniform, so its parity means something
-    spec = model_spec(model)
-    export_onnx(model, spec, tmp_path / "osnet.onnx")
-    reference = TorchEmbedder(model, spec, device="cpu", fp16=False)
-    parity = compare_embedders(reference, OnnxRuntimeEmbedder(tmp_path / "osnet.onnx", device="cpu"), frames=(1, 4))
-    assert parity["min_cosine"] >= 0.9999
-    assert parity["max_attention_diff"] < 1e-4
+    assert_onnx_parity(model, tmp_path / "osnet.onnx")
+    reference = TorchEmbedder(model, model_spec(model), device="cpu", fp16=False)
     features, _ = reference.embed(random_clips(2, 4, 256, 128, seed=5))
     assert np.isfinite(features).all()
