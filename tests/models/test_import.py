@@ -396,7 +396,7 @@ def test_model_list_shows_architectures_and_real_models(capsys):
     assert "omz_downloader --name person-reidentification-retail-0277" in omz[0]["how"][0]
     assert "crosscam model import" in omz[0]["how"][1] and omz[0]["urls"][0].endswith("0277.xml")
     assert any("--pretrained osnet_x0_25_msmt17.pth" in step for step in real["torchreid"]["how"])
-    assert any("crosscam train market_osnet_x0_25_attention" in step for step in real["training"]["how"])
+    assert any("crosscam train market_osnet_ta" in step for step in real["training"]["how"])
 
 
 # ---- the bundled default ----------------------------------------------------------------------------------------
