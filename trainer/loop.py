@@ -372,7 +372,9 @@ def validate(model: ReIDNet, val_index: DatasetIndex, recipe: Recipe, device: st
     try:
         return evaluate_index(embedder, val_index, recipe.model.frames, batch_clips=recipe.eval.batch_clips)
     finally:
+        # the embedder lays the backbone out channels-last for speed; training goes on in the layout it began in
         model.float().train(was_training)
+        model.backbone.to(memory_format=torch.contiguous_format)
 
 
 def _tensorboard(out: Path):

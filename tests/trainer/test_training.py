@@ -319,3 +319,15 @@ def test_a_query_that_is_also_in_the_gallery_is_embedded_once(mars60):
     expected = evaluate_rank(squared_distances(q, g), **ids)
     assert result["mAP"] == pytest.approx(expected.mAP, abs=1e-6)
     assert result["cmc"]["1"] == pytest.approx(expected.cmc_at(1)["1"], abs=1e-6)
+
+
+def test_validation_leaves_the_training_layout_as_it_was(mars60):
+    """The torch embedder lays the backbone out channels-last for speed; validating in the middle of training
+    must not change the layout (and so the arithmetic) the training goes on in."""
+    recipe = Recipe.model_validate({"model": {"arch": "tiny_avg", "pretrained": None, "height": 32, "width": 16}})
+    _, val = hold_out(load_dataset("mars", mars60), 0.34, seed=0)
+    model = build_for_recipe(recipe, num_classes=2).train()
+    convs = [m.weight for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous() for w in convs)
+    validate(model, val, recipe, "cpu")
+    assert model.training and all(w.is_contiguous() for w in convs)
