@@ -28,21 +28,24 @@ def k_reciprocal(i: int, forward: np.ndarray, k: int) -> np.ndarray:
 def re_ranking(
     q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
 ) -> np.ndarray:
-    """Re-ranked distances ``float[Q,G]`` from original distances (squared Euclidean or 1-cosine).
+    """Re-ranked distances ``float[Q,G]`` from the original query/gallery distances.
 
-    Over all N = Q+G items, with distances scaled by each column's maximum:
+    The same function as torchreid's ``re_ranking`` (Zhong et al.'s code, which the AAAI-2020 code uses too),
+    to float32 precision, conventions included, so results compare with published figures: the distances
+    given are squared first, and each row of the squared matrix is scaled by its own maximum (torchreid
+    divides by the column maxima and transposes: the same thing). Over all N = Q+G items:
     1. R*(i): the k1-reciprocal set R(i,k1), expanded by R(j, k1/2) for each j in it whose own set
        shares more than 2/3 of its members with R(i,k1) (Eq. 6).
     2. V_i: Gaussian-kernel weights exp(-d(i,j)) on R*(i), normalised to sum 1 (Eq. 7).
     3. Local query expansion: V_i <- mean of V_j over the k2 nearest neighbours j of i (Eq. 11).
     4. Jaccard distance d_J(i,j) = 1 - sum_k min(V_ik, V_jk) / sum_k max(V_ik, V_jk) (Eq. 10).
-    5. d* = (1 - lambda) d_J + lambda d (Eq. 12).
+    5. d* = (1 - lambda) d_J + lambda d (Eq. 12), d the scaled squared distance.
     Memory is O(N^2) float32 for the full distance and V matrices (about 0.6 GB each for MARS).
     """
     num_q, num_g = q_g.shape
     dist = np.block([[q_q, q_g], [q_g.T, g_g]]).astype(np.float32)
-    np.maximum(dist, 0, out=dist)
-    dist /= np.maximum(dist.max(axis=0, keepdims=True), 1e-12)  # column-wise scaling to [0, 1]
+    np.square(dist, out=dist)
+    dist = np.ascontiguousarray((dist / np.maximum(dist.max(axis=0, keepdims=True), 1e-12)).T)
     n = dist.shape[0]
     forward = _nearest(dist, k1 + 1)
     half = int(np.around(k1 / 2))
@@ -65,6 +68,5 @@ def re_ranking(
     for i in range(num_q):
         support = np.flatnonzero(v[i])
         overlap = np.minimum(v[i, support][None, :], gallery_v[:, support]).sum(axis=1)
-        total = v[i].sum() + gallery_v.sum(axis=1) - overlap  # sum of max = sum + sum - sum of min
-        jaccard[i] = 1.0 - overlap / np.maximum(total, 1e-12)
+        jaccard[i] = 1.0 - overlap / (2.0 - overlap)  # rows of V sum to 1: sum of max = 2 - sum of min
     return (1 - lambda_value) * jaccard + lambda_value * dist[:num_q, num_q:]
