@@ -99,34 +99,87 @@ def osm_caa_loss(
     return (1 - l) * loss_pos + l * loss_neg
 
 
-def attention_loss(attention: torch.Tensor, erased: torch.Tensor) -> torch.Tensor:
-    """The AAAI-2020 paper's attention loss (Eq. 1): the attention mass a clip puts on its randomly
-    erased frames, averaged over clips: ``L = (1/B) sum_b sum_t a_bt e_bt`` with ``e_bt = 1`` for an
-    erased frame. It teaches the temporal attention to look away from corrupted frames."""
-    return (attention * erased.to(attention.dtype)).sum(1).mean()
+def attention_loss(scores: torch.Tensor, erased: torch.Tensor) -> torch.Tensor:
+    """The AAAI-2020 paper's attention loss, as its code computes it: ``L = (1/B) sum_b sum_t s_bt e_bt``, the
+    frame scores ``s float[B,T]`` summed over a clip's randomly erased frames (``e_bt = 1``), averaged over
+    the B clips. It teaches the temporal attention to score corrupted frames low.
+
+    The paper's Eq. 1 writes ``(1/N) sum_i label(i) * score(i)`` over the N frames of a clip: the code's value
+    divided by T, so a weight w here equals a weight w*T in Eq. 1's form. The code gives it the head's raw
+    ReLU'd scores (before the softmax): pushing a score to 0 does not move the other frames' weights, where a
+    loss on softmaxed weights can only shift attention between frames."""
+    return (scores * erased.to(scores.dtype)).sum(1).mean()
 
 
-def frame_rank_loss(
-    intermediate: torch.Tensor,
-    final: torch.Tensor,
-    targets: torch.Tensor,
-    margin: float = 0.3,
-    metric: str = "euclidean",
-) -> torch.Tensor:
-    """Frame-wise rank loss after "All for One" (Navaneet et al.): every intermediate fused feature
-    ``f_i^t`` (t = 1..T) must already rank the batch correctly against the final features ``f_j^T``:
-    ``l_i^t = max(0, m + max_{p: y_p = y_i} d(f_i^t, f_p^T) - min_{n: y_n != y_i} d(f_i^t, f_n^T))`` and
-    ``L = (1/B) sum_i sum_t gamma_t l_i^t / sum_t gamma_t`` with ``gamma_t = t / T``, so later, better-informed
-    steps weigh more. Used with batch-hard triplet on ``f^T``.
+def _hardest_over_time(
+    queries: torch.Tensor, sequences: torch.Tensor, same: torch.Tensor, other: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each query vector ``queries float[B,S,D]`` (sequence b, step s): the largest Euclidean distance to
+    any time step of any positive sequence and the smallest to any time step of any negative sequence of
+    ``sequences float[B,T,D]``. ``same`` / ``other`` ``bool[B,B]`` say which sequences are positives /
+    negatives of sequence b. Returns ``(far_pos, near_neg)``, each ``float[B,S]`` (-inf / +inf where a
+    sequence has no positive / no negative)."""
+    b, s, d = queries.shape
+    dist = pairwise_distance(queries.reshape(b * s, d), sequences.reshape(-1, d)).reshape(b, s, b, -1)
+    far_pos = dist.masked_fill(~same[:, None, :, None], float("-inf")).amax(dim=(2, 3))
+    near_neg = dist.masked_fill(~other[:, None, :, None], float("inf")).amin(dim=(2, 3))
+    return far_pos, near_neg
 
-    Written from the description of Eqs. 3-5 in this project's issue; the paper's text was not available
-    to the authors of this code, so the exact per-step form should be checked against it.
+
+def frame_rank_terms(intermediate: torch.Tensor, targets: torch.Tensor, detach_thresholds: bool = True) -> torch.Tensor:
+    """The per-step rank losses ``L_t^rank`` (t = 1..T) of "All for One" (Navaneet et al. 2019, Eqs. 3a-4b),
+    ``float[T]``; ``L_1^rank = 0``.
+
+    ``intermediate float[B,T,D]`` holds the fused features ``f_t`` of B sequences (the GRU's hidden states).
+    For anchor sequence j of identity i, positives are the other sequences of identity i in the batch, negatives
+    every sequence of another identity; a sequence's features at *all* its time steps (r = 1..T) are candidates
+    (Eq. 3: tau in 1..T). With ``P_t(j) = max_{l,r} d(f_{t,j}, f_{r,l})`` over positives (the hard-mined
+    positive of f_t) and ``N_t(j) = min_{l,r} d(f_{t,j}, f_{r,l})`` over negatives (its hard-mined negative),
+    d Euclidean as in Eq. 2:
+
+        L_t^p = mean_j max(0, P_t(j) - d_{t,p}(j)),   d_{t,p}(j) = min_{tau<t} P_tau(j)      (3a, 4a)
+        L_t^n = mean_j max(0, d_{t,n}(j) - N_t(j)),   d_{t,n}(j) = max_{tau<t} N_tau(j)      (3b, 4b)
+        L_t^rank = L_t^p + L_t^n                                                           (3c)
+
+    so step t costs nothing exactly when f_t is at least as good as every earlier fused feature: its hardest
+    positive no farther and its hardest negative no nearer than the best earlier step achieved ("penalized if,
+    upon the inclusion of a new frame, the fused representation is worse off than any of the previous").
+
+    Readings taken where the extracted equations are ambiguous (docs/reproduction.md):
+    - Eq. 4b, read literally, takes the maximum over every negative at every step: the farthest negative of
+      the batch, a threshold no hard negative reaches, so ``L_t^n`` would never be zero and the loss would not
+      rank steps at all. Eqs. 4a/4b are read as "the best value an earlier step reached" with the sample
+      chosen by hard mining at each step, as the text says ("the minimum [maximum] distance between any of the
+      previous fused features ... and the corresponding hard-mined positive [negative] sample").
+    - Eq. 3 sums over anchors (i, j); here the sum is a mean over the B anchors, as the batch-hard triplet of
+      Eq. 2 (Hermans et al.) averages, so lambda weighs the two terms alike at any batch size.
+    - The anchor's own sequence is not a positive (Eq. 4a: l != j).
+    - The paper does not say whether the thresholds carry gradient. With ``detach_thresholds`` (the default)
+      they do not: otherwise the loss could be lowered by making the earlier features worse.
     """
-    t = intermediate.shape[1]
+    b, t, _ = intermediate.shape
     same = targets[:, None] == targets[None, :]
-    gamma = torch.arange(1, t + 1, dtype=intermediate.dtype, device=intermediate.device) / t
-    total = intermediate.new_zeros(())
-    for step in range(t):
-        far_pos, near_neg = _hardest(pairwise_distance(intermediate[:, step], final, metric), same)
-        total = total + gamma[step] * F.relu(margin + far_pos - near_neg).mean()
-    return total / gamma.sum()
+    positives = same & ~torch.eye(b, dtype=torch.bool, device=targets.device)
+    far_pos, near_neg = _hardest_over_time(intermediate, intermediate, positives, ~same)  # [B,T] each
+    has_pos, has_neg = torch.isfinite(far_pos), torch.isfinite(near_neg)
+    zero = intermediate.new_zeros(())
+    terms = [zero]
+    for step in range(1, t):
+        d_p = far_pos[:, :step].min(dim=1).values
+        d_n = near_neg[:, :step].max(dim=1).values
+        if detach_thresholds:
+            d_p, d_n = d_p.detach(), d_n.detach()
+        l_p = torch.where(has_pos[:, step], torch.relu(far_pos[:, step] - d_p), zero).sum() / b
+        l_n = torch.where(has_neg[:, step], torch.relu(d_n - near_neg[:, step]), zero).sum() / b
+        terms.append(l_p + l_n)
+    return torch.stack(terms)
+
+
+def frame_rank_loss(intermediate: torch.Tensor, targets: torch.Tensor, detach_thresholds: bool = True) -> torch.Tensor:
+    """The rank term of "All for One", Eq. 5: ``sum_{t=1..T} gamma_t L_t^rank`` with ``gamma_t = t / T``
+    (no normalisation by the sum of the weights; ``L_1^rank = 0``). The full loss of Eq. 5 is
+    ``batch_hard_triplet(f_T) + lambda * frame_rank_loss(f_1..f_T)``; see ``frame_rank_terms``."""
+    terms = frame_rank_terms(intermediate, targets, detach_thresholds)
+    t = len(terms)
+    gamma = torch.arange(1, t + 1, dtype=terms.dtype, device=terms.device) / t
+    return (gamma * terms).sum()

@@ -61,31 +61,90 @@ def test_class_aware_attention():
 
 
 def test_attention_loss():
-    """Clip 1 puts 0.25 on its erased frame, clip 2 erased nothing: mean 0.125."""
-    att = t([[0.5, 0.25, 0.25], [0.2, 0.3, 0.5]])
-    erased = torch.tensor([[False, True, False], [False, False, False]])
-    assert losses.attention_loss(att, erased).item() == pytest.approx(0.125)
+    """Raw scores summed over each clip's erased frames, averaged over clips (the AAAI-2020 code):
+    clip 1 scores its erased frames 2.0 and 0.5, clip 2 erased nothing: (2.5 + 0) / 2 = 1.25.
+    Eq. 1's (1/N) form with N = 3 frames gives 1.25 / 3."""
+    scores = t([[2.0, 0.5, 1.0], [0.2, 3.0, 0.5]])
+    erased = torch.tensor([[True, True, False], [False, False, False]])
+    assert losses.attention_loss(scores, erased).item() == pytest.approx(1.25)
+    eq1 = sum(float(s) * float(e) for s, e in zip(scores[0], erased[0], strict=True)) / 3
+    assert losses.attention_loss(scores, erased).item() / 3 == pytest.approx((eq1 + 0.0) / 2)
+
+
+def _rank_loss_from_the_equations(f: list[list[list[float]]], ids: list[int]) -> float:
+    """All for One, Eqs. 3a-5 with the readings of docs/reproduction.md, written as loops over plain lists:
+    sum_t (t/T) * mean_j [max(0, P_t(j) - min_{tau<t} P_tau(j)) + max(0, max_{tau<t} N_tau(j) - N_t(j))],
+    P / N the hard-mined positive / negative distance over every time step of the other sequences."""
+    b, t = len(f), len(f[0])
+
+    def dist(u, v):
+        return math.sqrt(sum((x - y) ** 2 for x, y in zip(u, v, strict=True)))
+
+    def p(j, step):
+        return max(
+            (dist(f[j][step], f[m][r]) for m in range(b) if m != j and ids[m] == ids[j] for r in range(t)), default=None
+        )
+
+    def n(j, step):
+        return min((dist(f[j][step], f[m][r]) for m in range(b) if ids[m] != ids[j] for r in range(t)), default=None)
+
+    total = 0.0
+    for step in range(1, t):
+        term = 0.0
+        for j in range(b):
+            if p(j, step) is not None:
+                term += max(0.0, p(j, step) - min(p(j, tau) for tau in range(step)))
+            if n(j, step) is not None:
+                term += max(0.0, max(n(j, tau) for tau in range(step)) - n(j, step))
+        total += (step + 1) / t * term / b
+    return total
 
 
 def test_frame_rank_loss_by_hand():
-    """Two clips of two steps in 1-D; finals at 0 (id 0) and 1 (id 1), margin 0.5.
-    Step 1: f = 0.8 (id 0): pos d = 0.8, neg d = 0.2 -> 1.1; f = 0.9 (id 1): pos 0.1, neg 0.9 -> 0.
-    Step 2 (the finals themselves): 0 and 1 -> pos 0, neg 1 -> 0 for both.
-    gamma = (1/2, 1): L = (0.5 * mean(1.1, 0) + 1 * 0) / 1.5 = 0.18333."""
-    intermediate = t([[[0.8], [0.0]], [[0.9], [1.0]]])
-    final = intermediate[:, -1]
-    loss = losses.frame_rank_loss(intermediate, final, torch.tensor([0, 1]), margin=0.5)
-    assert loss.item() == pytest.approx(0.5 * 0.55 / 1.5, rel=1e-5)
+    """1-D, two steps. Identity 0: A = (1, 0.5), B = (0, 0); identity 1: C = (3, 2).
+    A improves: P_1 = |1-0| = 1, N_1 = min(2, 1) = 1; P_2 = 0.5 <= 1 and N_2 = min(2.5, 1.5) = 1.5 >= 1: 0.
+    B is unchanged: P = max(1, 0.5) = 1 and N = min(3, 2) = 2 at both steps: 0.
+    C has no positive; N_1 = min|3 - {1, .5, 0, 0}| = 2, N_2 = min|2 - {...}| = 1: it moved toward the
+    negatives, max(0, 2 - 1) = 1. L_2 = (0 + 0 + 1) / 3; gamma_2 = 1; L_1 = 0. Loss 1/3."""
+    f = t([[[1.0], [0.5]], [[0.0], [0.0]], [[3.0], [2.0]]])
+    ids = torch.tensor([0, 0, 1])
+    assert losses.frame_rank_loss(f, ids).item() == pytest.approx(1 / 3, rel=1e-6)
+    assert losses.frame_rank_terms(f, ids).tolist() == pytest.approx([0.0, 1 / 3], rel=1e-6)
 
 
-def test_losses_have_gradients():
-    torch.manual_seed(0)
-    x = torch.randn(8, 16, requires_grad=True)
-    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    total = (
-        losses.batch_hard_triplet(x, y)
-        + losses.osm_caa_loss(x, y, torch.randn(4, 16))
-        + losses.center_loss(x, y, torch.zeros(4, 16))
-    )
-    total.backward()
-    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+def test_frame_rank_loss_charges_a_sequence_that_degrades():
+    """As above with A reversed, (0.5, 1): its second feature is worse than its first.
+    A: P_1 = 0.5, P_2 = 1 -> 0.5; N_1 = min(2.5, 1.5) = 1.5, N_2 = min(2, 1) = 1 -> 0.5.
+    B: positives now at 0.5 and 1 at every step: P = 1 at both steps; N = 2: 0. C: 1 as before.
+    L_2 = (1 + 0 + 1) / 3 = 2/3: the degradation costs 1/3."""
+    f = t([[[0.5], [1.0]], [[0.0], [0.0]], [[3.0], [2.0]]])
+    assert losses.frame_rank_loss(f, torch.tensor([0, 0, 1])).item() == pytest.approx(2 / 3, rel=1e-6)
+
+
+def test_frame_rank_thresholds_come_from_earlier_steps():
+    """Moving only f_1 of A, to 0.2, changes its step-2 thresholds: P_1 = 0.2, P_2 = 0.5 -> 0.3;
+    N_1 = min(2.8, 1.8) = 1.8, N_2 = 1.5 -> 0.3. B: P = 0.5 at both steps: 0. C: N_1 = 2.5, N_2 = 1.5 -> 1.
+    Loss (0.6 + 1) / 3, where the first feature at 1.0 gave 1/3."""
+    improving = losses.frame_rank_loss(t([[[1.0], [0.5]], [[0.0], [0.0]], [[3.0], [2.0]]]), torch.tensor([0, 0, 1]))
+    moved = losses.frame_rank_loss(t([[[0.2], [0.5]], [[0.0], [0.0]], [[3.0], [2.0]]]), torch.tensor([0, 0, 1]))
+    assert improving.item() == pytest.approx(1 / 3, rel=1e-6)
+    assert moved.item() == pytest.approx(1.6 / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_frame_rank_loss_equals_the_equations_on_random_batches(seed):
+    """P x K = 3 x 2 sequences (one identity seen once) of T = 4 steps in 3-D, against the loop form."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(7, 4, 3, generator=g, dtype=torch.float64)
+    ids = [0, 0, 1, 1, 2, 2, 3]
+    expected = _rank_loss_from_the_equations(f.tolist(), ids)
+    assert losses.frame_rank_loss(f, torch.tensor(ids)).item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_frame_rank_loss_gradient_is_finite_and_skips_the_thresholds():
+    """Gradient reaches the later steps only (the thresholds from earlier steps are constants), and is finite
+    for an identity with a single sequence (no positive)."""
+    f = torch.tensor([[[0.5], [1.0]], [[0.0], [0.0]], [[3.0], [2.0]]], requires_grad=True)
+    losses.frame_rank_loss(f, torch.tensor([0, 0, 1])).backward()
+    assert torch.isfinite(f.grad).all()
+    assert f.grad[0, 0].item() == 0.0 and f.grad[0, 1].item() != 0.0
