@@ -36,7 +36,9 @@ class Embedder(ABC):
     def feature_dim(self) -> int:
         return self.spec.feature_dim
 
-    def embed(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, clips: np.ndarray, normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``(features float32[B,D], attention float32[B,T])``; features L2-normalised unless ``normalize`` is
+        False (the raw network output, for evaluation protocols that average raw features)."""
         clips = check_clips(clips, self.frames)
         b, t = clips.shape[:2]
         if b == 0:
@@ -46,7 +48,7 @@ class Embedder(ABC):
         parts = [self._forward(x[i : i + step]) for i in range(0, b, step)]
         features = np.concatenate([p[0] for p in parts]).astype(np.float32)
         attention = np.concatenate([p[1] for p in parts]).astype(np.float32)
-        return l2_normalize(features), attention
+        return (l2_normalize(features) if normalize else features), attention
 
     def _prepare(self, clips: np.ndarray) -> np.ndarray:
         """Checked ``uint8[B,T,H,W,3]`` clips as ``_forward`` takes them: ``float32[B,T,3,H,W]``, normalised."""

@@ -15,7 +15,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # 2: input.channels and link_threshold (a version-1 spec reads as RGB input with no calibrated threshold)
-SPEC_FORMAT_VERSION = 2
+# 3: arch.neck (an earlier spec reads as a BNNeck, the only neck it could have)
+SPEC_FORMAT_VERSION = 3
 
 
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -53,6 +54,7 @@ class ArchSpec:
     feature_dim: int = 0  # filled in by the builder: the dimension of the returned feature
     num_classes: int = 0  # 0: no classifier (inference-only or not yet trained)
     head_options: dict[str, Any] = field(default_factory=dict)
+    neck: str = "bnneck"  # "bnneck" (Luo et al. 2019) or "none" (the head's feature as it is)
 
 
 @dataclass(frozen=True)

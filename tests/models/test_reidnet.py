@@ -21,7 +21,8 @@ def test_eval_shapes_and_attention(arch, frames):
     assert out.feature.shape == (3, model.arch.feature_dim)
     assert out.attention.shape == (3, frames)
     assert out.logits is None and out.intermediate is None
-    assert torch.all(out.attention >= 0)
+    if not arch.endswith("gru_rank"):  # All for One's frame weights are signed (Eq. 6b)
+        assert torch.all(out.attention >= 0)
     torch.testing.assert_close(out.attention.sum(1), torch.ones(3))
 
 
