@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from models.embedder import Embedder
+from models.errors import ModelFileError
+from models.spec import ModelSpec
 from trainer.data.clips import BadFrames, read_clip
 from trainer.data.index import DatasetIndex, Tracklet
 from trainer.data.sampling import dense_clips
@@ -24,8 +26,10 @@ def embed_tracklets(
     batch_clips: int = 64,
     bad: BadFrames | None = None,
     progress: Progress | None = None,
+    normalize: bool = True,
 ) -> np.ndarray:
-    """``float32[N,D]``: the mean of each tracklet's dense clip features, L2-normalised.
+    """``float32[N,D]``: the mean of each tracklet's dense clip features, L2-normalised; with ``normalize``
+    False, the plain mean of the raw clip features (the AAAI-2020 and Gao & Nevatia test code).
 
     Every non-overlapping ``frames``-frame clip of every tracklet is embedded, ``batch_clips`` clips at a
     time, and summed into its tracklet's row as it comes, so memory holds one batch of images and the
@@ -35,13 +39,15 @@ def embed_tracklets(
     bad = bad if bad is not None else BadFrames()
     spec = embedder.spec.input
     sums = np.zeros((len(tracklets), embedder.feature_dim), np.float64)
+    counts = np.zeros(len(tracklets), np.int64)
     pending_clips: list[np.ndarray] = []
     pending_rows: list[int] = []
 
     def flush() -> None:
         if pending_clips:
-            features, _ = embedder.embed(np.stack(pending_clips))
+            features, _ = embedder.embed(np.stack(pending_clips), normalize=normalize)
             np.add.at(sums, pending_rows, features)
+            np.add.at(counts, pending_rows, 1)
             pending_clips.clear()
             pending_rows.clear()
 
@@ -57,13 +63,27 @@ def embed_tracklets(
         if progress:
             progress(row + 1, len(tracklets))
     flush()
+    if not normalize:
+        return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``||a_i - b_j||^2`` for L2-normalised rows: ``2 - 2 a_i . b_j``."""
-    return np.maximum(2.0 - 2.0 * a @ b.T, 0.0).astype(np.float32)
+    """``||a_i - b_j||^2``, for any rows (``2 - 2 a_i . b_j`` when they are L2-normalised)."""
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(sq, 0.0).astype(np.float32)
+
+
+DISTANCES = ("cosine", "euclidean")
+
+
+def recipe_distance(spec: ModelSpec) -> str:
+    """The distance the model's recipe evaluates with (``eval.distance``), ``cosine`` when it names none."""
+    distance = spec.provenance.get("recipe", {}).get("eval", {}).get("distance", "cosine")
+    if distance not in DISTANCES:
+        raise ModelFileError(f"model {spec.model_id}: recipe eval.distance {distance!r} is not one of {DISTANCES}")
+    return distance
 
 
 def evaluate_index(
@@ -76,13 +96,21 @@ def evaluate_index(
     lambda_value: float = 0.3,
     batch_clips: int = 64,
     progress: Progress | None = None,
+    distance: str = "cosine",
 ) -> dict[str, Any]:
-    """CMC-1/5/10/20 and mAP on ``index``'s query and gallery, plain and (optionally) re-ranked."""
+    """CMC-1/5/10/20 and mAP on ``index``'s query and gallery, plain and (optionally) re-ranked.
+
+    ``distance``: ``cosine`` ranks by the cosine of L2-normalised mean features (how the live system
+    matches); ``euclidean`` by the squared Euclidean distance of raw mean features (the AAAI-2020 and Gao &
+    Nevatia test code). Both rank by the squared Euclidean distance of the tracklet features, normalised or
+    not; re-ranking is given the Euclidean distance, which it squares, as Zhong et al.'s code does."""
+    if distance not in DISTANCES:
+        raise ValueError(f"unknown distance {distance!r}; use one of {DISTANCES}")
     bad = BadFrames()
     # A protocol may put a query in the gallery too (Market-1501 without a test set, as MARS's own code does):
     # each distinct tracklet is embedded once.
     rows = {t: i for i, t in enumerate(dict.fromkeys(index.query + index.gallery))}
-    feats = embed_tracklets(embedder, list(rows), frames, batch_clips, bad, progress)
+    feats = embed_tracklets(embedder, list(rows), frames, batch_clips, bad, progress, normalize=distance == "cosine")
     q = feats[[rows[t] for t in index.query]]
     g = feats[[rows[t] for t in index.gallery]]
     ids = {
@@ -100,11 +128,14 @@ def evaluate_index(
         "mAP": plain.mAP,
         "cmc": plain.cmc_at(1, 5, 10, 20),
         "queries": plain.valid_queries,
+        "distance": distance,
         "bad_frames": len(bad),
         "bad_frame_examples": sorted(bad.paths)[:5],
     }
     if rerank:
-        reranked = re_ranking(q_g, squared_distances(q, q), squared_distances(g, g), k1, k2, lambda_value)
+        reranked = re_ranking(
+            np.sqrt(q_g), np.sqrt(squared_distances(q, q)), np.sqrt(squared_distances(g, g)), k1, k2, lambda_value
+        )
         rr = evaluate_rank(reranked, **ids)
         result["rerank"] = {"mAP": rr.mAP, "cmc": rr.cmc_at(1, 5, 10, 20), "k1": k1, "k2": k2, "lambda": lambda_value}
     return result

@@ -30,7 +30,7 @@ from trainer.data.sampling import IdentitySampler, clip_indices
 from trainer.data.transforms import Augment, augment_clip
 from trainer.evaluate import evaluate_index
 from trainer.recipe import Recipe
-from trainer.schedule import learning_rate
+from trainer.schedule import scheduled_rate
 from trainer.validation import hold_out
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,13 @@ class TrainClips(torch.utils.data.Dataset):
         self.frames, self.mode = recipe.model.frames, recipe.data.clip_sampling
         a = recipe.augment
         self.augment = Augment(
-            flip=a.flip, pad=a.pad, erase=a.erase, color=a.color, color_gain=a.color_gain, color_shift=a.color_shift
+            flip=a.flip,
+            pad=a.pad,
+            erase=a.erase,
+            color=a.color,
+            color_gain=a.color_gain,
+            color_shift=a.color_shift,
+            erase_fill=a.erase_fill,
         )
         self.same_label: dict[int, list[int]] = {}
         for i, label in enumerate(labels):
@@ -122,12 +128,18 @@ def seed_everything(seed: int) -> None:
 def loss_terms(
     out, batch: Batch, recipe: Recipe, model: ReIDNet, centers: torch.Tensor | None
 ) -> dict[str, torch.Tensor]:
-    """The recipe's weighted loss terms (only those with a non-zero weight)."""
+    """The recipe's weighted loss terms (only those with a non-zero weight).
+
+    Cross-entropy acts on the classifier's logits; triplet, centre and OSM losses on the feature
+    ``loss.metric_feature`` names (before or after the BNNeck); the attention loss on the head's raw frame
+    scores or its softmaxed weights (``loss.attention_input``); the rank loss on the fused features after each
+    frame (``gru_rank``), with batch-hard triplet on the last one (All for One, Eq. 5)."""
     w, y = recipe.loss, batch.labels
     terms: dict[str, torch.Tensor] = {}
     if w.xent and out.logits is not None:
         terms["xent"] = w.xent * losses.cross_entropy_label_smooth(out.logits.float(), y, w.label_smooth)
-    feat = out.feature.float()
+    post_bn = w.metric_feature == "post_bn" and out.neck_feature is not None
+    feat = (out.neck_feature if post_bn else out.feature).float()
     if w.triplet:
         terms["triplet"] = w.triplet * losses.batch_hard_triplet(feat, y, w.triplet_margin, w.triplet_metric)
     if w.center and centers is not None:
@@ -136,11 +148,10 @@ def loss_terms(
         vectors = centers if w.osm_class_vectors == "centers" else model.neck.classifier.weight
         terms["osm"] = w.osm * losses.osm_caa_loss(feat, y, vectors, w.osm_sigma, w.osm_alpha, w.osm_l)
     if w.attention:
-        terms["attention"] = w.attention * losses.attention_loss(out.attention.float(), batch.erased)
+        frame_values = out.scores if w.attention_input == "scores" and out.scores is not None else out.attention
+        terms["attention"] = w.attention * losses.attention_loss(frame_values.float(), batch.erased)
     if w.rank and out.intermediate is not None:
-        terms["rank"] = w.rank * losses.frame_rank_loss(
-            out.intermediate.float(), feat, y, w.rank_margin, w.triplet_metric
-        )
+        terms["rank"] = w.rank * losses.frame_rank_loss(out.intermediate.float(), y, w.rank_detach_thresholds)
     return terms
 
 
@@ -160,20 +171,40 @@ def _relabel(tracklets: tuple[Tracklet, ...]) -> tuple[list[int], dict[int, int]
 
 
 def build_for_recipe(recipe: Recipe, num_classes: int) -> ReIDNet:
-    if recipe.model.init_checkpoint:
-        source, spec = load_checkpoint(recipe.model.init_checkpoint)
-        model = build_model(
-            replace(spec.arch, num_classes=num_classes), replace(spec.input, frames=recipe.model.frames)
-        )
-        state = {k: v for k, v in source.state_dict().items() if not k.startswith("neck.classifier")}
-        model.load_state_dict(state, strict=False)  # a new classifier for the new identities
+    """The network a recipe trains: its architecture (with the recipe's head options, neck and last stride), or
+    ``model.init_checkpoint``'s network with a new classifier. From a checkpoint, every weight whose name and
+    shape still fit is loaded; a head option that changes a layer's size (e.g. the GRU's hidden size, MARS 512
+    -> PRID-2011 128 in All for One) starts that layer afresh."""
+    m = recipe.model
+    if m.init_checkpoint:
+        source, spec = load_checkpoint(m.init_checkpoint)
+        arch = replace(spec.arch, num_classes=num_classes, head_options=spec.arch.head_options | m.head_options)
+        model = build_model(arch, replace(spec.input, frames=m.frames))
+        own = model.state_dict()
+        state = {
+            k: v
+            for k, v in source.state_dict().items()
+            if k in own and own[k].shape == v.shape and not k.startswith("neck.classifier")
+        }
+        fresh = sorted({k.rsplit(".", 1)[0] for k in own if k not in state and not k.startswith("neck.classifier")})
+        if fresh:
+            log.info("%s: layers that start afresh: %s", m.init_checkpoint, ", ".join(fresh))
+        model.load_state_dict(state, strict=False)
         return model
-    arch, input_spec = arch_spec(recipe.model.arch, num_classes=num_classes)
-    if recipe.model.last_stride:
-        arch = replace(arch, last_stride=recipe.model.last_stride)
-    sizes = {k: v for k, v in (("height", recipe.model.height), ("width", recipe.model.width)) if v}
-    input_spec = replace(input_spec, frames=recipe.model.frames, **sizes)
-    return build_model(arch, input_spec, pretrained=recipe.model.pretrained)
+    arch, input_spec = arch_spec(m.arch, num_classes=num_classes)
+    if m.pretrained is None and arch.backbone != "tiny":
+        log.warning(
+            "%s: model.pretrained and model.init_checkpoint are both unset: the %s backbone starts from random "
+            "weights (set model.init_checkpoint to fine-tune a trained model)",
+            recipe.name,
+            arch.backbone,
+        )
+    arch = replace(arch, head_options=dict(m.head_options), neck=m.neck)
+    if m.last_stride:
+        arch = replace(arch, last_stride=m.last_stride)
+    sizes = {k: v for k, v in (("height", m.height), ("width", m.width)) if v}
+    input_spec = replace(input_spec, frames=m.frames, **sizes)
+    return build_model(arch, input_spec, pretrained=m.pretrained)
 
 
 def optimizer_step(
@@ -273,13 +304,7 @@ def train(
             )
             t0, running = time.perf_counter(), []
             for it, batch in enumerate(loader):
-                lr = learning_rate(
-                    epoch + it / iters,
-                    recipe.optim.lr,
-                    recipe.optim.warmup_epochs,
-                    recipe.optim.milestones,
-                    recipe.optim.gamma,
-                )
+                lr = scheduled_rate(epoch + it / iters, recipe.optim)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 bad_total.update(batch.bad)
@@ -320,6 +345,8 @@ def train(
             if val_index.query and ((epoch + 1) % recipe.eval.every == 0 or last_epoch):
                 metrics = validate(model, val_index, recipe, device)
                 record |= {"val_mAP": metrics["mAP"], "val_cmc1": metrics["cmc"]["1"]}
+                if "rerank" in metrics:  # reported; the model is still selected on the plain mAP
+                    record["val_rerank_mAP"] = metrics["rerank"]["mAP"]
                 if writer:
                     writer.add_scalar("val/mAP", metrics["mAP"], epoch + 1)
                 if metrics["mAP"] > best_map:
@@ -370,7 +397,14 @@ def validate(model: ReIDNet, val_index: DatasetIndex, recipe: Recipe, device: st
     # no model id needed here: hashing every weight at each validation would be wasted work
     embedder = TorchEmbedder(model, ModelSpec(arch=model.arch, input=model.input_spec), device=device, fp16=False)
     try:
-        return evaluate_index(embedder, val_index, recipe.model.frames, batch_clips=recipe.eval.batch_clips)
+        return evaluate_index(
+            embedder,
+            val_index,
+            recipe.model.frames,
+            batch_clips=recipe.eval.batch_clips,
+            distance=recipe.eval.distance,
+            rerank=recipe.eval.rerank,
+        )
     finally:
         # the embedder lays the backbone out channels-last for speed; training goes on in the layout it began in
         model.float().train(was_training)

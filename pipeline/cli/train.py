@@ -45,6 +45,12 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--rerank", action="store_true", help="also report k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)"
     )
     e.add_argument("--frames", type=int, help="clip length for dense evaluation (default: the model's)")
+    e.add_argument(
+        "--distance",
+        choices=("cosine", "euclidean"),
+        help="cosine of L2-normalised tracklet features, or squared Euclidean of raw ones (the AAAI-2020 code's "
+        "test); default: the checkpoint's recipe (eval.distance), else cosine",
+    )
     e.add_argument("--backend", default="auto", help="runtime: auto, torch, onnxruntime, tensorrt")
     e.add_argument("--device", default="auto")
     e.set_defaults(handler=cmd_eval)
@@ -109,7 +115,7 @@ def cmd_eval(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 
     from models.embedder import load_embedder
     from trainer.data.registry import load_dataset
-    from trainer.evaluate import average_results, evaluate_index
+    from trainer.evaluate import average_results, evaluate_index, recipe_distance
 
     if args.dataset == "mars" and len(args.checkpoints) > 1:
         raise UsageError("MARS has one test split: evaluate one checkpoint at a time (or use `crosscam bench mars`)")
@@ -123,6 +129,7 @@ def cmd_eval(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         )
         index = load_dataset(args.dataset, args.data_root, split=split, splits=args.splits)
         frames = args.frames or embedder.spec.input.frames
+        distance = args.distance or recipe_distance(embedder.spec)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"embedding {args.dataset} split {split} with {ckpt.name}", total=None)
             r = evaluate_index(
@@ -131,6 +138,7 @@ def cmd_eval(args: argparse.Namespace, config: CrosscamConfig) -> Result:
                 frames,
                 rerank=args.rerank,
                 progress=lambda d, t, task=task: bar.update(task, completed=d, total=t),
+                distance=distance,
             )
         results.append(r | {"checkpoint": str(ckpt), "split": split})
     data = results[0] if len(results) == 1 else average_results(results)

@@ -19,7 +19,7 @@ from trainer.data.sampling import dense_clips
 from trainer.evaluate import average_results, embed_tracklets
 from trainer.loop import build_for_recipe, optimizer_step, train, validate
 from trainer.recipe import Recipe
-from trainer.schedule import learning_rate
+from trainer.schedule import exponential_rate, learning_rate, scheduled_rate
 from trainer.validation import hold_out
 
 
@@ -28,6 +28,26 @@ def mars60(tmp_path_factory):
     root = tmp_path_factory.mktemp("mars60")
     write_mars(root, ids=60, seed=0, size=(128, 64))
     return root
+
+
+def test_exponential_schedule_of_hermans_et_al():
+    """eps(t) = eps_0 up to t_0, then eps_0 * 0.001^((t - t_0) / (t_1 - t_0)): at the end 1e-3 x lr."""
+    assert exponential_rate(0, 1e-4, 90, 150) == 1e-4
+    assert exponential_rate(90, 1e-4, 90, 150) == 1e-4
+    assert exponential_rate(120, 1e-4, 90, 150) == pytest.approx(1e-4 * 0.001**0.5)
+    assert exponential_rate(150, 1e-4, 90, 150) == pytest.approx(1e-7)
+    optim = Recipe.model_validate(
+        {"optim": {"lr": 1e-4, "schedule": "exponential", "decay_start": 90, "epochs": 150, "warmup_epochs": 0}}
+    ).optim
+    assert scheduled_rate(100, optim) == pytest.approx(exponential_rate(100, 1e-4, 90, 150))
+
+
+def test_warm_up_starts_at_its_factor():
+    """The AAAI-2020 code warms up from 0.01 x lr; the bag of tricks paper from 0.1 x lr."""
+    assert learning_rate(0, 1.0, 10, [40, 70], 0.5, warmup_factor=0.01) == pytest.approx(0.01)
+    assert learning_rate(5, 1.0, 10, [40, 70], 0.5, warmup_factor=0.01) == pytest.approx(0.505)
+    optim = Recipe.model_validate({"optim": {"lr": 2.0, "warmup_epochs": 10, "warmup_factor": 0.01}}).optim
+    assert scheduled_rate(0, optim) == pytest.approx(0.02) and scheduled_rate(10, optim) == 2.0
 
 
 def test_learning_rate_schedule():
@@ -267,9 +287,9 @@ def test_dense_evaluation_streams_bounded_batches(mars60):
     class Counting(TorchEmbedder):
         sizes: ClassVar[list[int]] = []
 
-        def embed(self, clips):
+        def embed(self, clips, normalize=True):
             self.sizes.append(len(clips))
-            return super().embed(clips)
+            return super().embed(clips, normalize)
 
     embedder = Counting(model, model_spec(model), device="cpu")
     tracklets = load_dataset("mars", mars60).gallery
@@ -296,9 +316,9 @@ def test_a_query_that_is_also_in_the_gallery_is_embedded_once(mars60):
     class Counting(TorchEmbedder):
         clips: ClassVar[list[int]] = [0]
 
-        def embed(self, clips):
+        def embed(self, clips, normalize=True):
             self.clips[0] += len(clips)
-            return super().embed(clips)
+            return super().embed(clips, normalize)
 
     embedder = Counting(model, model_spec(model), device="cpu")
     index = load_dataset("mars", mars60)
@@ -331,3 +351,75 @@ def test_validation_leaves_the_training_layout_as_it_was(mars60):
     assert convs and all(w.is_contiguous() for w in convs)
     validate(model, val, recipe, "cpu")
     assert model.training and all(w.is_contiguous() for w in convs)
+
+
+def _outputs(num: int = 6, dim: int = 4, frames: int = 3):
+    from models.reidnet import ReIDOutput
+
+    g = torch.Generator().manual_seed(0)
+    return ReIDOutput(
+        feature=torch.randn(num, dim, generator=g),
+        attention=torch.softmax(torch.randn(num, frames, generator=g), 1),
+        logits=None,
+        intermediate=torch.randn(num, frames, dim, generator=g),
+        neck_feature=torch.randn(num, dim, generator=g) * 3,
+        scores=torch.rand(num, frames, generator=g) * 5,
+    )
+
+
+@pytest.mark.parametrize("which", ["pre_bn", "post_bn"])
+def test_metric_losses_act_on_the_feature_the_recipe_names(which):
+    """loss.metric_feature: triplet, centre and OSM see the pre-BN feature (bag of tricks) or the post-BN one
+    (the AAAI-2020 code)."""
+    from trainer import losses
+    from trainer.loop import Batch, loss_terms
+
+    out = _outputs()
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    recipe = Recipe.model_validate(
+        {
+            "loss": {
+                "xent": 0,
+                "triplet": 1.0,
+                "center": 1.0,
+                "osm": 1.0,
+                "osm_class_vectors": "centers",
+                "metric_feature": which,
+            }
+        }
+    )
+    centers = torch.randn(3, 4)
+    terms = loss_terms(out, Batch(torch.zeros(6), y, torch.zeros(6, 3, dtype=torch.bool), []), recipe, None, centers)
+    feat = out.neck_feature if which == "post_bn" else out.feature
+    assert terms["triplet"].item() == pytest.approx(losses.batch_hard_triplet(feat, y).item())
+    assert terms["center"].item() == pytest.approx(losses.center_loss(feat, y, centers).item())
+    osm = losses.osm_caa_loss(feat, y, centers, 0.8, 1.2, 0.5)
+    assert terms["osm"].item() == pytest.approx(osm.item())
+
+
+@pytest.mark.parametrize("which", ["scores", "weights"])
+def test_attention_loss_input_is_a_recipe_setting(which):
+    from trainer import losses
+    from trainer.loop import Batch, loss_terms
+
+    out = _outputs()
+    erased = torch.zeros(6, 3, dtype=torch.bool)
+    erased[0, 1] = erased[3, 2] = True
+    recipe = Recipe.model_validate(
+        {"loss": {"xent": 0, "triplet": 0, "center": 0, "attention": 2.0, "attention_input": which}}
+    )
+    terms = loss_terms(out, Batch(torch.zeros(6), torch.arange(6), erased, []), recipe, None, None)
+    values = out.scores if which == "scores" else out.attention
+    assert terms["attention"].item() == pytest.approx(2.0 * losses.attention_loss(values, erased).item())
+    assert set(terms) == {"attention"}
+
+
+def test_rank_loss_term_uses_every_fused_feature():
+    from trainer import losses
+    from trainer.loop import Batch, loss_terms
+
+    out = _outputs()
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    recipe = Recipe.model_validate({"loss": {"xent": 0, "triplet": 0, "center": 0, "rank": 0.5}})
+    terms = loss_terms(out, Batch(torch.zeros(6), y, torch.zeros(6, 3, dtype=torch.bool), []), recipe, None, None)
+    assert terms["rank"].item() == pytest.approx(0.5 * losses.frame_rank_loss(out.intermediate, y).item())

@@ -22,6 +22,15 @@ class Augment:
     color: float = 0.0  # probability that a clip's colours are jittered (another camera's white balance)
     color_gain: float = 0.2  # per-channel gain in [1 - g, 1 + g]
     color_shift: float = 25.0  # brightness offset in [-s, s], pixel values
+    erase_fill: str = "random"  # "random" pixels (Zhong et al.) or "mean": MEAN_FILL, the AAAI-2020 code's
+
+
+# The AAAI-2020 code erases after normalisation and writes the ImageNet mean (0.485, 0.456, 0.406) into the
+# normalised tensor; these RGB pixel values normalise to exactly that: 255 * (m + m * s).
+MEAN_FILL = np.array(
+    [round(255 * (m + m * s)) for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), strict=True)],
+    dtype=np.uint8,
+)
 
 
 def jitter_colors(frames: np.ndarray, gain: np.ndarray, shift: float) -> np.ndarray:
@@ -41,7 +50,7 @@ def augment_clip(frames: np.ndarray, aug: Augment, rng: np.random.Generator) -> 
     """Flip, pad-and-crop and colour-jitter the whole clip alike, then erase a random rectangle in some frames.
 
     Returns the new ``uint8[T,H,W,3]`` clip and ``bool[T]``: which frames were erased. Erased pixels
-    get random values, as in random erasing's default.
+    get random values, as in random erasing's default, or ``MEAN_FILL`` (``erase_fill="mean"``).
     """
     t, h, w, _ = frames.shape
     out = frames[:, :, ::-1] if rng.random() < aug.flip else frames
@@ -63,7 +72,9 @@ def augment_clip(frames: np.ndarray, aug: Augment, rng: np.random.Generator) -> 
             eh, ew = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
             if 0 < eh < h and 0 < ew < w:
                 y, x = int(rng.integers(0, h - eh)), int(rng.integers(0, w - ew))
-                out[i, y : y + eh, x : x + ew] = rng.integers(0, 256, size=(eh, ew, 3), dtype=np.uint8)
+                out[i, y : y + eh, x : x + ew] = (
+                    MEAN_FILL if aug.erase_fill == "mean" else rng.integers(0, 256, size=(eh, ew, 3), dtype=np.uint8)
+                )
                 erased[i] = True
                 break
     return out, erased
