@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from models.artifacts import ArtifactKind
-from models.errors import BackendUnavailableError
+from models.errors import BackendUnavailableError, ModelFileError
 from pipeline.cli.app import Result, UsageError
 from pipeline.cli.progress import console, step
 from pipeline.config import CrosscamConfig
@@ -53,6 +53,23 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     m.add_argument("--rerank", action="store_true", help="add re-ranked mAP and CMC-1 columns")
     m.add_argument("--device", default="auto")
     m.set_defaults(handler=cmd_bench_mars)
+
+    f = sub.add_parser(
+        "frames",
+        parents=[common],
+        help="rank-1 against the number of frames fused (t = 1..T), from each model's feature after t frames: "
+        "the 'All for One' paper's Fig. 2, as JSON and a PNG",
+    )
+    f.add_argument("--checkpoints", nargs="+", required=True, type=Path, help="crosscam checkpoints, one line each")
+    f.add_argument("--dataset", required=True, help="data set name (mars, market1501, prid2011, ilidsvid, folder)")
+    f.add_argument("--data-root", required=True, type=Path, help="the data set's root folder")
+    f.add_argument("--split", type=int, help="split to test on (default: the first checkpoint's own, else 0)")
+    f.add_argument("--frames", type=int, help="T, the most frames fused (default: the first checkpoint's clip length)")
+    f.add_argument("--labels", nargs="+", help="one legend label per checkpoint (default: recipe name, else file name)")
+    f.add_argument("--out", type=Path, default=Path("runs/frames_fused"), help="folder for frames_fused.json and .png")
+    f.add_argument("--batch", type=int, default=32, help="tracklets per forward pass")
+    f.add_argument("--device", default="auto")
+    f.set_defaults(handler=cmd_bench_frames)
 
     t = sub.add_parser(
         "train", parents=[common], help="training clips/s of architectures (forward, backward, Adam step)"
@@ -138,7 +155,7 @@ MARS_BATCHES_PER_EPOCH = 625 // 8  # one pass over MARS's 625 training identitie
 def cmd_bench_mars(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
     from trainer.data.registry import load_dataset
-    from trainer.evaluate import evaluate_index
+    from trainer.evaluate import evaluate_index, recipe_distance
     from trainer.report import table1_markdown
 
     index = load_dataset(args.dataset, args.data_root)
@@ -147,10 +164,82 @@ def cmd_bench_mars(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         embedder = load_embedder(ckpt, device=args.device, cache_dir=config.cache_dir)
         name = embedder.spec.provenance.get("recipe", {}).get("name") or ckpt.stem
         with step(f"evaluating {name} ({ckpt}) on {args.dataset}"):
-            r = evaluate_index(embedder, index, embedder.spec.input.frames, rerank=args.rerank)
+            r = evaluate_index(
+                embedder,
+                index,
+                embedder.spec.input.frames,
+                rerank=args.rerank,
+                distance=recipe_distance(embedder.spec),
+            )
         rows.append({"name": name, "checkpoint": str(ckpt), **r})
     markdown = table1_markdown(rows)
     return Result({"dataset": args.dataset, "rows": rows, "markdown": markdown}, markdown)
+
+
+def cmd_bench_frames(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    import json
+
+    from rich.progress import Progress
+
+    from models.checkpoint import load_checkpoint
+    from models.devices import resolve_torch_device
+    from trainer.data.registry import load_dataset
+    from trainer.frames_fused import frames_fused, plot_frames_fused, rank1_table, recipe_distance
+
+    if args.labels is not None and len(args.labels) != len(args.checkpoints):
+        raise UsageError(f"--labels: give one per checkpoint ({len(args.checkpoints)}), got {len(args.labels)}")
+    if (args.frames is not None and args.frames < 1) or args.batch < 1:
+        raise UsageError("--frames and --batch must be positive")
+    loaded = [load_checkpoint(ckpt) for ckpt in args.checkpoints]  # every file checked before the long passes
+    specs = [spec for _, spec in loaded]
+    for ckpt, spec in zip(args.checkpoints, specs, strict=True):
+        try:  # a recipe naming an unknown distance fails here, not after another model's pass
+            recipe_distance(spec)
+        except ModelFileError as e:
+            raise ModelFileError(f"{ckpt}: {e}") from None
+    labels = args.labels or _default_labels(args.checkpoints, specs)
+    frames = args.frames or specs[0].input.frames
+    split = (
+        args.split
+        if args.split is not None
+        else int(specs[0].provenance.get("recipe", {}).get("data", {}).get("split", 0))
+    )
+    index = load_dataset(args.dataset, args.data_root, split=split)
+    device = resolve_torch_device(args.device)
+    models = [
+        (label, str(ckpt), model, spec)
+        for label, ckpt, (model, spec) in zip(labels, args.checkpoints, loaded, strict=True)
+    ]
+    with Progress(console=console) as bar:
+
+        def progress(label: str):
+            task = bar.add_task(f"{label}: features after 1..{frames} frames on {device}", total=None)
+            return lambda done, total: bar.update(task, completed=done, total=total)
+
+        result = frames_fused(models, index, args.dataset, frames, device, args.batch, progress)
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = args.out / "frames_fused.json", args.out / "frames_fused.png"
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    with step(f"plotting rank-1 against frames fused to {png_path}"):
+        plot_frames_fused(result, png_path)
+    lines = [
+        f"rank-1 (%) on {args.dataset} split {split} after t frames (both: query and gallery after t frames; "
+        f"query: query after t frames, gallery after {frames})",
+        rank1_table(result),
+    ]
+    bad = sum(m["bad_frames"] for m in result["models"])
+    if bad:
+        lines.append(f"{bad} unreadable frames were replaced by other frames of their tracklets")
+    lines.append(f"wrote {json_path} and {png_path}")
+    return Result(result | {"split": split, "json": str(json_path), "png": str(png_path)}, "\n".join(lines))
+
+
+def _default_labels(paths: list[Path], specs: list) -> list[str]:
+    """Each model's recipe name, else its file name; the paths themselves when those would repeat."""
+    names = [
+        spec.provenance.get("recipe", {}).get("name") or path.stem for path, spec in zip(paths, specs, strict=True)
+    ]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
 
 
 def cmd_bench_train(args: argparse.Namespace, config: CrosscamConfig) -> Result:
