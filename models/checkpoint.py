@@ -81,7 +81,15 @@ def read_checkpoint(path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor
             f"{path}: a PyTorch file but not a crosscam checkpoint (no '{CHECKPOINT_FORMAT}' header); "
             "create one with `crosscam model init` or `crosscam train`"
         )
-    return ModelSpec.from_dict(data["spec"], source=str(path)), data["state_dict"]
+    spec = ModelSpec.from_dict(data["spec"], source=str(path))
+    version = int(data["spec"].get("format_version", 1))
+    if spec.arch.head == "gru_rank" and version < 3:
+        raise ModelFileError(
+            f"{path}: a gru_rank model saved by an earlier crosscam (spec format {version}), whose GRU head had "
+            "another layout (ReLU after the FC, exp-weighted scorer with two hidden layers); crosscam now follows "
+            "All for One's Eq. 6: train it again with the current recipe"
+        )
+    return spec, data["state_dict"]
 
 
 def load_checkpoint(path: str | Path) -> tuple[ReIDNet, ModelSpec]:

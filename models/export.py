@@ -25,7 +25,7 @@ METADATA_KEY = "crosscam"
 DEFAULT_OPSET = 18
 # Bump when the exported graph changes for the same weights (a head's implementation, the exporter's
 # options): cached exports are keyed by it, so a stale graph is never reused.
-EXPORT_REVISION = 2
+EXPORT_REVISION = 3
 
 
 def default_cache_dir() -> Path:

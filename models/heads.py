@@ -6,8 +6,9 @@ backbone has a frame head, as OSNet's fc). Heads pool the vectors; the attention
 maps. ``vectors`` defaults to the maps' global average pooling.
 
 Every head returns ``HeadOutput(feature float[B,D], attention float[B,T], intermediate float[B,T,D] | None,
-scores float[B,T] | None)``; attention sums to 1 over frames for every head (uniform for ``avg``), so the
-embedder can always pick the best-weighted frame as the thumbnail; ``scores`` are a head's raw, unnormalised
+scores float[B,T] | None)``; attention is each frame's weight in the feature, summing to 1 over frames
+(uniform for ``avg``; All for One's signed weights may be negative, and sum to 1 unless the running-sum guard
+acted), so the embedder can always pick the best-weighted frame as the thumbnail; ``scores`` are a head's raw, unnormalised
 frame scores where it has them (the AAAI-2020 attention loss acts on them). Pooling lives in the model so an
 export is the whole thing.
 """

@@ -112,16 +112,18 @@ class ReIDNet(nn.Module):
     def step_features(self, clips: torch.Tensor) -> torch.Tensor:
         """``float[B,T,D]``: the feature after 1, 2, ..., T frames, through the neck as ``forward`` gives it (in
         eval mode the retrieval feature). A head that fuses frame by frame (``gru_rank``) gives its fused
-        features f_1..f_T from one pass (All for One, Fig. 2); any other head is run on each prefix of the clip."""
+        features f_1..f_T from one pass (All for One, Fig. 2); any other head pools each prefix of the frames
+        (the backbone runs once)."""
         if clips.dim() != 5 or clips.shape[2] != 3:
             raise ClipError(f"expected clips of shape [B,T,3,H,W], got {tuple(clips.shape)}")
-        head = self._head(clips)
+        b, t = clips.shape[:2]
+        maps = self.backbone(clips.flatten(0, 1))  # [B*T,C,h,w]
+        vectors = self.backbone.frame_vectors(maps).reshape(b, t, -1)
+        maps = maps.reshape(b, t, *maps.shape[1:])
+        head = self.head(maps, vectors)
         if head.intermediate is not None:
             steps = head.intermediate
         else:
-            t = clips.shape[1]
-            steps = torch.stack(
-                [head.feature if k == t else self._head(clips[:, :k]).feature for k in range(1, t + 1)], 1
-            )
-        b, t, d = steps.shape
+            steps = torch.stack([self.head(maps[:, :k], vectors[:, :k]).feature for k in range(1, t + 1)], 1)
+        d = steps.shape[2]
         return self.neck(steps.reshape(b * t, d))[0].reshape(b, t, d)

@@ -34,7 +34,7 @@ def embed_tracklets(
     Every non-overlapping ``frames``-frame clip of every tracklet is embedded, ``batch_clips`` clips at a
     time, and summed into its tracklet's row as it comes, so memory holds one batch of images and the
     ``N x D`` result, never all clips of a 12k-tracklet gallery. A tracklet with no readable frame gets
-    a zero row (it then ranks last) and its frames are counted in ``bad``.
+    a NaN row (``rank_distances`` then ranks it last) and its frames are counted in ``bad``.
     """
     bad = bad if bad is not None else BadFrames()
     spec = embedder.spec.input
@@ -63,16 +63,33 @@ def embed_tracklets(
         if progress:
             progress(row + 1, len(tracklets))
     flush()
-    if not normalize:
-        return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    if normalize:
+        feats = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    else:
+        feats = sums / np.maximum(counts, 1)[:, None]
+    feats[counts == 0] = np.nan
+    return feats.astype(np.float32)
 
 
 def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``||a_i - b_j||^2``, for any rows (``2 - 2 a_i . b_j`` when they are L2-normalised)."""
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
     return np.maximum(sq, 0.0).astype(np.float32)
+
+
+def rank_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``squared_distances`` for ranking: a NaN row (a tracklet with no readable frame) is at +inf from
+    everything, so such a gallery tracklet ranks last, and such a query's ranking carries no information."""
+    d = squared_distances(np.nan_to_num(a), np.nan_to_num(b))
+    d[np.isnan(a).any(axis=1)] = np.inf
+    d[:, np.isnan(b).any(axis=1)] = np.inf
+    return d
+
+
+def _finite(d: np.ndarray) -> np.ndarray:
+    """``d`` with +inf replaced by twice its largest finite value (re-ranking needs finite distances)."""
+    finite = d[np.isfinite(d)]
+    return np.where(np.isfinite(d), d, 2.0 * (finite.max() if finite.size else 1.0)).astype(np.float32)
 
 
 DISTANCES = ("cosine", "euclidean")
@@ -122,7 +139,7 @@ def evaluate_index(
             ("g_camids", "camid", index.gallery),
         )
     }
-    q_g = squared_distances(q, g)
+    q_g = rank_distances(q, g)
     plain = evaluate_rank(q_g, **ids)
     result: dict[str, Any] = {
         "mAP": plain.mAP,
@@ -134,8 +151,14 @@ def evaluate_index(
     }
     if rerank:
         reranked = re_ranking(
-            np.sqrt(q_g), np.sqrt(squared_distances(q, q)), np.sqrt(squared_distances(g, g)), k1, k2, lambda_value
+            np.sqrt(_finite(q_g)),
+            np.sqrt(_finite(rank_distances(q, q))),
+            np.sqrt(_finite(rank_distances(g, g))),
+            k1,
+            k2,
+            lambda_value,
         )
+        reranked[~np.isfinite(q_g)] = np.inf
         rr = evaluate_rank(reranked, **ids)
         result["rerank"] = {"mAP": rr.mAP, "cmc": rr.cmc_at(1, 5, 10, 20), "k1": k1, "k2": k2, "lambda": lambda_value}
     return result

@@ -35,7 +35,7 @@ from models.spec import InputSpec, ModelSpec
 from trainer.data.clips import BadFrames, read_clip
 from trainer.data.index import DatasetIndex, Tracklet
 from trainer.data.sampling import dense_clips
-from trainer.evaluate import recipe_distance, squared_distances
+from trainer.evaluate import rank_distances, recipe_distance
 from trainer.metrics import evaluate_rank
 
 Progress = Callable[[int, int], None]  # (done, total) tracklets
@@ -62,10 +62,10 @@ def step_embed(
     """``float32[N,T,D]``: each tracklet's retrieval feature after 1..``frames`` frames of its first clip.
 
     The model runs in eval mode without gradients, ``batch`` tracklets at a time; a tracklet with no
-    readable frame gets zero rows (it then ranks last) and its frames are counted in ``bad``."""
+    readable frame gets NaN rows (it then ranks last: ``rank_distances``) and its frames are counted in ``bad``."""
     bad = bad if bad is not None else BadFrames()
     spec = model.input_spec
-    out = np.zeros((len(tracklets), frames, model.arch.feature_dim), np.float32)
+    out = np.full((len(tracklets), frames, model.arch.feature_dim), np.nan, np.float32)
     model.eval()
     for start in range(0, len(tracklets), batch):
         chunk = tracklets[start : start + batch]
@@ -82,7 +82,7 @@ def step_embed(
 
 def for_distance(features: np.ndarray, distance: str) -> np.ndarray:
     """Features ready for squared Euclidean ranking: L2-normalised along the last axis for ``cosine``,
-    unchanged for ``euclidean`` (zero rows stay zero)."""
+    unchanged for ``euclidean`` (NaN rows stay NaN)."""
     if distance == "euclidean":
         return features
     norms = np.linalg.norm(features, axis=-1, keepdims=True)
@@ -107,7 +107,7 @@ def rank_curves(query: np.ndarray, gallery: np.ndarray, ids: dict[str, np.ndarra
     curves: dict[str, dict[str, list]] = {kind: {"cmc1": [], "mAP": []} for kind in CURVES}
     for t in range(frames):
         for kind, g in (("both", gallery[:, t]), ("query", gallery[:, -1])):
-            r = evaluate_rank(squared_distances(query[:, t], g), **ids)
+            r = evaluate_rank(rank_distances(query[:, t], g), **ids)
             curves[kind]["cmc1"].append(r.cmc_at(1)["1"])
             curves[kind]["mAP"].append(float(r.mAP))
     return curves

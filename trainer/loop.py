@@ -20,6 +20,7 @@ import yaml
 from models.architectures import arch_spec
 from models.backends.torch_runtime import TorchEmbedder
 from models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from models.errors import ConfigError
 from models.preprocess import preprocess
 from models.reidnet import ReIDNet
 from models.spec import InputSpec, ModelSpec
@@ -155,6 +156,24 @@ def loss_terms(
     return terms
 
 
+def check_losses(recipe: Recipe, model: ReIDNet) -> None:
+    """Refuse loss settings the network cannot serve, before any training: a term that would silently do
+    nothing (the rank loss without fused features per frame) or be unbounded (the attention loss on a head
+    whose frame scores are signed)."""
+    w, head = recipe.loss, model.arch.head
+    if w.rank and head != "gru_rank":
+        raise ConfigError(
+            f"{recipe.name}: loss.rank needs the fused feature after every frame, which only the gru_rank head "
+            f"gives; {model.arch.name!r} has the {head!r} head (set loss.rank: 0 or a *_gru_rank architecture)"
+        )
+    if w.attention and w.attention_input == "scores" and head != "attention":
+        raise ConfigError(
+            f"{recipe.name}: loss.attention on raw scores needs the temporal attention head's ReLU'd scores; "
+            f"the {head!r} head of {model.arch.name!r} has none that are bounded below (use an *_attention "
+            "architecture, or loss.attention_input: weights)"
+        )
+
+
 @dataclass(frozen=True)
 class TrainResult:
     best: Path
@@ -178,7 +197,12 @@ def build_for_recipe(recipe: Recipe, num_classes: int) -> ReIDNet:
     m = recipe.model
     if m.init_checkpoint:
         source, spec = load_checkpoint(m.init_checkpoint)
-        arch = replace(spec.arch, num_classes=num_classes, head_options=spec.arch.head_options | m.head_options)
+        arch = replace(
+            spec.arch,
+            num_classes=num_classes,
+            head_options=spec.arch.head_options | m.head_options,
+            neck=m.neck or spec.arch.neck,
+        )
         model = build_model(arch, replace(spec.input, frames=m.frames))
         own = model.state_dict()
         state = {
@@ -199,7 +223,7 @@ def build_for_recipe(recipe: Recipe, num_classes: int) -> ReIDNet:
             recipe.name,
             arch.backbone,
         )
-    arch = replace(arch, head_options=dict(m.head_options), neck=m.neck)
+    arch = replace(arch, head_options=dict(m.head_options), neck=m.neck or "bnneck")
     if m.last_stride:
         arch = replace(arch, last_stride=m.last_stride)
     sizes = {k: v for k, v in (("height", m.height), ("width", m.width)) if v}
@@ -253,6 +277,7 @@ def train(
         raise DatasetError(f"{index.root}: no training tracklets left; check the data set")
     labels, mapping = _relabel(train_tracklets)
     model = build_for_recipe(recipe, num_classes=len(mapping)).to(device)
+    check_losses(recipe, model)
     spec_input = model.input_spec
     dim = model.arch.feature_dim
     centers = torch.nn.Parameter(torch.randn(len(mapping), dim, device=device) * 0.01)

@@ -153,7 +153,8 @@ def frame_rank_terms(intermediate: torch.Tensor, targets: torch.Tensor, detach_t
       previous fused features ... and the corresponding hard-mined positive [negative] sample").
     - Eq. 3 sums over anchors (i, j); here the sum is a mean over the B anchors, as the batch-hard triplet of
       Eq. 2 (Hermans et al.) averages, so lambda weighs the two terms alike at any batch size.
-    - The anchor's own sequence is not a positive (Eq. 4a: l != j).
+    - The anchor's own sequence is not a positive: Eq. 4a says l != j; Eq. 3a's l runs over all K^i and is
+      read the same way (the anchor's own earlier steps set the thresholds; they are not a positive sample).
     - The paper does not say whether the thresholds carry gradient. With ``detach_thresholds`` (the default)
       they do not: otherwise the loss could be lowered by making the earlier features worse.
     """

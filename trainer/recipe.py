@@ -36,8 +36,10 @@ class ModelRecipe(_Section):
         default_factory=dict,
         description="options of the temporal head, e.g. {hidden: 128, attention: false} for gru_rank (models/heads.py)",
     )
-    neck: Literal["bnneck", "none"] = Field(
-        "bnneck", description="bnneck: batch-norm neck (Luo et al. 2019); none: retrieve with the head's feature"
+    neck: Literal["bnneck", "none"] | None = Field(
+        None,
+        description="bnneck: batch-norm neck (Luo et al. 2019); none: retrieve with the head's feature; "
+        "unset: bnneck, or the init_checkpoint's neck",
     )
 
 

@@ -229,7 +229,10 @@ def cmd_bench_frames(args: argparse.Namespace, config: CrosscamConfig) -> Result
     ]
     bad = sum(m["bad_frames"] for m in result["models"])
     if bad:
-        lines.append(f"{bad} unreadable frames were replaced by other frames of their tracklets")
+        lines.append(
+            f"{bad} unreadable frames: replaced by other frames of their tracklets; a tracklet with none readable "
+            "ranks last"
+        )
     lines.append(f"wrote {json_path} and {png_path}")
     return Result(result | {"split": split, "json": str(json_path), "png": str(png_path)}, "\n".join(lines))
 

@@ -423,3 +423,62 @@ def test_rank_loss_term_uses_every_fused_feature():
     recipe = Recipe.model_validate({"loss": {"xent": 0, "triplet": 0, "center": 0, "rank": 0.5}})
     terms = loss_terms(out, Batch(torch.zeros(6), y, torch.zeros(6, 3, dtype=torch.bool), []), recipe, None, None)
     assert terms["rank"].item() == pytest.approx(0.5 * losses.frame_rank_loss(out.intermediate, y).item())
+
+
+def test_a_tracklet_with_no_readable_frame_ranks_last(mars60, tmp_path):
+    """Its features are NaN and its distances +inf: a gallery tracklet whose every frame is corrupt comes after
+    every readable one for every query (a zero row used to sit closer than most real matches)."""
+    from dataclasses import replace
+
+    from trainer.evaluate import evaluate_index, rank_distances
+
+    index = load_dataset("mars", mars60)
+    broken = index.gallery[0]
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    paths = []
+    for i in range(len(broken.paths)):
+        target = folder / f"{i}.jpg"
+        target.write_bytes(b"not a jpeg")
+        paths.append(str(target))
+    gallery = (replace(broken, paths=tuple(paths)), *index.gallery[1:])
+    model = build_for_recipe(
+        Recipe.model_validate({"model": {"arch": "tiny_avg", "pretrained": None, "height": 32, "width": 16}}),
+        num_classes=2,
+    ).eval()
+    embedder = TorchEmbedder(model, model_spec(model), device="cpu")
+    feats = embed_tracklets(embedder, gallery[:3], frames=4)
+    assert np.isnan(feats[0]).all() and np.isfinite(feats[1:]).all()
+    q = embed_tracklets(embedder, index.query[:4], frames=4)
+    d = rank_distances(q, feats)
+    assert np.isinf(d[:, 0]).all() and np.isfinite(d[:, 1:]).all()
+    result = evaluate_index(embedder, replace(index, gallery=gallery), frames=4, rerank=True)
+    assert result["bad_frames"] >= len(paths) and 0.0 <= result["rerank"]["mAP"] <= 1.0
+
+
+def test_loss_settings_the_head_cannot_serve_are_refused():
+    from models.errors import ConfigError
+    from trainer.loop import check_losses
+
+    tiny = {"arch": "tiny_attention", "pretrained": None}
+    rank_on_attention = Recipe.model_validate({"model": tiny, "loss": {"rank": 1.0}})
+    with pytest.raises(ConfigError, match=r"loss\.rank needs the fused feature after every frame"):
+        check_losses(rank_on_attention, build_for_recipe(rank_on_attention, num_classes=2))
+    gru = {"arch": "tiny_gru_rank", "pretrained": None}
+    scores_on_gru = Recipe.model_validate({"model": gru, "loss": {"attention": 1.0}})
+    with pytest.raises(ConfigError, match=r"loss\.attention on raw scores"):
+        check_losses(scores_on_gru, build_for_recipe(scores_on_gru, num_classes=2))
+    fine = Recipe.model_validate({"model": gru, "loss": {"rank": 1.0}})
+    check_losses(fine, build_for_recipe(fine, num_classes=2))
+
+
+def test_the_recipes_neck_applies_to_a_fine_tune(tmp_path):
+    """model.neck set in a recipe wins over the init checkpoint's; unset, the checkpoint's neck is kept."""
+    from models.checkpoint import save_checkpoint
+
+    recipe = Recipe.model_validate({"model": {"arch": "tiny_gru_rank", "pretrained": None}})
+    save_checkpoint(build_for_recipe(recipe, num_classes=3), tmp_path / "bn.pt", {})
+    keep = Recipe.model_validate({"model": {"init_checkpoint": str(tmp_path / "bn.pt")}})
+    assert build_for_recipe(keep, num_classes=2).arch.neck == "bnneck"
+    plain = Recipe.model_validate({"model": {"init_checkpoint": str(tmp_path / "bn.pt"), "neck": "none"}})
+    assert build_for_recipe(plain, num_classes=2).arch.neck == "none"

@@ -26,7 +26,8 @@ class Augment:
 
 
 # The AAAI-2020 code erases after normalisation and writes the ImageNet mean (0.485, 0.456, 0.406) into the
-# normalised tensor; these RGB pixel values normalise to exactly that: 255 * (m + m * s).
+# normalised tensor; these RGB pixel values normalise to exactly that: 255 * (m + m * s), for a model with
+# ImageNet normalisation and RGB input (every ResNet / OSNet / MobileNet architecture here).
 MEAN_FILL = np.array(
     [round(255 * (m + m * s)) for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), strict=True)],
     dtype=np.uint8,
