@@ -3,8 +3,6 @@ clear errors; every temporal head runs on it; the ONNX export agrees with PyTorc
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -20,20 +18,15 @@ from models.osnet import OSNET_WIDTHS, OSNetBackbone
 from models.preprocess import preprocess
 from models.spec import InputSpec
 from tests.conftest import SHARED_DATA, assert_onnx_parity, make_model, randomize_batchnorm
+from tests.support.torchreid import torchreid_module
 
 MSMT17 = SHARED_DATA / "reid_weights" / "torchreid" / "osnet_x0_25_msmt17.pth"
 HEADS = ("attention", "avg", "gru_rank")
 
 
 def reference_osnet() -> ModuleType:
-    """deep-person-reid's own osnet.py, loaded by path: the installed package's ``__init__`` does not import."""
-    spec = importlib.util.find_spec("torchreid")
-    assert spec is not None, "the reference needs torchreid (the dev extra): pip install torchreid==0.2.5"
-    path = Path(next(iter(spec.submodule_search_locations))) / "reid" / "models" / "osnet.py"
-    module_spec = importlib.util.spec_from_file_location("torchreid_reference_osnet", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    """deep-person-reid's own osnet.py."""
+    return torchreid_module("reid/models/osnet.py")
 
 
 def image_batch(n: int = 6, seed: int = 0) -> torch.Tensor:

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+from tests.support.torchreid import torchreid_module
 from trainer.evaluate import squared_distances
 from trainer.metrics import evaluate_rank
 from trainer.rerank import re_ranking
@@ -22,14 +21,8 @@ def _split(positions: np.ndarray, num_q: int):
 
 
 def torchreid_rerank() -> ModuleType:
-    """torchreid's ``rerank.py``, loaded by path (the PyPI ``torchreid`` package itself does not import)."""
-    spec = importlib.util.find_spec("torchreid")
-    assert spec is not None, "the reference needs torchreid (the dev extra): pip install torchreid==0.2.5"
-    path = Path(next(iter(spec.submodule_search_locations))) / "reid" / "utils" / "rerank.py"
-    module_spec = importlib.util.spec_from_file_location("torchreid_reference_rerank", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    """torchreid's ``rerank.py``."""
+    return torchreid_module("reid/utils/rerank.py")
 
 
 def test_hand_checked_four_points():
