@@ -8,9 +8,9 @@ maps. ``vectors`` defaults to the maps' global average pooling.
 Every head returns ``HeadOutput(feature float[B,D], attention float[B,T], intermediate float[B,T,D] | None,
 scores float[B,T] | None)``; attention is each frame's weight in the feature, summing to 1 over frames
 (uniform for ``avg``; All for One's signed weights may be negative, and sum to 1 unless the running-sum guard
-acted), so the embedder can always pick the best-weighted frame as the thumbnail; ``scores`` are a head's raw, unnormalised
-frame scores where it has them (the AAAI-2020 attention loss acts on them). Pooling lives in the model so an
-export is the whole thing.
+acted), so the embedder can always pick the best-weighted frame as the thumbnail; ``scores`` are a head's raw,
+unnormalised frame scores where it has them (the AAAI-2020 attention loss acts on them). Pooling lives in the
+model so an export is the whole thing.
 """
 
 from __future__ import annotations
@@ -123,7 +123,6 @@ class GRURankHead(nn.Module):
         if scorer_layers < 1:
             raise ValueError(f"scorer_layers must be at least 1, got {scorer_layers}")
         self.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(vector_dim or in_channels, fc_dim))
-        self.use_attention = attention
         self.scorer = None
         if attention:
             layers: list[nn.Module] = []

@@ -65,6 +65,6 @@ def preprocess(clips: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 def l2_normalize(features: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows divided by their Euclidean norm (zero rows stay zero)."""
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    """Vectors along the last axis divided by their Euclidean norm (zero vectors stay zero)."""
+    norms = np.linalg.norm(features, axis=-1, keepdims=True)
     return (features / np.maximum(norms, eps)).astype(np.float32)

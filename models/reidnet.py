@@ -95,35 +95,32 @@ class ReIDNet(nn.Module):
         self.input_spec = input_spec
 
     def forward(self, clips: torch.Tensor) -> ReIDOutput:
-        if clips.dim() != 5 or clips.shape[2] != 3:
-            raise ClipError(f"expected clips of shape [B,T,3,H,W], got {tuple(clips.shape)}")
-        head = self._head(clips)
+        head = self.head(*self._frames(clips))
         neck, logits = self.neck(head.feature)
         if self.training:
             return ReIDOutput(head.feature, head.attention, logits, head.intermediate, neck, head.scores)
         return ReIDOutput(neck, head.attention, None, None)
 
-    def _head(self, clips: torch.Tensor):
+    def _frames(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The backbone over every frame of ``clips``: maps ``float[B,T,C,h,w]`` and frame vectors ``float[B,T,V]``."""
+        if clips.dim() != 5 or clips.shape[2] != 3:
+            raise ClipError(f"expected clips of shape [B,T,3,H,W], got {tuple(clips.shape)}")
         b, t = clips.shape[:2]
         maps = self.backbone(clips.flatten(0, 1))  # [B*T,C,h,w]
         vectors = self.backbone.frame_vectors(maps)  # [B*T,V]
-        return self.head(maps.reshape(b, t, *maps.shape[1:]), vectors.reshape(b, t, -1))
+        return maps.reshape(b, t, *maps.shape[1:]), vectors.reshape(b, t, -1)
 
     def step_features(self, clips: torch.Tensor) -> torch.Tensor:
         """``float[B,T,D]``: the feature after 1, 2, ..., T frames, through the neck as ``forward`` gives it (in
         eval mode the retrieval feature). A head that fuses frame by frame (``gru_rank``) gives its fused
         features f_1..f_T from one pass (All for One, Fig. 2); any other head pools each prefix of the frames
         (the backbone runs once)."""
-        if clips.dim() != 5 or clips.shape[2] != 3:
-            raise ClipError(f"expected clips of shape [B,T,3,H,W], got {tuple(clips.shape)}")
-        b, t = clips.shape[:2]
-        maps = self.backbone(clips.flatten(0, 1))  # [B*T,C,h,w]
-        vectors = self.backbone.frame_vectors(maps).reshape(b, t, -1)
-        maps = maps.reshape(b, t, *maps.shape[1:])
+        maps, vectors = self._frames(clips)
         head = self.head(maps, vectors)
         if head.intermediate is not None:
             steps = head.intermediate
         else:
-            steps = torch.stack([self.head(maps[:, :k], vectors[:, :k]).feature for k in range(1, t + 1)], 1)
-        d = steps.shape[2]
+            prefixes = [self.head(maps[:, :k], vectors[:, :k]).feature for k in range(1, maps.shape[1])]
+            steps = torch.stack([*prefixes, head.feature], 1)
+        b, t, d = steps.shape
         return self.neck(steps.reshape(b * t, d))[0].reshape(b, t, d)

@@ -95,6 +95,28 @@ def _finite(d: np.ndarray) -> np.ndarray:
 DISTANCES = ("cosine", "euclidean")
 
 
+def recipe_split(spec: ModelSpec) -> int:
+    """The split the model's recipe trained on (``data.split``; PRID-2011, iLIDS-VID), 0 when it names none."""
+    return int(spec.provenance.get("recipe", {}).get("data", {}).get("split", 0))
+
+
+def distinct_tracklets(index: DatasetIndex) -> tuple[list[Tracklet], list[int], list[int]]:
+    """Each tracklet of the query and gallery once (a protocol may put a query in the gallery too, as
+    Market-1501 without a test set and MARS's own code do), and the rows of the queries and of the gallery."""
+    rows = {t: i for i, t in enumerate(dict.fromkeys(index.query + index.gallery))}
+    return list(rows), [rows[t] for t in index.query], [rows[t] for t in index.gallery]
+
+
+def protocol_ids(index: DatasetIndex) -> dict[str, np.ndarray]:
+    """The person and camera ids of the query and gallery, as ``evaluate_rank`` takes them."""
+    return {
+        "q_pids": np.array([t.pid for t in index.query]),
+        "g_pids": np.array([t.pid for t in index.gallery]),
+        "q_camids": np.array([t.camid for t in index.query]),
+        "g_camids": np.array([t.camid for t in index.gallery]),
+    }
+
+
 def recipe_distance(spec: ModelSpec) -> str:
     """The distance the model's recipe evaluates with (``eval.distance``), ``cosine`` when it names none."""
     distance = spec.provenance.get("recipe", {}).get("eval", {}).get("distance", "cosine")
@@ -124,21 +146,10 @@ def evaluate_index(
     if distance not in DISTANCES:
         raise ValueError(f"unknown distance {distance!r}; use one of {DISTANCES}")
     bad = BadFrames()
-    # A protocol may put a query in the gallery too (Market-1501 without a test set, as MARS's own code does):
-    # each distinct tracklet is embedded once.
-    rows = {t: i for i, t in enumerate(dict.fromkeys(index.query + index.gallery))}
-    feats = embed_tracklets(embedder, list(rows), frames, batch_clips, bad, progress, normalize=distance == "cosine")
-    q = feats[[rows[t] for t in index.query]]
-    g = feats[[rows[t] for t in index.gallery]]
-    ids = {
-        name: np.array([getattr(t, attr) for t in part])
-        for name, attr, part in (
-            ("q_pids", "pid", index.query),
-            ("g_pids", "pid", index.gallery),
-            ("q_camids", "camid", index.query),
-            ("g_camids", "camid", index.gallery),
-        )
-    }
+    tracklets, q_rows, g_rows = distinct_tracklets(index)  # each embedded once
+    feats = embed_tracklets(embedder, tracklets, frames, batch_clips, bad, progress, normalize=distance == "cosine")
+    q, g = feats[q_rows], feats[g_rows]
+    ids = protocol_ids(index)
     q_g = rank_distances(q, g)
     plain = evaluate_rank(q_g, **ids)
     result: dict[str, Any] = {

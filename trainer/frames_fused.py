@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.preprocess import preprocess
+from models.preprocess import l2_normalize, preprocess
 from models.reidnet import ReIDNet
 from models.spec import InputSpec, ModelSpec
 from trainer.data.clips import BadFrames, read_clip
 from trainer.data.index import DatasetIndex, Tracklet
 from trainer.data.sampling import dense_clips
-from trainer.evaluate import rank_distances, recipe_distance
+from trainer.evaluate import distinct_tracklets, protocol_ids, rank_distances, recipe_distance
 from trainer.metrics import evaluate_rank
 
 Progress = Callable[[int, int], None]  # (done, total) tracklets
@@ -83,20 +83,7 @@ def step_embed(
 def for_distance(features: np.ndarray, distance: str) -> np.ndarray:
     """Features ready for squared Euclidean ranking: L2-normalised along the last axis for ``cosine``,
     unchanged for ``euclidean`` (NaN rows stay NaN)."""
-    if distance == "euclidean":
-        return features
-    norms = np.linalg.norm(features, axis=-1, keepdims=True)
-    return (features / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def identities(index: DatasetIndex) -> dict[str, np.ndarray]:
-    """The person and camera ids of the query and gallery, as ``evaluate_rank`` takes them."""
-    return {
-        "q_pids": np.array([t.pid for t in index.query]),
-        "g_pids": np.array([t.pid for t in index.gallery]),
-        "q_camids": np.array([t.camid for t in index.query]),
-        "g_camids": np.array([t.camid for t in index.gallery]),
-    }
+    return features if distance == "euclidean" else l2_normalize(features)
 
 
 def rank_curves(query: np.ndarray, gallery: np.ndarray, ids: dict[str, np.ndarray]) -> dict[str, dict[str, list]]:
@@ -126,16 +113,14 @@ def model_curves(
 
     Each distinct tracklet is embedded once (a protocol may put a query in the gallery too)."""
     distance = recipe_distance(spec)
-    rows = {t: i for i, t in enumerate(dict.fromkeys(index.query + index.gallery))}
+    tracklets, q_rows, g_rows = distinct_tracklets(index)
     bad = BadFrames()
-    feats = for_distance(step_embed(model, list(rows), frames, device, batch, bad, progress), distance)
-    q = feats[[rows[t] for t in index.query]]
-    g = feats[[rows[t] for t in index.gallery]]
+    feats = for_distance(step_embed(model, tracklets, frames, device, batch, bad, progress), distance)
     return {
         "arch": spec.arch.name,
         "head": spec.arch.head,
         "distance": distance,
-        **rank_curves(q, g, identities(index)),
+        **rank_curves(feats[q_rows], feats[g_rows], protocol_ids(index)),
         "bad_frames": len(bad),
     }
 

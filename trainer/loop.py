@@ -53,16 +53,7 @@ class TrainClips(torch.utils.data.Dataset):
     ) -> None:
         self.tracklets, self.labels, self.input = tracklets, labels, input_spec
         self.frames, self.mode = recipe.model.frames, recipe.data.clip_sampling
-        a = recipe.augment
-        self.augment = Augment(
-            flip=a.flip,
-            pad=a.pad,
-            erase=a.erase,
-            color=a.color,
-            color_gain=a.color_gain,
-            color_shift=a.color_shift,
-            erase_fill=a.erase_fill,
-        )
+        self.augment = Augment(**recipe.augment.model_dump())
         self.same_label: dict[int, list[int]] = {}
         for i, label in enumerate(labels):
             self.same_label.setdefault(label, []).append(i)

@@ -162,7 +162,7 @@ def cmd_bench_mars(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     rows = []
     for ckpt in args.checkpoints:
         embedder = load_embedder(ckpt, device=args.device, cache_dir=config.cache_dir)
-        name = embedder.spec.provenance.get("recipe", {}).get("name") or ckpt.stem
+        name = _model_name(ckpt, embedder.spec)
         with step(f"evaluating {name} ({ckpt}) on {args.dataset}"):
             r = evaluate_index(
                 embedder,
@@ -184,7 +184,8 @@ def cmd_bench_frames(args: argparse.Namespace, config: CrosscamConfig) -> Result
     from models.checkpoint import load_checkpoint
     from models.devices import resolve_torch_device
     from trainer.data.registry import load_dataset
-    from trainer.frames_fused import frames_fused, plot_frames_fused, rank1_table, recipe_distance
+    from trainer.evaluate import recipe_distance, recipe_split
+    from trainer.frames_fused import frames_fused, plot_frames_fused, rank1_table
 
     if args.labels is not None and len(args.labels) != len(args.checkpoints):
         raise UsageError(f"--labels: give one per checkpoint ({len(args.checkpoints)}), got {len(args.labels)}")
@@ -199,11 +200,7 @@ def cmd_bench_frames(args: argparse.Namespace, config: CrosscamConfig) -> Result
             raise ModelFileError(f"{ckpt}: {e}") from None
     labels = args.labels or _default_labels(args.checkpoints, specs)
     frames = args.frames or specs[0].input.frames
-    split = (
-        args.split
-        if args.split is not None
-        else int(specs[0].provenance.get("recipe", {}).get("data", {}).get("split", 0))
-    )
+    split = args.split if args.split is not None else recipe_split(specs[0])
     index = load_dataset(args.dataset, args.data_root, split=split)
     device = resolve_torch_device(args.device)
     models = [
@@ -237,11 +234,14 @@ def cmd_bench_frames(args: argparse.Namespace, config: CrosscamConfig) -> Result
     return Result(result | {"split": split, "json": str(json_path), "png": str(png_path)}, "\n".join(lines))
 
 
+def _model_name(path: Path, spec) -> str:
+    """A model's recipe name, else its file name."""
+    return spec.provenance.get("recipe", {}).get("name") or path.stem
+
+
 def _default_labels(paths: list[Path], specs: list) -> list[str]:
     """Each model's recipe name, else its file name; the paths themselves when those would repeat."""
-    names = [
-        spec.provenance.get("recipe", {}).get("name") or path.stem for path, spec in zip(paths, specs, strict=True)
-    ]
+    names = [_model_name(path, spec) for path, spec in zip(paths, specs, strict=True)]
     return names if len(set(names)) == len(names) else [str(p) for p in paths]
 
 

@@ -153,6 +153,7 @@ def calibrate_on_dataset(args: argparse.Namespace, config: CrosscamConfig) -> Re
         sweep_links,
     )
     from trainer.data.registry import DATASETS, load_dataset
+    from trainer.evaluate import recipe_split
 
     if args.dataset not in DATASETS:
         raise UsageError(f"--dataset {args.dataset!r}: choose one of {', '.join(DATASETS)}")
@@ -164,9 +165,7 @@ def calibrate_on_dataset(args: argparse.Namespace, config: CrosscamConfig) -> Re
     model = demo_embedder(args, config, real=True)
     embedder = load_embedder(model, backend=config.embedder.backend, device="cpu", cache_dir=config.cache_dir)
     spec = embedder.spec
-    split = (
-        args.split if args.split is not None else int(spec.provenance.get("recipe", {}).get("data", {}).get("split", 0))
-    )
+    split = args.split if args.split is not None else recipe_split(spec)
     index = load_dataset(args.dataset, args.data_root, split=split)
     tracklets = [t for t in index.gallery if t.pid >= 0]  # every test tracklet (junk ids left out)
     if not tracklets:

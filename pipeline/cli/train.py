@@ -115,18 +115,14 @@ def cmd_eval(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 
     from models.embedder import load_embedder
     from trainer.data.registry import load_dataset
-    from trainer.evaluate import average_results, evaluate_index, recipe_distance
+    from trainer.evaluate import average_results, evaluate_index, recipe_distance, recipe_split
 
     if args.dataset == "mars" and len(args.checkpoints) > 1:
         raise UsageError("MARS has one test split: evaluate one checkpoint at a time (or use `crosscam bench mars`)")
     results = []
     for ckpt in args.checkpoints:
         embedder = load_embedder(ckpt, backend=args.backend, device=args.device, cache_dir=config.cache_dir)
-        split = (
-            args.split
-            if args.split is not None
-            else int(embedder.spec.provenance.get("recipe", {}).get("data", {}).get("split", 0))
-        )
+        split = args.split if args.split is not None else recipe_split(embedder.spec)
         index = load_dataset(args.dataset, args.data_root, split=split, splits=args.splits)
         frames = args.frames or embedder.spec.input.frames
         distance = args.distance or recipe_distance(embedder.spec)

@@ -122,7 +122,7 @@ def test_neck_none_retrieves_the_heads_feature():
     assert model.arch.feature_dim == 16 and model.neck.classifier.bias is not None
     x = torch.randn(2, 3, 3, spec.height, spec.width)
     model.eval()
-    torch.testing.assert_close(model(x).feature, model._head(x).feature)
+    torch.testing.assert_close(model(x).feature, model.head(*model._frames(x)).feature)
     model.train()
     out = model(x)
     torch.testing.assert_close(out.neck_feature, out.feature)

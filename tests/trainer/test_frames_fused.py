@@ -15,7 +15,8 @@ from models.spec import ModelSpec
 from synth.datasets import write_mars
 from tests.pipeline.test_cli import run_json
 from trainer.data.registry import load_dataset
-from trainer.frames_fused import frames_fused, rank_curves, recipe_distance
+from trainer.evaluate import recipe_distance
+from trainer.frames_fused import frames_fused, rank_curves
 
 FRAMES = 4
 
