@@ -3,13 +3,12 @@ mixed precision on CUDA, validation on held-out identities, checkpoints with pro
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,12 @@ import numpy as np
 import torch
 import yaml
 
+from crosscam.errors import ConfigError
 from models.architectures import arch_spec
 from models.backends.torch_runtime import TorchEmbedder
-from models.checkpoint import build_model, load_checkpoint, save_checkpoint
-from models.errors import ConfigError
+from models.checkpoint import build_model, load_checkpoint
 from models.preprocess import preprocess
-from models.reidnet import ReIDNet
+from models.reidnet import ReIDNet, ReIDOutput
 from models.spec import InputSpec, ModelSpec
 from trainer import losses
 from trainer.data.clips import BadFrames, read_clip
@@ -30,8 +29,19 @@ from trainer.data.index import DatasetError, DatasetIndex, Tracklet
 from trainer.data.sampling import IdentitySampler, clip_indices
 from trainer.data.transforms import Augment, augment_clip
 from trainer.evaluate import evaluate_index
-from trainer.recipe import Recipe
-from trainer.schedule import scheduled_rate
+from trainer.hooks import (
+    BestCheckpointer,
+    Checkpointer,
+    CSVLog,
+    HookBase,
+    LRScheduler,
+    Progress,
+    TensorBoardWriter,
+    TrainState,
+    Validation,
+    load_state,
+)
+from trainer.recipe import LossRecipe, Recipe
 from trainer.validation import hold_out
 
 log = logging.getLogger(__name__)
@@ -117,33 +127,104 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass(frozen=True)
+class LossInputs:
+    """What the loss terms read from one training batch: the network's output, the batch (labels ``long[B]``,
+    erased frames ``bool[B,T]``), the recipe's loss section, the network (for the classifier's weights), the
+    centres ``float[C,D]`` (None where there are none) and ``metric_feature float[B,D]``, in float32: the
+    feature ``loss.metric_feature`` names, before the BNNeck (``out.feature``) or after it
+    (``out.neck_feature``; the pre-BN feature where the network has no neck)."""
+
+    out: ReIDOutput
+    batch: Batch
+    loss: LossRecipe
+    model: ReIDNet | None
+    centers: torch.Tensor | None
+    metric_feature: torch.Tensor
+
+
+def _xent(x: LossInputs) -> torch.Tensor | None:
+    """Cross-entropy with label smoothing ``loss.label_smooth`` on the classifier's logits ``float[B,C]``
+    (Szegedy et al. 2016; Luo et al. 2019): ``losses.cross_entropy_label_smooth``. None without a
+    classifier."""
+    if x.out.logits is None:
+        return None
+    return losses.cross_entropy_label_smooth(x.out.logits.float(), x.batch.labels, x.loss.label_smooth)
+
+
+def _triplet(x: LossInputs) -> torch.Tensor:
+    """Batch-hard triplet loss (Hermans, Beyer, Leibe 2017) on the metric feature, margin
+    ``loss.triplet_margin``, ``loss.triplet_metric`` distance: ``losses.batch_hard_triplet``."""
+    return losses.batch_hard_triplet(x.metric_feature, x.batch.labels, x.loss.triplet_margin, x.loss.triplet_metric)
+
+
+def _center(x: LossInputs) -> torch.Tensor | None:
+    """Center loss (Wen et al. 2016) ``(1/B) sum_i ||f_i - c_{y_i}||^2`` on the metric feature:
+    ``losses.center_loss``. None without centres."""
+    if x.centers is None:
+        return None
+    return losses.center_loss(x.metric_feature, x.batch.labels, x.centers)
+
+
+def _osm(x: LossInputs) -> torch.Tensor:
+    """Online soft mining with class-aware attention (Wang et al. 2019) on the metric feature:
+    ``losses.osm_caa_loss``. The class vectors are the centre-loss centres (``loss.osm_class_vectors:
+    centers``, the AAAI-2020 paper's "CL centers") or the classifier's weights ``float[C,D]``."""
+    vectors = x.centers if x.loss.osm_class_vectors == "centers" else x.model.neck.classifier.weight
+    return losses.osm_caa_loss(
+        x.metric_feature, x.batch.labels, vectors, x.loss.osm_sigma, x.loss.osm_alpha, x.loss.osm_l
+    )
+
+
+def _attention(x: LossInputs) -> torch.Tensor:
+    """The AAAI-2020 attention loss ``(1/B) sum_b sum_t s_bt e_bt`` over the randomly erased frames:
+    ``losses.attention_loss``. ``s float[B,T]`` are the head's raw ReLU'd frame scores
+    (``loss.attention_input: scores``, where the head has them) or its softmaxed attention weights."""
+    scores = x.out.scores
+    values = scores if x.loss.attention_input == "scores" and scores is not None else x.out.attention
+    return losses.attention_loss(values.float(), x.batch.erased)
+
+
+def _rank(x: LossInputs) -> torch.Tensor | None:
+    """All for One's rank term (Navaneet et al. 2019, Eq. 5) ``sum_t (t/T) L_t^rank`` on the fused features
+    after each frame ``float[B,T,D]``: ``losses.frame_rank_loss``. None where the head gives none (only
+    ``gru_rank`` does). Eq. 5's batch-hard triplet on the last fused feature is the ``triplet`` term."""
+    if x.out.intermediate is None:
+        return None
+    return losses.frame_rank_loss(x.out.intermediate.float(), x.batch.labels, x.loss.rank_detach_thresholds)
+
+
+LOSS_TERMS: dict[str, Callable[[LossInputs], torch.Tensor | None]] = {
+    "xent": _xent,
+    "triplet": _triplet,
+    "center": _center,
+    "osm": _osm,
+    "attention": _attention,
+    "rank": _rank,
+}
+"""Loss term name (also the name of its weight in the recipe's ``loss`` section) -> its unweighted value
+(a 0-d tensor), or None where the network's output cannot give it. The total loss sums the weighted terms in
+this order."""
+
+
 def loss_terms(
-    out, batch: Batch, recipe: Recipe, model: ReIDNet, centers: torch.Tensor | None
+    out: ReIDOutput, batch: Batch, recipe: Recipe, model: ReIDNet | None, centers: torch.Tensor | None
 ) -> dict[str, torch.Tensor]:
-    """The recipe's weighted loss terms (only those with a non-zero weight).
+    """The recipe's weighted loss terms ``weight * LOSS_TERMS[name](...)``, each a 0-d tensor, for the terms
+    with a non-zero weight that the output can give; in ``LOSS_TERMS``'s order.
 
     Cross-entropy acts on the classifier's logits; triplet, centre and OSM losses on the feature
     ``loss.metric_feature`` names (before or after the BNNeck); the attention loss on the head's raw frame
     scores or its softmaxed weights (``loss.attention_input``); the rank loss on the fused features after each
     frame (``gru_rank``), with batch-hard triplet on the last one (All for One, Eq. 5)."""
-    w, y = recipe.loss, batch.labels
-    terms: dict[str, torch.Tensor] = {}
-    if w.xent and out.logits is not None:
-        terms["xent"] = w.xent * losses.cross_entropy_label_smooth(out.logits.float(), y, w.label_smooth)
+    w = recipe.loss
     post_bn = w.metric_feature == "post_bn" and out.neck_feature is not None
-    feat = (out.neck_feature if post_bn else out.feature).float()
-    if w.triplet:
-        terms["triplet"] = w.triplet * losses.batch_hard_triplet(feat, y, w.triplet_margin, w.triplet_metric)
-    if w.center and centers is not None:
-        terms["center"] = w.center * losses.center_loss(feat, y, centers)
-    if w.osm:
-        vectors = centers if w.osm_class_vectors == "centers" else model.neck.classifier.weight
-        terms["osm"] = w.osm * losses.osm_caa_loss(feat, y, vectors, w.osm_sigma, w.osm_alpha, w.osm_l)
-    if w.attention:
-        frame_values = out.scores if w.attention_input == "scores" and out.scores is not None else out.attention
-        terms["attention"] = w.attention * losses.attention_loss(frame_values.float(), batch.erased)
-    if w.rank and out.intermediate is not None:
-        terms["rank"] = w.rank * losses.frame_rank_loss(out.intermediate.float(), y, w.rank_detach_thresholds)
+    x = LossInputs(out, batch, w, model, centers, (out.neck_feature if post_bn else out.feature).float())
+    terms: dict[str, torch.Tensor] = {}
+    for name, term in LOSS_TERMS.items():
+        weight = getattr(w, name)
+        if weight and (value := term(x)) is not None:
+            terms[name] = weight * value
     return terms
 
 
@@ -254,11 +335,38 @@ def train(
     """Train per ``recipe`` on ``index.train``; select the model on held-out identities.
 
     Writes ``last.pt`` / ``best.pt`` (crosscam checkpoints with provenance), ``state.pt`` (to resume),
-    ``log.csv``, TensorBoard events under ``tensorboard/`` and ``recipe.yaml`` into ``out_dir``.
+    ``log.csv``, TensorBoard events under ``tensorboard/`` and ``recipe.yaml`` into ``out_dir``. With
+    ``resume``, continues after the last epoch ``state.pt`` records. ``on_progress`` receives a report after
+    every step (``trainer.hooks.Progress``).
     """
+    s, dataset, val_index = _build_state(recipe, index, Path(out_dir), device)
+    if resume:
+        load_state(s)
+    (s.out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+    hooks = build_hooks(s, val_index, resume, on_progress)
+    for hook in hooks:
+        hook.before_train(s)
+    for epoch in range(s.start_epoch, recipe.optim.epochs):
+        s.epoch = epoch
+        _run_epoch(s, dataset, hooks)
+        for hook in hooks:
+            hook.after_epoch(s)
+    for hook in hooks:
+        hook.after_train(s)
+    if s.bad:
+        log.warning("%d unreadable frames were skipped, e.g. %s", len(s.bad), sorted(s.bad)[:3])
+    return TrainResult(s.out / "best.pt", s.out / "last.pt", s.best_map, recipe.optim.epochs, s.history, len(s.bad))
+
+
+def _build_state(
+    recipe: Recipe, index: DatasetIndex, out: Path, device: str
+) -> tuple[TrainState, TrainClips, DatasetIndex]:
+    """The loop's state before its first epoch, the training clips and the held-out identities' index.
+
+    Seeds Python's, NumPy's and torch's generators with ``recipe.seed``; from torch's, the network's initial
+    weights are drawn first, then the centres ``float[C,D]`` (``N(0, 0.01^2)``)."""
     from models.devices import resolve_torch_device
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_torch_device(device)
     use_amp = recipe.amp and device.startswith("cuda")
@@ -269,32 +377,13 @@ def train(
     labels, mapping = _relabel(train_tracklets)
     model = build_for_recipe(recipe, num_classes=len(mapping)).to(device)
     check_losses(recipe, model)
-    spec_input = model.input_spec
-    dim = model.arch.feature_dim
-    centers = torch.nn.Parameter(torch.randn(len(mapping), dim, device=device) * 0.01)
+    centers = torch.nn.Parameter(torch.randn(len(mapping), model.arch.feature_dim, device=device) * 0.01)
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad], lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay
     )
     center_opt = torch.optim.SGD([centers], lr=recipe.optim.center_lr)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     sampler = IdentitySampler(labels, recipe.sampler.p, recipe.sampler.k, seed=recipe.seed)
-    iters = recipe.optim.iters_per_epoch or max(1, len(sampler))
-    start_epoch, best_map, history = 0, -1.0, []
-    state_path = out / "state.pt"
-    if resume and state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        center_opt.load_state_dict(state["center_optimizer"])
-        with torch.no_grad():
-            centers.copy_(state["centers"])
-        start_epoch, best_map, history = state["epoch"], state["best_map"], state["history"]
-        sampler.rng = np.random.default_rng([recipe.seed, start_epoch])
-        log.info("resumed from %s at epoch %d", state_path, start_epoch)
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
-    dataset = TrainClips(train_tracklets, labels, recipe, spec_input)
-    writer = _tensorboard(out)
-    bad_total: set[str] = set()
     provenance = {
         "recipe": recipe.model_dump(mode="json"),
         "dataset": index.name,
@@ -303,107 +392,87 @@ def train(
         "val_identities": len(val_index.query),
         "trained": True,
     }
-    csv_path = out / "log.csv"
-    new_csv = not csv_path.is_file() or not resume
-    with csv_path.open("w" if new_csv else "a", newline="") as f:
-        rows = csv.writer(f)
-        if new_csv:
-            rows.writerow(["epoch", "iter", "lr", "loss", "terms", "val_mAP", "val_cmc1", "seconds"])
-        for epoch in range(start_epoch, recipe.optim.epochs):
-            model.train()
-            loader = torch.utils.data.DataLoader(
-                dataset,
-                batch_sampler=_Batches(sampler, iters, recipe.seed, epoch),
-                collate_fn=_collate,
-                num_workers=recipe.data.workers,
-                pin_memory=device.startswith("cuda"),
-            )
-            t0, running = time.perf_counter(), []
-            for it, batch in enumerate(loader):
-                lr = scheduled_rate(epoch + it / iters, recipe.optim)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                bad_total.update(batch.bad)
-                clips, y = batch.clips.to(device, non_blocking=True), batch.labels.to(device)
-                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    out_ = model(clips)
-                terms = loss_terms(out_, Batch(clips, y, batch.erased.to(device), []), recipe, model, centers)
-                total = sum(terms.values())
-                optimizer.zero_grad(set_to_none=True)
-                center_opt.zero_grad(set_to_none=True)
-                scaler.scale(total).backward()
-                optimizer_step(scaler, optimizer, center_opt, centers, recipe.loss.center)
-                running.append(total.item())
-                step = epoch * iters + it
-                if writer:
-                    writer.add_scalar("train/loss", total.item(), step)
-                    writer.add_scalar("train/lr", lr, step)
-                    for name, value in terms.items():
-                        writer.add_scalar(f"train/{name}", value.item(), step)
-                if on_progress:
-                    on_progress(
-                        {
-                            "epoch": epoch,
-                            "iter": it,
-                            "iters": iters,
-                            "epochs": recipe.optim.epochs,
-                            "loss": total.item(),
-                            "lr": lr,
-                        }
-                    )
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "loss": float(np.mean(running)),
-                "lr": lr,
-                "seconds": time.perf_counter() - t0,
-            }
-            last_epoch = epoch + 1 == recipe.optim.epochs
-            if val_index.query and ((epoch + 1) % recipe.eval.every == 0 or last_epoch):
-                metrics = validate(model, val_index, recipe, device)
-                record |= {"val_mAP": metrics["mAP"], "val_cmc1": metrics["cmc"]["1"]}
-                if "rerank" in metrics:  # reported; the model is still selected on the plain mAP
-                    record["val_rerank_mAP"] = metrics["rerank"]["mAP"]
-                if writer:
-                    writer.add_scalar("val/mAP", metrics["mAP"], epoch + 1)
-                if metrics["mAP"] > best_map:
-                    best_map = metrics["mAP"]
-                    save_checkpoint(
-                        model, out / "best.pt", provenance | {"epoch": epoch + 1, "metrics": {"val": metrics}}
-                    )
-            history.append(record)
-            rows.writerow(
-                [
-                    epoch + 1,
-                    iters,
-                    f"{lr:.3e}",
-                    f"{record['loss']:.5f}",
-                    json.dumps({k: round(v.item(), 5) for k, v in terms.items()}),
-                    record.get("val_mAP", ""),
-                    record.get("val_cmc1", ""),
-                    f"{record['seconds']:.1f}",
-                ]
-            )
-            f.flush()
-            save_checkpoint(model, out / "last.pt", provenance | {"epoch": epoch + 1})
-            torch.save(
-                {
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "center_optimizer": center_opt.state_dict(),
-                    "centers": centers.detach(),
-                    "best_map": best_map,
-                    "history": history,
-                },
-                state_path,
-            )
-    if writer:
-        writer.close()
-    if not (out / "best.pt").is_file():  # no validation identities: the last model is the choice
-        save_checkpoint(model, out / "best.pt", provenance | {"epoch": recipe.optim.epochs})
-    if bad_total:
-        log.warning("%d unreadable frames were skipped, e.g. %s", len(bad_total), sorted(bad_total)[:3])
-    return TrainResult(out / "best.pt", out / "last.pt", best_map, recipe.optim.epochs, history, len(bad_total))
+    state = TrainState(
+        recipe=recipe,
+        out=out,
+        device=device,
+        amp=use_amp,
+        model=model,
+        optimizer=optimizer,
+        center_opt=center_opt,
+        centers=centers,
+        scaler=scaler,
+        sampler=sampler,
+        iters=recipe.optim.iters_per_epoch or max(1, len(sampler)),
+        provenance=provenance,
+    )
+    return state, TrainClips(train_tracklets, labels, recipe, model.input_spec), val_index
+
+
+def build_hooks(
+    s: TrainState,
+    val_index: DatasetIndex,
+    resume: bool,
+    on_progress: Callable[[dict[str, Any]], None] | None,
+) -> list[HookBase]:
+    """The hooks of a training run, in the order they run: the lr schedule; validation on ``val_index``
+    (where it has queries) every ``eval.every`` epochs and after the last; TensorBoard; ``best.pt``;
+    ``log.csv`` (continued where ``resume``); ``last.pt`` and ``state.pt``; ``on_progress`` reports."""
+    hooks: list[HookBase] = [LRScheduler()]
+    if val_index.query:
+        hooks.append(Validation(s.recipe.eval.every, partial(validate, s.model, val_index, s.recipe, s.device)))
+    hooks += [TensorBoardWriter(), BestCheckpointer(), CSVLog(append=resume), Checkpointer()]
+    if on_progress:
+        hooks.append(Progress(on_progress))
+    return hooks
+
+
+def _run_epoch(s: TrainState, dataset: TrainClips, hooks: list[HookBase]) -> None:
+    """Epoch ``s.epoch``: ``s.iters`` steps, each between the hooks' ``before_step`` and ``after_step``; then
+    appends the epoch's record to ``s.history``."""
+    s.model.train()
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=_Batches(s.sampler, s.iters, s.recipe.seed, s.epoch),
+        collate_fn=_collate,
+        num_workers=s.recipe.data.workers,
+        pin_memory=s.device.startswith("cuda"),
+    )
+    t0, step_losses = time.perf_counter(), []
+    for it, batch in enumerate(loader):
+        s.iter = it
+        for hook in hooks:
+            hook.before_step(s)
+        run_step(s, batch)
+        step_losses.append(s.loss)
+        for hook in hooks:
+            hook.after_step(s)
+    s.history.append(
+        {
+            "epoch": s.epoch + 1,
+            "loss": float(np.mean(step_losses)),
+            "lr": s.lr,
+            "seconds": time.perf_counter() - t0,
+        }
+    )
+
+
+def run_step(s: TrainState, batch: Batch) -> None:
+    """One optimisation step on ``batch`` (on the CPU; moved to ``s.device`` here) at the learning rate the
+    optimiser holds: forward (float16 autocast where ``s.amp``), the recipe's loss terms, backward through the
+    loss scale, both optimisers' steps. Leaves the terms in ``s.terms``, their sum in ``s.loss`` and the
+    batch's unreadable frames in ``s.bad``."""
+    s.bad.update(batch.bad)
+    clips, y = batch.clips.to(s.device, non_blocking=True), batch.labels.to(s.device)
+    with torch.autocast("cuda", dtype=torch.float16, enabled=s.amp):
+        out = s.model(clips)
+    s.terms = loss_terms(out, Batch(clips, y, batch.erased.to(s.device), []), s.recipe, s.model, s.centers)
+    total = sum(s.terms.values())
+    s.optimizer.zero_grad(set_to_none=True)
+    s.center_opt.zero_grad(set_to_none=True)
+    s.scaler.scale(total).backward()
+    optimizer_step(s.scaler, s.optimizer, s.center_opt, s.centers, s.recipe.loss.center)
+    s.loss = total.item()
 
 
 def validate(model: ReIDNet, val_index: DatasetIndex, recipe: Recipe, device: str) -> dict[str, Any]:
@@ -425,12 +494,3 @@ def validate(model: ReIDNet, val_index: DatasetIndex, recipe: Recipe, device: st
         # the embedder lays the backbone out channels-last for speed; training goes on in the layout it began in
         model.float().train(was_training)
         model.backbone.to(memory_format=torch.contiguous_format)
-
-
-def _tensorboard(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is a dependency; this guards a broken install, not a normal one
-        log.warning("tensorboard is not importable; writing only log.csv")
-        return None
-    return SummaryWriter(str(out / "tensorboard"))
