@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.errors import CrosscamError, ModelFileError
+from crosscam.errors import CrosscamError
+from models.errors import ModelFileError
 
 
 class WeightsUnavailableError(CrosscamError):

@@ -1,11 +1,6 @@
-"""Errors a user can cause. Each message names the input and says what to do.
+"""Errors of model files and runtimes (subclasses of ``crosscam.errors.CrosscamError``)."""
 
-The CLI prints these without a traceback and exits with code 2; anything else is a bug.
-"""
-
-
-class CrosscamError(Exception):
-    """Base class of every error caused by user input (a path, a file, a flag, a config key)."""
+from crosscam.errors import CrosscamError
 
 
 class ModelFileError(CrosscamError):
@@ -18,7 +13,3 @@ class ClipError(CrosscamError):
 
 class BackendUnavailableError(CrosscamError):
     """A runtime (onnxruntime, TensorRT, CUDA) is not installed or not usable on this machine."""
-
-
-class ConfigError(CrosscamError):
-    """A configuration file or override is malformed or names an unknown key."""

@@ -65,7 +65,7 @@ class EmbeddingService:
         embedder: Embedder,
         site: str,
         publish: Callable[[TrackletEmbedding], object],
-        max_batch: int = 16,
+        max_batch: int = 32,
         max_wait: float = 0.05,
         capacity: int = 256,
     ) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from models.errors import CrosscamError
+from crosscam.errors import CrosscamError
 from synth.camera import CameraStyle, apply_style, background, camera_style
 from synth.people import Appearance, appearance, render_person
 

@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
 
-from models.errors import CrosscamError
-from pipeline.sources import SourceError
+from crosscam.errors import CrosscamError
+from pipeline.camera.sources import SourceError, SourceType
 from synth.scene import Scene, SceneSpec
 
 
@@ -52,3 +52,7 @@ class SynthCapture:
 
     def release(self) -> None:
         pass
+
+
+SYNTH = SourceType(check=parse_synth_url, open=SynthCapture)
+"""``synth://`` sources for ``pipeline.camera.sources.open_source(..., types={"synth": SYNTH})``."""

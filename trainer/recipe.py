@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from crosscam.errors import ConfigError
+from crosscam.yaml_config import read_yaml, validated
+
+RECIPES = Path(__file__).with_name("recipes")  # the bundled recipes, by name
 
 
 class _Section(BaseModel):
@@ -151,3 +157,14 @@ class Recipe(_Section):
     loss: LossRecipe = LossRecipe()
     eval: EvalRecipe = EvalRecipe()
     hpo: HpoRecipe = HpoRecipe()
+
+
+def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """A recipe from a YAML file or a bundled name (``RECIPES``), with ``--set`` overrides; errors name the key."""
+    path = Path(source)
+    if not path.is_file() and (RECIPES / f"{source}.yaml").is_file():
+        path = RECIPES / f"{source}.yaml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
+        raise ConfigError(f"{source}: recipe not found; pass a YAML file or one of: {names}")
+    return validated(Recipe, read_yaml(path), overrides, str(path))

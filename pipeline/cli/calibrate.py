@@ -56,7 +56,7 @@ DATASET_THRESHOLDS = "0.20:0.95:0.01"
 
 
 def thresholds_of(text: str) -> list[float]:
-    from pipeline.calibrate import parse_thresholds
+    from pipeline.lab.calibrate import parse_thresholds
 
     try:
         thresholds = parse_thresholds(text)
@@ -77,9 +77,10 @@ def cmd_calibrate(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 
 def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
-    from pipeline.bus import Keys, scratch_redis
-    from pipeline.calibrate import collect, plot, sweep
-    from pipeline.demo import DEMO_TRACKLETS, run_site, synthetic_site
+    from pipeline.bus.connect import scratch_redis
+    from pipeline.lab.calibrate import collect, plot, sweep
+    from pipeline.lab.demo import demo_config, run_site, synthetic_site
+    from pipeline.site import Site
 
     thresholds = thresholds_of(args.thresholds or SCENE_THRESHOLDS)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
@@ -90,10 +91,10 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     for seed in seeds:
         scene, cameras = synthetic_site(args.people, args.seconds, seed)
         with scratch_redis("crosscam-calibrate-redis-") as client:
-            keys = Keys("calibrate", config.redis.prefix)
+            site = Site(demo_config(config, "motion", synthetic=True), client, "calibrate")
             with step(f"running the {len(cameras)}-camera scene (seed {seed}) through workers and embedder (once)"):
-                run = run_site(client, keys, cameras, embedder, "motion", policy, DEMO_TRACKLETS)
-            items = collect(client, keys, run.tracklets, scene, {c: i for i, c in enumerate(cameras)})
+                run = run_site(site, cameras, embedder)
+            items = collect(client, site.keys, run.tracklets, scene, {c: i for i, c in enumerate(cameras)})
         if not items:
             raise UsageError(f"scene {seed} produced no tracklets to calibrate on; try more --seconds or --people")
         with step(f"replaying {len(items)} tracklets at {len(thresholds)} thresholds"):
@@ -141,7 +142,7 @@ def calibrate_on_dataset(args: argparse.Namespace, config: CrosscamConfig) -> Re
 
     from models.artifacts import read_spec, write_spec
     from models.embedder import load_embedder
-    from pipeline.calibrate import (
+    from pipeline.lab.calibrate import (
         LINK_RULE,
         distribution,
         embed_for_links,

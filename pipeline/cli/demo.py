@@ -48,7 +48,7 @@ def demo_embedder(args, config: CrosscamConfig, real: bool = False) -> Path:
     """``--embedder``; else for ``real`` footage the bundled real model, else the demo's synthetic model
     (trained once, with progress, and cached)."""
     from models.export import default_cache_dir
-    from pipeline.demo import demo_model
+    from pipeline.lab.demo import demo_model
 
     if args.embedder:
         if not Path(args.embedder).is_file():
@@ -83,11 +83,11 @@ def video_camera_ids(videos: list[Path]) -> list[str]:
 def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
     from pipeline import store
-    from pipeline.bus import Keys, scratch_redis
+    from pipeline.bus.connect import scratch_redis
     from pipeline.cli.matcher import history_text
-    from pipeline.demo import DEMO_TRACKLETS, run_site, score_against_truth, synthetic_site
-    from pipeline.report import write_report
-    from pipeline.store import StoreKeys
+    from pipeline.lab.demo import demo_config, run_site, score_against_truth, synthetic_site
+    from pipeline.serve.report import write_report
+    from pipeline.site import Site
 
     model = demo_embedder(args, config, real=bool(args.video))
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)
@@ -102,19 +102,10 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         scene, cameras = synthetic_site(args.people, args.seconds, args.seed)
         detector = "motion"
     with scratch_redis("crosscam-demo-redis-") as client:
-        keys = Keys("demo", config.redis.prefix)
-        skeys = StoreKeys("demo", config.redis.prefix)
+        site = Site(demo_config(config, detector, synthetic=scene is not None), client)
+        skeys = site.keys
         with step(f"running {len(cameras)} cameras, embedder and matcher on an embedded Redis"):
-            run = run_site(
-                client,
-                keys,
-                cameras,
-                embedder,
-                detector,
-                config.matcher.policy(),
-                DEMO_TRACKLETS if scene is not None else None,
-                model_threshold=not config.matcher.threshold_is_set,
-            )
+            run = run_site(site, cameras, embedder)
         metrics = {}
         if scene is not None:
             metrics = score_against_truth(client, skeys, run, scene, {c: i for i, c in enumerate(cameras)})

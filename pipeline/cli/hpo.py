@@ -30,9 +30,9 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def cmd_hpo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
-    from pipeline.cli.train import load_recipe
     from trainer.data.registry import load_dataset
     from trainer.hpo import search
+    from trainer.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     index = load_dataset(recipe.data.dataset, args.data_root, split=recipe.data.split, splits=recipe.data.splits)

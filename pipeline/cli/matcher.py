@@ -50,15 +50,11 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.set_defaults(handler=cmd_prune)
 
 
-def connect_site(args: argparse.Namespace, config: CrosscamConfig):
-    """(client, bus Keys, StoreKeys) for the site the arguments name."""
-    from pipeline.bus import Keys, connect
-    from pipeline.cli.worker import embedded_db, redis_url
-    from pipeline.store import StoreKeys
+def open_site(args: argparse.Namespace, config: CrosscamConfig):
+    """The site the arguments name (``--site``, ``--redis-url``), connected."""
+    from pipeline.site import Site
 
-    site = getattr(args, "site", None) or config.site
-    client = connect(redis_url(args, config), embedded_db(config))
-    return client, Keys(site, config.redis.prefix), StoreKeys(site, config.redis.prefix)
+    return Site.open(config, getattr(args, "site", None), getattr(args, "redis_url", None))
 
 
 def parse_age(text: str) -> float:
@@ -82,29 +78,15 @@ def parse_since(text: str | None) -> float | None:
 
 
 def cmd_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
-    from pipeline.matcher import Matcher
-
-    client, keys, _ = connect_site(args, config)
-    m = config.matcher
-    matcher = Matcher(
-        client,
-        keys,
-        m.policy(),
-        args.consumer,
-        m.batch,
-        m.claim_idle,
-        m.merge_every,
-        m.ttl,
-        m.lease,
-        model_threshold=not m.threshold_is_set,  # the workers' announced model's own threshold
-    ).start()
+    site = open_site(args, config)
+    matcher = site.matcher(args.consumer).start()
     try:
         counts = matcher.run(idle_exit=args.idle_exit)
     except KeyboardInterrupt:
         matcher.release()
         counts = dict(matcher.counts)
     text = ", ".join(f"{k} {v}" for k, v in counts.items())
-    return Result({"site": keys.site, "consumer": matcher.consumer, **counts}, f"matcher {matcher.consumer}: {text}")
+    return Result({"site": site.name, "consumer": matcher.consumer, **counts}, f"matcher {matcher.consumer}: {text}")
 
 
 def _when(t: float | None) -> str:
@@ -125,7 +107,8 @@ def history_text(h: dict) -> str:
 def cmd_persons(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from pipeline import store
 
-    client, _, keys = connect_site(args, config)
+    site = open_site(args, config)
+    client, keys = site.client, site.keys
     rows = store.persons(client, keys, args.camera, parse_since(args.since), args.limit)
     lines = [f"{len(rows)} persons"] + [
         f"  {r['person']:>6}  {r['sightings']:>4} sightings  {_when(r['first_seen'])} - {_when(r['last_seen'])}  "
@@ -138,7 +121,8 @@ def cmd_persons(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 def cmd_history(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from pipeline import store
 
-    client, _, keys = connect_site(args, config)
+    site = open_site(args, config)
+    client, keys = site.client, site.keys
     h = store.history(client, keys, args.person)
     return Result(h, history_text(h))
 
@@ -146,7 +130,8 @@ def cmd_history(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 def cmd_explain(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from pipeline import store
 
-    client, _, keys = connect_site(args, config)
+    site = open_site(args, config)
+    client, keys = site.client, site.keys
     e = store.explain(client, keys, args.sighting)
     lines = [
         f"{e['sighting']} ({e['camera']}, {_when(e['t_start'])}-{_when(e['t_end'])}) belongs to person {e['person']}",
@@ -160,16 +145,18 @@ def cmd_explain(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 def cmd_unlink(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from pipeline import store
 
-    client, _, keys = connect_site(args, config)
-    r = store.unlink(client, keys, args.sighting, config.matcher.policy())
+    site = open_site(args, config)
+    client, keys = site.client, site.keys
+    r = store.unlink(client, keys, args.sighting, site.policy())
     return Result(r, f"{r['sighting']} moved from person {r['from']} to new person {r['person']}")
 
 
 def cmd_prune(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from pipeline import store
 
-    client, _, keys = connect_site(args, config)
-    r = store.prune(client, keys, parse_age(args.older_than), config.matcher.policy())
+    site = open_site(args, config)
+    client, keys = site.client, site.keys
+    r = store.prune(client, keys, parse_age(args.older_than), site.policy())
     return Result(r, f"removed {r['sightings_removed']} sightings and {r['persons_removed']} persons")
 
 
@@ -197,7 +184,8 @@ def cmd_search(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     if not path:
         raise UsageError("no re-ID model: pass --embedder PATH (the model the workers embed with)")
     images = read_images(args.images)
-    client, _, keys = connect_site(args, config)
+    site = open_site(args, config)
+    client, keys = site.client, site.keys
     feature = embed_images(load_embedder(path, device="cpu", cache_dir=config.cache_dir), images)
     results = store.search_histories(client, keys, store.load_gallery(client, keys), feature, args.top_k)
     lines = [f"{len(results)} matches for {len(images)} image(s)"]

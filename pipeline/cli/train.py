@@ -8,8 +8,7 @@ from pathlib import Path
 from pipeline.cli.app import Result, UsageError
 from pipeline.cli.progress import console, show_training, training_progress
 from pipeline.config import CrosscamConfig
-
-RECIPES = Path(__file__).resolve().parents[2] / "trainer" / "recipes"
+from trainer.recipe import load_recipe
 
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -54,29 +53,6 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     e.add_argument("--backend", default="auto", help="runtime: auto, torch, onnxruntime, tensorrt")
     e.add_argument("--device", default="auto")
     e.set_defaults(handler=cmd_eval)
-
-
-def load_recipe(source: str, overrides: list[str]):
-    """A recipe from a file or a bundled name, with ``--set`` overrides; errors name the key."""
-    from pydantic import ValidationError
-
-    from models.errors import ConfigError
-    from pipeline.config.loader import apply_override, describe_error, parse_override, read_yaml
-    from trainer.recipe import Recipe
-
-    path = Path(source)
-    if not path.is_file() and (RECIPES / f"{source}.yaml").is_file():
-        path = RECIPES / f"{source}.yaml"
-    if not path.is_file():
-        names = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
-        raise ConfigError(f"{source}: recipe not found; pass a YAML file or one of: {names}")
-    data = read_yaml(path)
-    for text in overrides:
-        apply_override(data, *parse_override(text), text)
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(describe_error(err, str(path))) from None
 
 
 def cmd_train(args: argparse.Namespace, config: CrosscamConfig) -> Result:

@@ -5,57 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
-from models.errors import ConfigError
+from crosscam.errors import ConfigError
+from crosscam.yaml_config import read_yaml, validated
 from pipeline.config.schema import CrosscamConfig
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"a.b=value"`` -> ``(["a", "b"], value)``; the value is parsed as YAML (``1``, ``true``, ``[1, 2]``)."""
-    key, sep, raw = text.partition("=")
-    parts = key.strip().split(".")
-    if not sep or not all(p.strip() for p in parts):
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set embedder.device=cpu")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({e})") from e
-    return [p.strip() for p in parts], value
-
-
-def apply_override(data: dict[str, Any], path: list[str], value: Any, text: str) -> None:
-    node = data
-    for i, part in enumerate(path[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {text!r}: {'.'.join(path[: i + 1])} is a value, not a section")
-        node = child
-    node[path[-1]] = value
-
-
-def describe_error(error: ValidationError, source: str) -> str:
-    """One line per invalid key, naming the key (``a.b.c``) and what is wrong with it."""
-    lines = []
-    for e in error.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key; see `crosscam config show` for the valid keys")
-        else:
-            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
-    return f"invalid configuration in {source}:\n  " + "\n  ".join(lines)
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML file whose top level is a mapping (an empty file gives ``{}``)."""
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(loaded).__name__}")
-    return loaded or {}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> CrosscamConfig:
@@ -67,11 +19,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not Path(path).is_file():
             raise ConfigError(f"{path}: config file not found; pass an existing YAML file to --config")
         data = read_yaml(Path(path))
-    for text in overrides:
-        apply_override(data, *parse_override(text), text)
     if overrides:
         source += " with --set " + " ".join(overrides)
-    try:
-        return CrosscamConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(describe_error(e, source)) from None
+    return validated(CrosscamConfig, data, overrides, source)

@@ -63,6 +63,9 @@ class DetectorConfig(Section):
     half: bool = False
     every: int = Field(1, ge=1, description="detect on every k-th frame")
     tracker: Literal["bytetrack.yaml", "botsort.yaml"] = "bytetrack.yaml"
+    min_area: int = Field(400, ge=1, description="motion detector: smallest moving blob, pixels")
+    min_aspect: float = Field(1.1, gt=0, description="motion detector: least height / width of a person's blob")
+    max_aspect: float = Field(5.0, gt=0, description="motion detector: largest height / width of a person's blob")
 
 
 class TrackletConfig(Section):
@@ -70,7 +73,10 @@ class TrackletConfig(Section):
     max_seconds: float = Field(8.0, gt=0, description="span after which a long track's tracklet closes")
     lost_after: float = Field(1.0, gt=0, description="seconds unseen after which a track has ended")
     min_crops: int = Field(2, ge=1)
-    min_box_height: int = Field(40, ge=1)
+    min_box_height: int = Field(
+        40, ge=1, description="boxes shorter than this (pixels) are too small to describe a person"
+    )
+    edge_margin: int = Field(2, ge=0, description="a box this close to the frame edge (pixels) is cut by it: left out")
     blur_ratio: float = Field(
         0.33,
         ge=0,
@@ -124,8 +130,7 @@ class MatcherConfig(Section):
     def policy(self, model_threshold: float | None = None):
         """The matcher's rules. The link threshold is ``threshold`` when set, else ``model_threshold`` (the
         model's calibrated one, which also lifts ``merge_threshold`` to at least it), else the default."""
-        from pipeline.matching import MatchPolicy, Topology
-        from pipeline.site_models import with_model_threshold
+        from pipeline.matcher.rules import MatchPolicy, Topology, with_model_threshold
 
         topology = None
         if self.topology:

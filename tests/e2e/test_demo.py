@@ -46,7 +46,7 @@ def test_the_demo_model_carries_its_calibrated_threshold(tiny_checkpoints, tmp_p
     from dataclasses import replace
 
     from models.artifacts import read_spec, write_spec
-    from pipeline.demo import DEMO_THRESHOLD, carry_demo_threshold
+    from pipeline.lab.demo import DEMO_THRESHOLD, carry_demo_threshold
 
     path = tmp_path / "demo.pt"
     path.write_bytes(tiny_checkpoints["tiny_attention"].read_bytes())
@@ -88,19 +88,18 @@ def test_a_site_run_links_at_the_threshold_its_model_carries(tiny_checkpoints, t
     """``run_site`` announces the embedder's model as a worker does, and the matcher follows it: the demo model's
     0.70, unless the site sets one."""
     from models.embedder import load_embedder
-    from pipeline.bus import Keys, scratch_redis
+    from pipeline.bus.connect import scratch_redis
     from pipeline.config import load_config
-    from pipeline.demo import DEMO_TRACKLETS, carry_demo_threshold, run_site, synthetic_site
+    from pipeline.lab.demo import carry_demo_threshold, demo_config, run_site, synthetic_site
+    from pipeline.site import Site
 
     path = tmp_path / "demo.pt"
     path.write_bytes(tiny_checkpoints["tiny_attention"].read_bytes())
     embedder = load_embedder(carry_demo_threshold(path), device="cpu")
     _, cameras = synthetic_site(people=3, seconds=8.0, seed=1)
     for overrides, expected in (([], 0.70), (["matcher.threshold=0.55"], 0.55)):
-        m = load_config(overrides=overrides).matcher
+        config = demo_config(load_config(overrides=overrides), "motion", synthetic=True)
         with scratch_redis("crosscam-test-demo-") as client:
-            run = run_site(
-                client, Keys("t"), cameras, embedder, "motion", m.policy(), DEMO_TRACKLETS, not m.threshold_is_set
-            )
+            run = run_site(Site(config, client, "t"), cameras, embedder)
         assert sum(r.tracklets for r in run.reports.values()) > 0
         assert run.link_threshold == expected

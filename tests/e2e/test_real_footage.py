@@ -45,8 +45,8 @@ class CropStudy:
 
 
 def study(path, sigma: float = 0.0, max_frames: int | None = None) -> CropStudy:
-    from pipeline.tracking import DetectorOptions, make_tracker
-    from pipeline.tracklets import TrackletBuffer, TrackletPolicy, crop_quality
+    from pipeline.camera.tracking import DetectorOptions, make_tracker
+    from pipeline.camera.tracklets import TrackletBuffer, TrackletPolicy, crop_quality
     from pipeline.types import Frame
 
     default = TrackletPolicy()
@@ -134,7 +134,7 @@ def expected_threshold() -> float:
     """What the matcher links at with the bundled model: its calibrated threshold, else the default."""
     from models.artifacts import read_spec
     from models.zoo import default_embedder
-    from pipeline.matching import MatchPolicy
+    from pipeline.matcher.rules import MatchPolicy
 
     own = read_spec(default_embedder()).link_threshold
     return MatchPolicy().threshold if own is None else own

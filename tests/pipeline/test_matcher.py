@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 
 from pipeline import store
-from pipeline.bus import Publisher
-from pipeline.matcher import GROUP, Matcher
-from pipeline.matching import MatchPolicy
-from pipeline.store import StoreKeys
+from pipeline.bus.publisher import Publisher
+from pipeline.matcher.consumer import GROUP, Matcher
+from pipeline.matcher.rules import MatchPolicy
 from pipeline.types import TrackletEmbedding
 from tests.pipeline.test_cli import run_json
 from tests.pipeline.test_worker import redis_url
@@ -57,7 +56,7 @@ def test_a_batch_whose_write_fails_is_not_acknowledged(redis_client, bus_keys, b
     truth = walk(bus_keys.site, n_people=2)
     for _, t in truth:
         publisher.publish(t)
-    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    keys = bus_keys
     bad = keys.timeline("cam1") if broken == "timeline" else keys.identity(1)  # the first new person
     redis_client.set(bad, "not a hash or sorted set")
     matcher = Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), consumer="m", batch=len(truth)).start()
@@ -88,7 +87,7 @@ def test_links_queries_duplicates_and_dead_letters(redis_client, bus_keys):
     assert counts["processed"] == len(truth) and counts["duplicates"] == 1 and counts["dead_letters"] == 1
     assert redis_client.xlen(bus_keys.dead) == 1 and int(redis_client.hget(bus_keys.stats, "dead_letters")) == 1
     assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
-    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    keys = bus_keys
     persons = store.persons(redis_client, keys)
     assert len(persons) == 5 and all(p["sightings"] == 3 for p in persons)
     by_truth = {}
@@ -119,7 +118,7 @@ def test_unlink_and_prune(redis_client, bus_keys):
     for _, t in walk(bus_keys.site, n_people=2):
         publisher.publish(t)
     Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7)).start().run(idle_exit=0.3)
-    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    keys = bus_keys
     first = store.history(redis_client, keys, 1)
     wrong = first["sightings"][2]["sighting"]
     r = store.unlink(redis_client, keys, wrong, MatchPolicy())
@@ -141,7 +140,7 @@ def test_a_ttl_expires_sightings_and_persons_but_not_the_ingest_marks(redis_clie
     for _, t in truth:
         publisher.publish(t)
     Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), ttl=3600).start().run(idle_exit=0.3)
-    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    keys = bus_keys
     persons = [p["person"] for p in store.persons(redis_client, keys)]
     assert len(persons) == 2
     expiring = [keys.sighting(t.tracklet_id) for _, t in truth]
@@ -205,7 +204,7 @@ def test_matcher_killed_mid_stream_loses_and_repeats_nothing(tmp_path, redis_cli
         "--json",
     ]
     env = os.environ | {"PYTHONPATH": str(os.getcwd())}
-    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    keys = bus_keys
     first = subprocess.Popen([*argv, "--consumer", "first"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while redis_client.zcard(keys.ingested) < 300 and time.monotonic() < deadline:
@@ -240,7 +239,7 @@ def test_a_chain_of_merges_in_one_pass_keeps_every_sighting(redis_client, bus_ke
     policy = MatchPolicy(threshold=0.9999, merge_threshold=0.5)
     matcher = Matcher(redis_client, bus_keys, policy, merge_every=1e9).start()
     matcher.run(idle_exit=0.3)
-    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    keys = bus_keys
     assert [p["person"] for p in store.persons(redis_client, keys)] == [1]
     h = store.history(redis_client, keys, 1)
     assert [s["camera"] for s in h["sightings"]] == ["cam0", "cam1", "cam2"]
@@ -259,7 +258,7 @@ def test_writes_behind_keep_every_tracklet_exactly_once(redis_client, bus_keys):
     first = [tracklet(bus_keys.site, "cam0", i, 10.0 * i, faces[i % 3]) for i in range(7)]
     for t in first[:4] + first[4:7] + [first[0]]:  # two full batches of 4, the second repeating the first's
         publisher.publish(t)
-    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    keys = bus_keys
     matcher = Matcher(redis_client, bus_keys, MatchPolicy(), consumer="m", batch=4).start()
     assert matcher.step(block_ms=10) == 4
     assert redis_client.zcard(keys.ingested) == 0  # linked, its write behind
@@ -295,20 +294,24 @@ def test_one_matcher_holds_the_lease_and_sees_the_epoch(redis_client, bus_keys):
     a.release()
     assert b.acquire(wait=False) and not a.acquire(wait=False)
     time.sleep(0.5)  # b died without releasing: its lease runs out
-    assert a._hold() == (True, None)
+    assert a.lease.hold() == (True, None)
     redis_client.incr(a.keys.epoch)
-    assert a._hold() == (True, b"1")
+    assert a.lease.hold() == (True, b"1")
 
 
 @pytest.mark.parametrize("exemplars", [1, 8])
 def test_matcher_benchmark_links_every_re_view_to_its_person(redis_client, bus_keys, exemplars):
     """``crosscam bench matcher``'s measurement on a small gallery: every noisy re-view goes to its person,
     with one seeded exemplar per identity or the full eight."""
-    from pipeline.bench_matcher import bench_matcher
+    from pipeline.config import load_config
+    from pipeline.lab.bench_matcher import bench_matcher
+    from pipeline.site import Site
 
-    r = bench_matcher(redis_client, bus_keys, 300, tracklets=256, dim=64, queries=20, exemplars=exemplars)
+    config = load_config(overrides=["matcher.threshold=0.6", f"redis.prefix={bus_keys.prefix}"])
+    site = Site(config, redis_client, bus_keys.site)
+    r = bench_matcher(site, 300, tracklets=256, dim=64, queries=20, exemplars=exemplars)
     assert r["link_correct"] == 1.0 and r["exemplars"] == exemplars and r["link_tracklets_per_s"] > 0
-    keys = StoreKeys(bus_keys.site, bus_keys.prefix)
+    keys = bus_keys
     person = store.history(redis_client, keys, 1)  # its seeded views, on as many cameras, and any re-view
     assert len(person["sightings"]) >= exemplars and len(person["cameras"]) >= exemplars
     assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from models.errors import ConfigError
-from pipeline.gallery import BLOCK, HISTORY, Gallery, _heads
-from pipeline.matcher import Linker
-from pipeline.matching import (
+from crosscam.errors import ConfigError
+from pipeline.matcher.gallery import BLOCK, HISTORY, Gallery, _heads
+from pipeline.matcher.linker import Linker
+from pipeline.matcher.rules import (
     MatchPolicy,
     Sighting,
     Topology,

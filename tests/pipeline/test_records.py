@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import records
-from pipeline.records import RecordError
+from pipeline.bus import records
+from pipeline.bus.records import RecordError
 from pipeline.types import TrackletEmbedding
 
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.sources import Reconnect, SourceState, open_source
+from pipeline.camera.sources import Reconnect, SourceState, open_source
 from tests.pipeline.test_sources import needs_video
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from pipeline import records
-from pipeline.bus import camera_status
+from pipeline.bus import records
+from pipeline.bus.publisher import camera_status
 from tests.pipeline.test_cli import run_json
 from tests.pipeline.test_worker import redis_url
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.sources import (
+from pipeline.camera.sources import (
     BufferPolicy,
     FrameBuffer,
     Reconnect,

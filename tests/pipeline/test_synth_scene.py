@@ -9,13 +9,14 @@ import pytest
 from models.architectures import arch_spec
 from models.backends.torch_runtime import TorchEmbedder
 from models.checkpoint import build_model, model_spec
-from pipeline import records
-from pipeline.bus import Publisher
+from pipeline.bus import records
+from pipeline.bus.publisher import Publisher
+from pipeline.camera.sources import SourceError, SourceState, open_source
+from pipeline.camera.tracking import DetectorOptions, MotionTracker
+from pipeline.camera.tracklets import TrackletBuffer, TrackletPolicy
+from pipeline.camera.worker import CameraStages, CameraWorker
 from pipeline.embedding import EmbeddingService
-from pipeline.sources import SourceError, SourceState, open_source
-from pipeline.tracking import DetectorOptions, MotionTracker
-from pipeline.tracklets import TrackletBuffer, TrackletPolicy
-from pipeline.worker import CameraWorker
+from pipeline.site import SOURCE_TYPES
 from synth.scene import Scene, SceneSpec
 from synth.truth import identify, iou, passages
 
@@ -35,7 +36,7 @@ def test_scene_has_crossing_people_and_pattern_twins():
 
 
 def test_synth_source_streams_a_camera_with_ground_truth_times():
-    source = open_source("c1", URL + "&camera=1&seconds=3")
+    source = open_source("c1", URL + "&camera=1&seconds=3", types=SOURCE_TYPES)
     frames = list(source.frames())
     assert len(frames) == 30 and frames[0].image.shape == (270, 480, 3)
     assert [round(f.timestamp, 3) for f in frames[:3]] == [0.0, 0.1, 0.2]
@@ -48,7 +49,7 @@ def test_synth_source_streams_a_camera_with_ground_truth_times():
 )
 def test_bad_synth_urls(url, message):
     with pytest.raises(SourceError, match=message):
-        open_source("c", url)
+        open_source("c", url, types=SOURCE_TYPES)
 
 
 def test_iou():
@@ -70,16 +71,16 @@ def test_motion_workers_publish_tracklets_for_ninety_percent_of_passages(redis_c
     for cam in range(3):
         service = EmbeddingService(embedder, bus_keys.site, publisher.publish).start()
         recorded = []
-        submit = service.submit
-        service.submit = lambda t, submit=submit, recorded=recorded: (recorded.append(t), submit(t))
-        source = open_source(f"cam{cam}", f"{URL}&camera={cam}")
-        CameraWorker(
-            source,
-            MotionTracker(f"cam{cam}", DetectorOptions()),
-            TrackletBuffer(f"cam{cam}", policy),
-            service,
-            publisher,
-        ).run()
+
+        def keep(t, service=service, recorded=recorded):
+            recorded.append(t)
+            service.submit(t)
+
+        source = open_source(f"cam{cam}", f"{URL}&camera={cam}", types=SOURCE_TYPES)
+        stages = CameraStages(
+            f"cam{cam}", MotionTracker(f"cam{cam}", DetectorOptions()), TrackletBuffer(f"cam{cam}", policy), keep
+        )
+        CameraWorker(source, stages, publisher.camera_status).run()
         service.stop()
         for t in recorded:
             pid = identify(scene, cam, t.path)

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from pipeline.sources import open_source
-from pipeline.tracking import DetectorError, DetectorOptions, MotionTracker, YoloTracker, load_yolo
+from pipeline.camera.sources import open_source
+from pipeline.camera.tracking import DetectorError, DetectorOptions, MotionTracker, YoloTracker, load_yolo
 from tests.conftest import SHARED_DATA
 from tests.pipeline.test_sources import VTEST, needs_video
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.tracklets import TrackletBuffer, TrackletPolicy, blurred, crop_quality, even_indices, sharpness
+from pipeline.camera.tracklets import TrackletBuffer, TrackletPolicy, blurred, crop_quality, even_indices, sharpness
 from pipeline.types import Frame, TrackedBox
 
 POLICY = TrackletPolicy(

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from pipeline.api import serve
+from pipeline.serve.api import serve
 from tests.pipeline.test_api import KEY, site_app  # noqa: F401  (fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

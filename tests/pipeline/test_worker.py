@@ -10,9 +10,10 @@ import pytest
 
 from models.architectures import arch_spec
 from models.checkpoint import build_model, save_checkpoint
-from pipeline import records
-from pipeline.bus import Keys, camera_status
+from pipeline.bus import records
+from pipeline.bus.publisher import camera_status
 from pipeline.cli import main
+from pipeline.keys import Keys
 from tests.pipeline.test_rtsp import wait_for
 from tests.pipeline.test_sources import VTEST, needs_video
 from tests.pipeline.test_tracking import YOLO_ONNX

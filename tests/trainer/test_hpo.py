@@ -7,11 +7,11 @@ import json
 import pytest
 import yaml
 
-from models.errors import ConfigError
-from pipeline.cli.train import load_recipe
+from crosscam.errors import ConfigError
 from synth.datasets import write_mars
 from tests.pipeline.test_cli import run_json
 from trainer.hpo import with_parameters
+from trainer.recipe import load_recipe
 
 
 def test_with_parameters_sets_dotted_keys_and_names_unknown_ones():

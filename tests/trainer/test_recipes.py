@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.cli.train import RECIPES as RECIPE_DIR
-from pipeline.cli.train import load_recipe
 from synth.datasets import write_mars, write_prid2011
 from trainer.data.registry import load_dataset
 from trainer.loop import build_for_recipe, train
-from trainer.recipe import Recipe
+from trainer.recipe import RECIPES as RECIPE_DIR
+from trainer.recipe import Recipe, load_recipe
 
 RECIPES = sorted(p.stem for p in Path(RECIPE_DIR).glob("*.yaml"))
 

@@ -98,7 +98,7 @@ def test_hold_out_keeps_identities_apart(mars60):
 def test_cpu_training_raises_validation_map_far_above_untrained(capsys, mars60, tmp_path):
     """Acceptance: tiny_attention trained for 300 iterations on 60 generated identities (about 1.5 min on
     two cores) ends far above the same network untrained, on the same held-out identities."""
-    from pipeline.cli.train import load_recipe
+    from trainer.recipe import load_recipe
 
     recipe = load_recipe("synth_tiny", [])
     index = load_dataset("mars", mars60)
@@ -199,7 +199,7 @@ def test_average_results_by_hand():
 def test_bundled_recipes_validate_and_unknown_keys_are_named(capsys, tmp_path):
     from pathlib import Path
 
-    from pipeline.cli.train import RECIPES, load_recipe
+    from trainer.recipe import RECIPES, load_recipe
 
     names = sorted(p.stem for p in Path(RECIPES).glob("*.yaml"))
     assert {
@@ -457,7 +457,7 @@ def test_a_tracklet_with_no_readable_frame_ranks_last(mars60, tmp_path):
 
 
 def test_loss_settings_the_head_cannot_serve_are_refused():
-    from models.errors import ConfigError
+    from crosscam.errors import ConfigError
     from trainer.loop import check_losses
 
     tiny = {"arch": "tiny_attention", "pretrained": None}

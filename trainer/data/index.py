@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.errors import CrosscamError
+from crosscam.errors import CrosscamError
 
 
 class DatasetError(CrosscamError):

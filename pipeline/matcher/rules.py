@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from models.errors import ConfigError
+from crosscam.errors import ConfigError
 from pipeline.types import TrackletEmbedding
 
 
@@ -80,7 +80,7 @@ class MatchPolicy:
     exemplars: int = 8
     duplicate: float = 0.97
     continuity_gap: float = 10.0
-    merge_threshold: float = 0.8
+    merge_threshold: float = 0.85
     topology: Topology | None = None
 
 
@@ -243,3 +243,11 @@ def merge_exemplars(a: np.ndarray, b: np.ndarray, capacity: int, duplicate: floa
     for f in b:
         out = update_exemplars(out, f, capacity, duplicate)
     return out
+
+
+def with_model_threshold(policy: MatchPolicy, threshold: float | None) -> MatchPolicy:
+    """``policy`` linking at a model's calibrated ``threshold`` (None: ``policy`` as it is). The merge threshold
+    stays at or above it: a merge must be at least as sure as a link."""
+    if threshold is None:
+        return policy
+    return replace(policy, threshold=threshold, merge_threshold=max(policy.merge_threshold, threshold))

@@ -7,12 +7,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pipeline import records, store
-from pipeline.bus import Keys, Publisher
-from pipeline.commands import Commands
-from pipeline.gallery import Gallery
-from pipeline.matcher import Matcher
-from pipeline.matching import Decision, Linked, MatchPolicy, Sighting
+from pipeline import store
+from pipeline.bus import records
+from pipeline.bus.batch import Commands
+from pipeline.bus.publisher import Publisher
+from pipeline.keys import Keys
+from pipeline.matcher.gallery import Gallery
+from pipeline.matcher.rules import Decision, Linked, Sighting
+from pipeline.site import Site
 from pipeline.types import TrackletEmbedding
 
 _THUMB = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")  # a minimal JPEG marker pair
@@ -43,7 +45,6 @@ def _seed(client, keys: Keys, people: np.ndarray, cams: int, exemplars: int = 1,
     """Store ``exemplars`` sightings per person (each its own exemplar, on cameras ``i, i+1, ...``) through
     the matcher's own write path (``store.write_links``), without scoring: the state a matcher that had
     linked them would leave, written in seconds even for 100,000."""
-    skeys = store.StoreKeys(keys.site, keys.prefix)
     new = Decision("new", None, float("nan"), None, None, float("nan"), "seeded by the benchmark")
     rng = np.random.default_rng(1)
     dim = people.shape[1]
@@ -59,36 +60,34 @@ def _seed(client, keys: Keys, people: np.ndarray, cams: int, exemplars: int = 1,
                 gallery.add_sighting(i + 1, Sighting(t.camera_id, t.track_id, t.t_start, t.t_end))
                 links.append(Linked(t, i + 1, new, k == 0))
         w, pipe = Commands(), client.pipeline(transaction=True)
-        store.write_links(w, skeys, links, ["0-0"] * len(links), gallery, None)
+        store.write_links(w, keys, links, ["0-0"] * len(links), gallery, None)
         w.queue(pipe)
         pipe.execute()
-    client.set(skeys.next_identity, len(people))
+    client.set(keys.next_identity, len(people))
 
 
 def bench_matcher(
-    client,
-    keys: Keys,
+    site: Site,
     identities: int,
     tracklets: int = 2000,
     dim: int = 256,
-    batch: int = 128,
     queries: int = 200,
     progress: Callable[[str], None] | None = None,
     seed: int = 0,
     exemplars: int = 1,
 ) -> dict:
-    """Fill the store with ``identities`` persons (``exemplars`` sightings and exemplars each: 1 is a young
-    gallery, 8 the default cap a site reaches), start a matcher on it (its gallery loaded from Redis), then
-    time linking ``tracklets`` new sightings of them (noisy re-views), and ``history`` and ``search``
-    queries."""
+    """Fill ``site``'s store with ``identities`` persons (``exemplars`` sightings and exemplars each: 1 is a
+    young gallery, 8 the default cap a site reaches), start the site's matcher on it (its gallery loaded from
+    Redis), then time linking ``tracklets`` new sightings of them (noisy re-views), and ``history`` and
+    ``search`` queries."""
+    client, keys, batch = site.client, site.keys, site.config.matcher.batch
     rng = np.random.default_rng(seed)
     people = _unit(rng, identities, dim)
     publisher = Publisher(client, keys, maxlen=max(100_000, 2 * tracklets))
-    policy = MatchPolicy(threshold=0.6)  # merge passes on (every 10 s, as by default): part of the cost
     progress and progress(f"seeding {identities} identities")
     _seed(client, keys, people, 8, exemplars)
     t = time.perf_counter()
-    matcher = Matcher(client, keys, policy, consumer="bench", batch=batch).start()
+    matcher = site.matcher(consumer="bench").start()  # merge passes on, as configured: part of the cost
     load_s = time.perf_counter() - t
     who = rng.integers(0, identities, tracklets)
     noisy = people[who] + rng.normal(scale=0.5 / np.sqrt(dim), size=(tracklets, dim)).astype(np.float32)
@@ -106,9 +105,8 @@ def bench_matcher(
         done += n
     matcher.flush()  # a last full batch is still to be written
     elapsed = time.perf_counter() - start
-    skeys = store.StoreKeys(keys.site, keys.prefix)
     correct = sum(
-        store.sighting(client, skeys, f"cam{i % 8}:{track0 + i}:0")["identity"] == who[i] + 1
+        store.sighting(client, keys, f"cam{i % 8}:{track0 + i}:0")["identity"] == who[i] + 1
         for i in range(0, tracklets, max(1, tracklets // 200))
     )
     checked = len(range(0, tracklets, max(1, tracklets // 200)))
@@ -116,7 +114,7 @@ def bench_matcher(
     gallery = matcher.linker.gallery
     for q in range(queries):
         t = time.perf_counter()
-        store.history(client, skeys, int(rng.integers(1, identities + 1)))
+        store.history(client, keys, int(rng.integers(1, identities + 1)))
         hist.append(time.perf_counter() - t)
         t = time.perf_counter()
         store.search(gallery, noisy[q % tracklets], 5)

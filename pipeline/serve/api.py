@@ -13,9 +13,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 
 from pipeline import store
-from pipeline.bus import Keys, camera_status
+from pipeline.bus.publisher import camera_status
 from pipeline.embedding import decode_image, embed_images
-from pipeline.gallery import Gallery
+from pipeline.keys import Keys
+from pipeline.matcher.gallery import Gallery
 
 PAGE = Path(__file__).with_name("web") / "index.html"
 
@@ -24,7 +25,7 @@ class _GalleryCache:
     """The API's copy of the gallery, reloaded when the site's identities change (one MGET of the store's
     version and epoch per search)."""
 
-    def __init__(self, client, keys: store.StoreKeys) -> None:
+    def __init__(self, client, keys: Keys) -> None:
         self.client, self.keys, self.stamp, self.gallery = client, keys, None, Gallery()
 
     def get(self) -> Gallery:
@@ -35,7 +36,7 @@ class _GalleryCache:
 
 
 def create_app(client, keys: Keys, api_key: str, embedder=None):
-    skeys = store.StoreKeys(keys.site, keys.prefix)
+    skeys = Keys(keys.site, keys.prefix)
     cache = _GalleryCache(client, skeys)
     app = FastAPI(title="crosscam", description="Where else was this person seen, and when.", version="1")
     header = APIKeyHeader(name="X-API-Key", auto_error=False)

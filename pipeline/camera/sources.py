@@ -9,26 +9,30 @@ Buffer policies (``BufferPolicy``) for a full buffer:
 - ``wait`` (files): the reader waits for room, so every frame of a file is processed.
 
 URLs: ``rtsp://`` / ``rtsps://`` (TCP by default; ``transport="udp"`` on request), ``http(s)://``, a video
-file path (or ``file://``), a webcam index (``0``), or ``synth://?cameras=3&people=8&seconds=60&seed=1&camera=0``
-(one camera of a synthetic world, ``synth.scene``).
+file path (or ``file://``), a webcam index (``0``), and schemes a caller adds as a ``SourceType``: a site
+(``pipeline.site``) adds ``synth://?cameras=3&people=8&seconds=60&seed=1&camera=0`` (one camera of a
+synthetic world, ``synth.stream``).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import enum
+import functools
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlparse
 
 import numpy as np
 
-from models.errors import CrosscamError
+from crosscam.errors import CrosscamError
 from pipeline.types import Frame
 
 
@@ -111,11 +115,37 @@ class SourceSpec:
     target: str | int  # what OpenCV opens
     live: bool
     transport: str = "tcp"
-    kind: str = "video"  # video (OpenCV / FFmpeg) or synth (a rendered synthetic scene)
+    kind: str = "video"  # video (OpenCV / FFmpeg), or the scheme of a ``SourceType`` the caller passed
 
 
-def parse_source(camera_id: str, url: str, transport: str = "tcp") -> SourceSpec:
-    """Check a source URL and decide how to open it; an error names the URL and what is accepted."""
+class Capture(Protocol):
+    """A reader of frames: ``VideoCapture``'s methods and its ``frame_count`` and ``fps``."""
+
+    frame_count: int
+    fps: float
+
+    def opened(self) -> bool: ...
+    def read(self) -> tuple[bool, np.ndarray | None, float]: ...
+    def position(self) -> int: ...
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceType:
+    """A kind of source a caller adds by URL scheme (``synth.stream.SYNTH`` for ``synth://``): ``check(url)``
+    raises ``SourceError`` for a bad URL (at parse time, not on the reader thread), ``open(url)`` returns its
+    reader. Such sources are read like files (not live: every frame, none dropped)."""
+
+    check: Callable[[str], object]
+    open: Callable[[str], Capture]
+
+
+def parse_source(
+    camera_id: str, url: str, transport: str = "tcp", types: Mapping[str, SourceType] | None = None
+) -> SourceSpec:
+    """Check a source URL and decide how to open it (``types``: further schemes); an error names the URL and
+    what is accepted."""
+    types = types or {}
     scheme = urlparse(url).scheme.lower()
     if url.strip().isdigit():
         return SourceSpec(camera_id, url, int(url), live=True)
@@ -125,20 +155,43 @@ def parse_source(camera_id: str, url: str, transport: str = "tcp") -> SourceSpec
         if not urlparse(url).hostname:
             raise SourceError(f"{url}: no host in the URL")
         return SourceSpec(camera_id, url, url, live=True, transport=transport)
-    if scheme == "synth":
-        from synth.stream import parse_synth_url
-
-        parse_synth_url(url)  # checks the parameters now, not on the reader thread
-        return SourceSpec(camera_id, url, url, live=False, kind="synth")
+    if scheme in types:
+        types[scheme].check(url)
+        return SourceSpec(camera_id, url, url, live=False, kind=scheme)
     if scheme in ("", "file"):
         path = Path(urlparse(url).path if scheme == "file" else url)
         if not path.is_file():
             raise SourceError(f"{url}: video file not found")
         return SourceSpec(camera_id, url, str(path), live=False)
+    more = "".join(f", {name}://" for name in types)
     raise SourceError(
         f"{url}: unknown source scheme {scheme!r}; use rtsp://, rtsps://, http(s)://, a video file path, "
-        "file://, a webcam index such as 0, or synth://?cameras=3&people=8&seconds=60&seed=1&camera=0"
+        f"file://{more} or a webcam index such as 0"
     )
+
+
+_FFMPEG_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_OPENING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _ffmpeg_options(options: str | None) -> Iterator[None]:
+    """OpenCV reads FFmpeg's options for a capture from this variable while it opens; captures open one at a
+    time under a lock, each with its own options (cameras open on several threads), and the variable is
+    restored after."""
+    with _OPENING:
+        before = os.environ.get(_FFMPEG_OPTIONS)
+        if options is None:
+            os.environ.pop(_FFMPEG_OPTIONS, None)
+        else:
+            os.environ[_FFMPEG_OPTIONS] = options
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(_FFMPEG_OPTIONS, None)
+            else:
+                os.environ[_FFMPEG_OPTIONS] = before
 
 
 class VideoCapture:
@@ -148,12 +201,11 @@ class VideoCapture:
         import cv2
 
         self.cv2 = cv2
-        if spec.live and isinstance(spec.target, str):
-            # FFmpeg options for this open; the variable is read by OpenCV when the capture opens.
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{spec.transport}"
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
         backend = cv2.CAP_ANY if isinstance(spec.target, int) else cv2.CAP_FFMPEG
-        self.cap = cv2.VideoCapture(spec.target, backend, params)
+        options = f"rtsp_transport;{spec.transport}" if spec.live and isinstance(spec.target, str) else None
+        with _ffmpeg_options(options):
+            self.cap = cv2.VideoCapture(spec.target, backend, params)
         self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
 
@@ -185,7 +237,7 @@ class Source:
         policy: BufferPolicy | None = None,
         reconnect: Reconnect | None = None,
         on_state: Callable[[SourceState, str], None] | None = None,
-        opener: Callable[[SourceSpec], VideoCapture] = VideoCapture,
+        opener: Callable[[SourceSpec], Capture] = VideoCapture,
         max_decode_errors: int = 25,
     ) -> None:
         self.spec = spec
@@ -292,15 +344,17 @@ class Source:
         return not self._stop.is_set()
 
 
-def open_capture(spec: SourceSpec) -> VideoCapture:
-    """The reader for a spec: OpenCV for video, the renderer for ``synth://``."""
-    if spec.kind == "synth":
-        from synth.stream import SynthCapture
-
-        return SynthCapture(spec.url)
+def open_capture(spec: SourceSpec, types: Mapping[str, SourceType] | None = None) -> Capture:
+    """The reader for a spec: OpenCV for video, else its ``SourceType``'s."""
+    if types and spec.kind in types:
+        return types[spec.kind].open(spec.url)
     return VideoCapture(spec)
 
 
-def open_source(camera_id: str, url: str, transport: str = "tcp", **options) -> Source:
-    """Parse ``url`` and start reading it on a thread."""
-    return Source(parse_source(camera_id, url, transport), opener=open_capture, **options).start()
+def open_source(
+    camera_id: str, url: str, transport: str = "tcp", types: Mapping[str, SourceType] | None = None, **options
+) -> Source:
+    """Parse ``url`` (``types``: further schemes, see ``SourceType``) and start reading it on a thread;
+    ``options`` go to ``Source``."""
+    spec = parse_source(camera_id, url, transport, types)
+    return Source(spec, opener=functools.partial(open_capture, types=types), **options).start()

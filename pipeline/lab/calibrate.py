@@ -34,10 +34,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline import records
-from pipeline.bus import Keys
-from pipeline.matcher import Linker
-from pipeline.matching import MatchPolicy
+from pipeline.bus import records
+from pipeline.keys import Keys
+from pipeline.matcher.linker import Linker
+from pipeline.matcher.rules import MatchPolicy
 from pipeline.types import Tracklet, TrackletEmbedding
 
 
@@ -155,7 +155,7 @@ def embed_for_links(
     """``float32[N,D]``: each data-set tracklet (``trainer.data.index.Tracklet``) embedded as a worker embeds
     one: a clip of the model's ``frames`` crops spread evenly over it (``pipeline.tracklets.even_indices``),
     resized to the model's input. A tracklet none of whose images can be read gets a zero row."""
-    from pipeline.tracklets import even_indices
+    from pipeline.camera.tracklets import even_indices
     from trainer.data.clips import BadFrames, read_clip
 
     spec, bad = embedder.spec.input, BadFrames()

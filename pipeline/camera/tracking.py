@@ -18,7 +18,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from models.errors import CrosscamError
+from crosscam.errors import CrosscamError
 from pipeline.types import Frame, TrackedBox
 
 PERSON = 0  # COCO class id

@@ -10,21 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 
 from models.spec import ModelSpec
-from pipeline.bus import Keys
-from pipeline.matching import MatchPolicy
+from pipeline.keys import Keys
 
 log = logging.getLogger(__name__)
-
-
-def with_model_threshold(policy: MatchPolicy, threshold: float | None) -> MatchPolicy:
-    """``policy`` linking at a model's calibrated ``threshold`` (None: ``policy`` as it is). The merge threshold
-    stays at or above it: a merge must be at least as sure as a link."""
-    if threshold is None:
-        return policy
-    return replace(policy, threshold=threshold, merge_threshold=max(policy.merge_threshold, threshold))
 
 
 def model_summary(spec: ModelSpec) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.matching import Sighting
+from pipeline.matcher.rules import Sighting
 
 HISTORY = 32  # recent sightings kept per identity for the space-time constraints
 

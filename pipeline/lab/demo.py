@@ -10,17 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.embedder import Embedder
-from pipeline.bus import Keys, Publisher
-from pipeline.embedding import EmbeddingService
-from pipeline.matcher import Matcher
-from pipeline.matching import MatchPolicy
-from pipeline.site_models import announce_model
-from pipeline.sources import open_source
-from pipeline.store import StoreKeys
-from pipeline.tracking import DetectorOptions, make_tracker
-from pipeline.tracklets import TrackletBuffer, TrackletPolicy
+from pipeline.camera.worker import WorkerReport
+from pipeline.config import CrosscamConfig
+from pipeline.keys import Keys
+from pipeline.site import Site
 from pipeline.types import Tracklet
-from pipeline.worker import CameraWorker, WorkerReport
 
 DEMO_RECIPE = "synth_tiny"
 DEMO_IDS = 120  # identities of the training set (half train, half test), rendered with seed 0
@@ -39,11 +33,11 @@ def demo_model(cache_dir: Path, progress: Callable[[str, dict], None] | None = N
     import shutil
     import tempfile
 
-    from pipeline.cli.train import load_recipe
     from synth.datasets import write_mars
     from synth.people import RENDERER_VERSION
     from trainer.data.registry import load_dataset
     from trainer.loop import train
+    from trainer.recipe import load_recipe
 
     out = cache_dir / "demo" / f"{DEMO_RECIPE}-{DEMO_IDS}ids-r{RENDERER_VERSION}.pt"  # new renders, new model
     if out.is_file():
@@ -106,53 +100,34 @@ class SiteRun:
     link_threshold: float = 0.0  # the threshold the matcher linked at
 
 
-def run_site(
-    client,
-    keys: Keys,
-    cameras: dict[str, str],
-    embedder: Embedder,
-    detector: str,
-    policy: MatchPolicy,
-    tracklet_options: dict | None = None,
-    model_threshold: bool = False,
-) -> SiteRun:
-    """Every camera in a thread, one embedding service, and the matcher consuming as they publish; returns
-    when the sources have ended and the matcher has caught up. The embedder's model is announced as a
-    worker announces it; with ``model_threshold`` the matcher links at that model's calibrated threshold
-    (``policy.threshold`` when it has none)."""
+def demo_config(config: CrosscamConfig, detector: str, synthetic: bool) -> CrosscamConfig:
+    """``config`` as the demo runs it: site ``demo``, ``detector`` on every camera, a merge pass every 2 s
+    (the scene is short), and for the synthetic scene its tracklet options (``DEMO_TRACKLETS``)."""
+    tracklets = config.tracklets.model_copy(update=DEMO_TRACKLETS) if synthetic else config.tracklets
+    return config.model_copy(
+        update={
+            "site": "demo",
+            "detector": config.detector.model_copy(update={"weights": detector}),
+            "tracklets": tracklets,
+            "matcher": config.matcher.model_copy(update={"merge_every": 2.0}),
+        }
+    )
+
+
+def run_site(site: Site, cameras: dict[str, str], embedder: Embedder) -> SiteRun:
+    """Every camera of ``cameras`` (id -> source URL) in a thread, one embedding service, and the site's
+    matcher consuming as they publish; returns when the sources have ended and the matcher has caught up.
+    Every closed tracklet is kept in the result (with its boxes and times) for scoring."""
     start = time.monotonic()
     run = SiteRun()
-    announce_model(client, keys, embedder.spec)
-    publisher = Publisher(client, keys)
-    service = EmbeddingService(embedder, keys.site, publisher.publish)
-    submit = service.submit
+    process = site.cameras(embedder)
 
     def keep(t: Tracklet) -> None:
         run.tracklets[f"{t.camera_id}:{t.track_id}:{t.seq}"] = t
-        submit(t)
+        process.service.submit(t)
 
-    service.submit = keep
-    spec = embedder.spec.input
-    policy_t = TrackletPolicy(
-        frames=spec.frames, crop_height=spec.height, crop_width=spec.width, **(tracklet_options or {})
-    )
-    workers = [
-        CameraWorker(
-            open_source(cam, url),
-            make_tracker(cam, DetectorOptions(weights=detector)),
-            TrackletBuffer(cam, policy_t),
-            service,
-            publisher,
-        )
-        for cam, url in cameras.items()
-    ]
-    matcher = Matcher(client, keys, policy, consumer="demo", merge_every=2.0, model_threshold=model_threshold).start()
-    service.start()
-    threads = [
-        threading.Thread(target=lambda w=w: run.reports.__setitem__(w.camera_id, w.run()), daemon=True) for w in workers
-    ]
-    for th in threads:
-        th.start()
+    workers = [process.camera(cam, url, on_tracklet=keep) for cam, url in cameras.items()]
+    matcher = site.matcher(consumer="demo").start()
     done = threading.Event()
 
     def finished() -> bool:
@@ -160,9 +135,7 @@ def run_site(
 
     mt = threading.Thread(target=lambda: run.matcher.update(matcher.run(stop=finished)), daemon=True)
     mt.start()
-    for th in threads:
-        th.join()
-    service.stop()
+    run.reports = process.run(workers)
     done.set()
     mt.join()
     run.link_threshold = matcher.active.threshold
@@ -170,7 +143,7 @@ def run_site(
     return run
 
 
-def score_against_truth(client, keys: StoreKeys, run: SiteRun, scene, camera_index: dict[str, int]) -> dict:
+def score_against_truth(client, keys: Keys, run: SiteRun, scene, camera_index: dict[str, int]) -> dict:
     """Multi-camera IDF1 of the stored sightings against the scene's exact ground truth (weights: seconds)."""
     from pipeline import store
     from synth.truth import identify, idf1, passages

@@ -5,8 +5,7 @@ reply). The matcher writes several commands per tracklet, so at thousands of tra
 overhead dominates. ``Commands`` collects the writes as plain lists instead and sends them as one
 ``EVALSHA`` whose script runs them in order: one MessagePack argument holds every command, binary
 values included. Redis' Lua has MessagePack built in (``cmsgpack``); with binary values inline the script
-needs no pass over the arguments to resolve references, and for a batch of 128 tracklets it ran in about
-5.5 ms where the JSON version took 8-9 ms (docs/benchmarks.md).
+needs no pass over the arguments to resolve references (a batch of 128 tracklets runs in about 5.5 ms).
 
 A script stops at the first command that fails; the commands before it stay applied (Redis does not
 roll scripts back). Callers put what must not happen after a failure last: the matcher its ingest
@@ -20,13 +19,7 @@ from __future__ import annotations
 
 import msgpack
 
-_SCRIPT = """
-local commands = cmsgpack.unpack(ARGV[1])
-for _, c in ipairs(commands) do
-  redis.call(unpack(c))
-end
-return #commands
-"""
+from pipeline.bus.scripts import script
 
 
 def _arg(v) -> str | bytes:
@@ -86,4 +79,4 @@ class Commands:
         if not self.commands:
             return
         # use_bin_type=False: the raw string types of the MessagePack spec that Redis' cmsgpack reads
-        pipe.register_script(_SCRIPT)(args=[msgpack.packb(self.commands, use_bin_type=False)], client=pipe)
+        pipe.register_script(script("batch"))(args=[msgpack.packb(self.commands, use_bin_type=False)], client=pipe)

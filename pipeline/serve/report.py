@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 
 from pipeline import store
+from pipeline.keys import Keys
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -19,7 +20,7 @@ table.metrics td{padding:2px 12px}
 """
 
 
-def write_report(path: Path, client, keys: store.StoreKeys, title: str, metrics: dict, cameras: list[str]) -> Path:
+def write_report(path: Path, client, keys: Keys, title: str, metrics: dict, cameras: list[str]) -> Path:
     persons = store.persons(client, keys, limit=100_000)
     histories = [store.history(client, keys, p["person"]) for p in sorted(persons, key=lambda p: p["first_seen"])]
     times = [s["t_start"] for h in histories for s in h["sightings"]] + [

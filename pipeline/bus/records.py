@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from models.errors import CrosscamError
+from crosscam.errors import CrosscamError
 from pipeline.types import TrackletEmbedding
 
 SCHEMA_VERSION = 1

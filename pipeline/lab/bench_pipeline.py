@@ -10,17 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from models.embedder import Embedder
-from pipeline.bus import Keys, Publisher, scratch_redis
-from pipeline.embedding import EmbeddingService
-from pipeline.sources import open_source
-from pipeline.tracking import DetectorOptions, YoloTracker, load_yolo, make_tracker
-from pipeline.tracklets import TrackletBuffer, TrackletPolicy
+from pipeline.bus.connect import Client, scratch_redis
+from pipeline.camera.sources import open_source
+from pipeline.camera.tracking import DetectorOptions, load_yolo
+from pipeline.config import CrosscamConfig
+from pipeline.config.schema import DetectorConfig
+from pipeline.site import SOURCE_TYPES, CameraProcess, Site
 from pipeline.types import Frame
-
-
-def _policy(embedder: Embedder) -> TrackletPolicy:
-    spec = embedder.spec.input
-    return TrackletPolicy(frames=spec.frames, crop_height=spec.height, crop_width=spec.width)
 
 
 def read_frames(url: str, count: int) -> list[Frame]:
@@ -43,27 +39,30 @@ def bare_track_fps(frames: list[Frame], options: DetectorOptions) -> float:
     return len(frames) / (time.perf_counter() - t)
 
 
-def worker_fps(frames: list[Frame], options: DetectorOptions, embedder: Embedder, client) -> dict[str, Any]:
-    """The worker's loop (track, cut tracklets, hand them to the embedding service) on the same frames;
+def _process(client: Client, embedder: Embedder, site: str, detector: str) -> CameraProcess:
+    """A camera process of a default-configured site on ``client``, detecting with ``detector``."""
+    config = CrosscamConfig().model_copy(update={"detector": DetectorConfig(weights=detector)})
+    return Site(config, client, site).cameras(embedder)
+
+
+def worker_fps(frames: list[Frame], detector: str, embedder: Embedder, client: Client) -> dict[str, Any]:
+    """The worker's stages (track, cut tracklets, hand them to the embedding service) on the same frames;
     the service embeds and publishes to a real (embedded) Redis concurrently, as in production."""
-    publisher = Publisher(client, Keys("bench"))
-    service = EmbeddingService(embedder, "bench", publisher.publish).start()
-    tracker = YoloTracker("bench", options)
-    buffer = TrackletBuffer("bench", _policy(embedder))
-    tracker.update(frames[0])  # warm-up, as for the bare run
+    process = _process(client, embedder, "bench", detector)
+    stages = process.stages("bench")
+    process.service.start()
+    stages.tracker.update(frames[0])  # warm-up, as for the bare run
     t = time.perf_counter()
     for frame in frames:
-        for tracklet in buffer.add(frame, tracker.update(frame)):
-            service.submit(tracklet)
+        stages.process(frame)
     elapsed = time.perf_counter() - t
-    for tracklet in buffer.flush():
-        service.submit(tracklet)
+    stages.finish()
     t_drain = time.perf_counter()
-    service.stop()
+    process.service.stop()
     return {
         "fps": len(frames) / elapsed,
-        "tracklets": service.counts["submitted"],
-        "published": service.counts["published"],
+        "tracklets": process.service.counts["submitted"],
+        "published": process.service.counts["published"],
         "drain_s": time.perf_counter() - t_drain,
     }
 
@@ -84,7 +83,7 @@ def rss_mb() -> float:
     return peak_rss_mb()
 
 
-def memory_over_stream(embedder: Embedder, minutes: float, client) -> dict[str, Any]:
+def memory_over_stream(embedder: Embedder, minutes: float, client: Client) -> dict[str, Any]:
     """Run a worker (motion detector) over ``minutes`` of a synthetic stream; resident memory after
     1 minute of stream time and at the end: flat means nothing grows with time."""
     checkpoints = (min(1.0, minutes), minutes)
@@ -92,21 +91,19 @@ def memory_over_stream(embedder: Embedder, minutes: float, client) -> dict[str, 
     url = (
         f"synth://?cameras=2&people={max(12, int(minutes * 12))}&seconds={minutes * 60:g}&seed=5&arrivals=0.9&camera=0"
     )
-    publisher = Publisher(client, Keys("bench-memory"))
-    service = EmbeddingService(embedder, "bench-memory", publisher.publish).start()
-    tracker = make_tracker("mem", DetectorOptions(weights="motion"))
-    buffer = TrackletBuffer("mem", _policy(embedder))
+    process = _process(client, embedder, "bench-memory", "motion")
+    stages = process.stages("mem")
+    process.service.start()
     marks, pending = {}, sorted(set(checkpoints))
-    source = open_source("mem", url)
+    source = open_source("mem", url, types=SOURCE_TYPES)
     for frame in source.frames():
-        for tracklet in buffer.add(frame, tracker.update(frame)):
-            service.submit(tracklet)
+        stages.process(frame)
         if pending and frame.timestamp >= pending[0] * 60 - 0.2:  # the last frame is at (N - 1) / fps
             minute = pending.pop(0)
             marks[f"rss_mb_at_{minute:g}min"] = rss_mb()
             marks[f"peak_mb_at_{minute:g}min"] = peak_rss_mb()
-    service.stop()
-    return marks | {"published": service.counts["published"]}
+    process.service.stop()
+    return marks | {"published": process.service.counts["published"]}
 
 
 def bench_pipeline(
@@ -116,7 +113,7 @@ def bench_pipeline(
     clip = read_frames(source, frames)
     with scratch_redis("crosscam-bench-") as client:  # a real (embedded) Redis, as in production
         bare = bare_track_fps(clip, options)
-        worker = worker_fps(clip, options, embedder, client)
+        worker = worker_fps(clip, detector, embedder, client)
         result: dict[str, Any] = {
             "frames": len(clip),
             "bare_track_fps": bare,

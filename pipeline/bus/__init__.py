@@ -1,0 +1,1 @@
+"""The bus: what camera processes hand to the matcher through Redis (records, publisher, batched writes)."""

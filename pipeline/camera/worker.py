@@ -1,0 +1,132 @@
+"""A camera worker: source -> detector + tracker -> tracklet buffer -> a tracklet callback.
+
+``CameraStages`` turns frames into closed tracklets; ``CameraWorker`` feeds it from a live source and
+reports the camera's status. Where the tracklets go is the caller's choice (the site hands them to the
+embedding service, ``pipeline.site``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pipeline.camera.sources import Source
+from pipeline.camera.tracking import CameraTracker
+from pipeline.camera.tracklets import TrackletBuffer
+from pipeline.types import Frame, Tracklet
+
+log = logging.getLogger(__name__)
+
+StatusCallback = Callable[..., None]
+"""``(camera_id, state, error, **counters)``: ``Publisher.camera_status``."""
+
+
+@dataclass
+class WorkerReport:
+    camera_id: str
+    frames: int = 0
+    seconds: float = 0.0
+    boxes: int = 0
+    tracklets: int = 0
+    final_state: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        """The report as plain values (what ``crosscam worker`` and ``run`` print as JSON)."""
+        return {
+            "camera": self.camera_id,
+            "frames": self.frames,
+            "fps": self.fps,
+            "boxes": self.boxes,
+            "tracklets": self.tracklets,
+            "final_state": self.final_state,
+            "counts": self.counts,
+        }
+
+
+class CameraStages:
+    """One camera's stages: ``process(frame)`` tracks people and hands each tracklet that closes to
+    ``on_tracklet``; ``finish()`` closes the tracklets still open. Counts go to ``report``."""
+
+    def __init__(
+        self,
+        camera_id: str,
+        tracker: CameraTracker,
+        buffer: TrackletBuffer,
+        on_tracklet: Callable[[Tracklet], None],
+    ) -> None:
+        self.camera_id, self.tracker, self.buffer, self.on_tracklet = camera_id, tracker, buffer, on_tracklet
+        self.report = WorkerReport(camera_id)
+
+    def process(self, frame: Frame) -> None:
+        boxes = self.tracker.update(frame)
+        self.report.frames += 1
+        self.report.boxes += len(boxes)
+        for tracklet in self.buffer.add(frame, boxes):
+            self._hand_off(tracklet)
+
+    def finish(self) -> None:
+        for tracklet in self.buffer.flush():
+            self._hand_off(tracklet)
+
+    def _hand_off(self, tracklet: Tracklet) -> None:
+        self.on_tracklet(tracklet)
+        self.report.tracklets += 1
+
+
+class CameraWorker:
+    """Runs one camera until its source ends or ``max_seconds`` pass; reports its status through
+    ``on_status`` every ``status_every`` seconds and when it stops."""
+
+    def __init__(
+        self,
+        source: Source,
+        stages: CameraStages,
+        on_status: StatusCallback | None = None,
+        status_every: float = 2.0,
+    ) -> None:
+        self.source, self.stages, self.on_status, self.status_every = source, stages, on_status, status_every
+        self.camera_id = stages.camera_id
+        self.report = stages.report
+
+    def _status(self) -> None:
+        if self.on_status is None:
+            return
+        r = self.report
+        self.on_status(
+            self.camera_id,
+            self.source.state.value,
+            self.source.error,
+            frames=r.frames,
+            fps=round(r.fps, 2),
+            tracklets=r.tracklets,
+            dropped_frames=self.source.buffer.dropped,
+        )
+
+    def run(self, max_seconds: float | None = None) -> WorkerReport:
+        start = last_status = time.monotonic()
+        r = self.report
+        try:
+            for frame in self.source.frames():
+                self.stages.process(frame)
+                now = time.monotonic()
+                r.seconds = now - start
+                if now - last_status >= self.status_every:
+                    self._status()
+                    last_status = now
+                if max_seconds is not None and r.seconds >= max_seconds:
+                    break
+        finally:
+            self.source.stop()
+            self.stages.finish()
+            r.seconds = time.monotonic() - start
+            r.final_state = self.source.state.value
+            r.counts = dict(self.stages.buffer.counts) | {f"source_{k}": v for k, v in self.source.counts.items()}
+            self._status()
+        return r

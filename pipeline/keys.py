@@ -1,0 +1,135 @@
+"""Every Redis key of a site, in one table. Nothing else in crosscam spells a key.
+
+For site ``S`` under prefix ``P`` (default ``crosscam``):
+
+| key | type | written by | holds |
+|---|---|---|---|
+| ``P:S:tracklets`` | stream | workers | tracklet records (``pipeline.bus.records``); consumer group ``matcher`` |
+| ``P:S:tracklets:dead`` | stream | matcher | records it could not decode, with ``reason`` and ``source_id`` |
+| ``P:S:cameras`` | set | workers | camera ids that have reported |
+| ``P:S:camera:C`` | hash | workers | camera C's ``state``, ``since``, ``heartbeat``, counters and last ``error`` |
+| ``P:S:stats`` | hash | workers, matcher | site counters (``published``, ``matched``, ``dead_letters``) |
+| ``P:S:models`` | hash | workers | model id -> JSON summary (arch, feature size, calibrated ``link_threshold``) |
+| ``P:S:matcher:lease`` | string | matcher | the active matcher's consumer name, expiring after ``matcher.lease`` seconds |
+| ``P:S:identities`` | sorted set | matcher | identity id, scored by its last sighting's end (stream time) |
+| ``P:S:identity:N`` | hash | matcher | ``exemplars`` (float16), ``dim``, ``recent`` (JSON: camera, track, start, end), ``sightings``, ``first_seen``, ``last_seen``, ``thumb`` (sighting id) |
+| ``P:S:identity:N:sightings`` | sorted set | matcher | sighting ids of identity N by start time |
+| ``P:S:sighting:ID`` | hash | matcher | ``identity``, ``camera``, ``track``, ``seq``, ``t_start``, ``t_end``, ``feature`` (float16), ``thumb`` (JPEG), ``model``, ``stream_id``, ``ingested`` (wall clock) and the decision: ``decision``, ``score``, ``best``, ``runner_up``, ``runner_up_score``, ``reason``, ``excluded`` |
+| ``P:S:timeline:C`` | sorted set | matcher | sighting ids seen on camera C by start time |
+| ``P:S:ingested`` | sorted set | matcher | sighting ids by wall-clock ingest time (retention) |
+| ``P:S:decisions`` | stream | matcher, ``unlink`` | audit log and live feed: every link, new identity, merge and unlink |
+| ``P:S:merges`` | hash | matcher | merged identity -> JSON ``{"into", "score", "at"}`` |
+| ``P:S:cannot_link`` | set | ``unlink`` | ``"a:b"`` identity pairs a user split apart; merges never join them again |
+| ``P:S:next_identity`` | string | matcher | the last identity id handed out |
+| ``P:S:epoch`` | string | ``unlink``, ``prune`` | bumped when stored identities change outside the matcher: it reloads its gallery |
+| ``P:S:version`` | string | matcher, ``unlink``, ``prune`` | bumped by every write that changes identities: readers' caches reload |
+
+A sighting's id is its tracklet's id, ``camera:track:seq``: the matcher writes each at most once.
+Identity ids increase; a gap means a batch whose write failed (its ids are not reused).
+
+The tracklet stream is trimmed to about ``redis.maxlen`` entries (default 100,000; about 1 GB with 2048-d
+features and thumbnails): Redis trims the oldest entries, read or not, so size it for the longest outage of
+the matcher. The decisions stream is trimmed to about 100,000 entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "matcher"  # the consumer group of the tracklet stream
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The keys of one site (see the table above)."""
+
+    site: str
+    prefix: str = "crosscam"
+
+    def _k(self, *parts: object) -> str:
+        return ":".join([self.prefix, self.site, *map(str, parts)])
+
+    @property
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of the site."""
+        return self._k("*")
+
+    # --- written by the workers --------------------------------------------------------------------
+    @property
+    def tracklets(self) -> str:
+        return self._k("tracklets")
+
+    @property
+    def dead(self) -> str:
+        return self._k("tracklets", "dead")
+
+    @property
+    def cameras(self) -> str:
+        return self._k("cameras")
+
+    def camera(self, camera_id: str) -> str:
+        return self._k("camera", camera_id)
+
+    @property
+    def stats(self) -> str:
+        return self._k("stats")
+
+    @property
+    def models(self) -> str:
+        return self._k("models")
+
+    # --- written by the matcher and the maintenance commands ------------------------------------------
+    @property
+    def lease(self) -> str:
+        return self._k("matcher", "lease")
+
+    @property
+    def identities(self) -> str:
+        return self._k("identities")
+
+    def identity(self, n: int) -> str:
+        return self._k("identity", n)
+
+    def sightings(self, n: int) -> str:
+        return self._k("identity", n, "sightings")
+
+    def sighting(self, sid: str) -> str:
+        return self._k("sighting", sid)
+
+    def timeline(self, camera: str) -> str:
+        return self._k("timeline", camera)
+
+    @property
+    def ingested(self) -> str:
+        return self._k("ingested")
+
+    @property
+    def decisions(self) -> str:
+        return self._k("decisions")
+
+    @property
+    def merges(self) -> str:
+        return self._k("merges")
+
+    @property
+    def cannot_link(self) -> str:
+        return self._k("cannot_link")
+
+    @property
+    def next_identity(self) -> str:
+        return self._k("next_identity")
+
+    @property
+    def epoch(self) -> str:
+        return self._k("epoch")
+
+    @property
+    def version(self) -> str:
+        return self._k("version")
+
+
+def text(value: bytes | str | None) -> str:
+    """A Redis reply value as ``str`` (redis-py returns ``bytes`` unless the client decodes)."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,1 @@
+"""Serving what the matcher stored: the HTTP API and its page, and the HTML report."""

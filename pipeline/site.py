@@ -1,0 +1,199 @@
+"""The one place that builds a running site from its configuration.
+
+A site is one Redis, one tracklet stream, one matcher, and camera processes that publish to it
+(``docs/architecture.md``). Everything that runs a site builds it here: ``crosscam worker``, ``run``,
+``matcher``, ``api`` and the queries, the demo, calibration and the benchmarks. Library classes below take
+explicit arguments; this module is where the configuration turns into them.
+
+- ``Site.open(config)`` connects to the site's Redis (``connect``; the URL resolved by ``redis_url``).
+- ``site.cameras(embedder)`` gives a ``CameraProcess``: the publisher, the embedder and its batching service
+  that the cameras of one process share, and ``camera(...)`` builds each camera's worker.
+- ``site.matcher()`` builds the site's matcher; ``site.policy()`` its rules.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from models.embedder import Embedder, load_embedder
+from pipeline.bus.connect import Client, connect
+from pipeline.bus.publisher import Publisher
+from pipeline.bus.site_models import announce_model
+from pipeline.camera.sources import Reconnect, Source, open_source
+from pipeline.camera.tracking import DetectorOptions, make_tracker
+from pipeline.camera.tracklets import TrackletBuffer, TrackletPolicy
+from pipeline.camera.worker import CameraStages, CameraWorker, WorkerReport
+from pipeline.config import CrosscamConfig
+from pipeline.embedding import EmbeddingService
+from pipeline.keys import Keys
+from pipeline.matcher.consumer import Matcher
+from pipeline.matcher.rules import MatchPolicy
+from pipeline.types import Tracklet
+from synth.stream import SYNTH
+
+SOURCE_TYPES = {"synth": SYNTH}  # sources a site opens besides video files, streams and webcams
+
+
+def redis_url(explicit: str | None, config: CrosscamConfig) -> str | None:
+    """The site's Redis: ``explicit`` (``--redis-url``), else ``$CROSSCAM_REDIS_URL``, else ``redis.url``; None
+    means the embedded server."""
+    return explicit or os.environ.get("CROSSCAM_REDIS_URL") or config.redis.url
+
+
+def embedded_db(config: CrosscamConfig) -> Path:
+    """The data file of the embedded Redis server (``redis.embedded_db``, else under the cache dir)."""
+    from models.export import default_cache_dir
+
+    return config.redis.embedded_db or Path(config.cache_dir or default_cache_dir()) / "redis" / "crosscam.db"
+
+
+def embedder_path(explicit: str | Path | None, config: CrosscamConfig) -> str | Path:
+    """The re-ID model: ``explicit`` (``--embedder``), else ``embedder.path``, else the bundled real model."""
+    from models.zoo import default_embedder
+
+    return explicit or config.embedder.path or default_embedder()
+
+
+def open_embedder(config: CrosscamConfig, path: str | Path | None = None) -> Embedder:
+    """The embedder of ``config.embedder`` for the model at ``path`` (see ``embedder_path``)."""
+    e = config.embedder
+    return load_embedder(
+        embedder_path(path, config),
+        backend=e.backend,
+        device=e.device,
+        fp16=e.fp16,
+        threads=e.threads,
+        cache_dir=config.cache_dir,
+        max_batch=e.max_batch,
+    )
+
+
+class Site:
+    """One site: its configuration, its Redis client and its keys."""
+
+    def __init__(self, config: CrosscamConfig, client: Client, name: str | None = None) -> None:
+        self.config, self.client = config, client
+        self.name = name or config.site
+        self.keys = Keys(self.name, config.redis.prefix)
+
+    @classmethod
+    def open(cls, config: CrosscamConfig, name: str | None = None, redis: str | None = None) -> Site:
+        """Connect to the site's Redis (``redis``: a URL; see ``redis_url``)."""
+        return cls(config, connect(redis_url(redis, config), embedded_db(config)), name)
+
+    # --- the matcher process ------------------------------------------------------------------------
+    def policy(self, model_threshold: float | None = None) -> MatchPolicy:
+        """The matcher's rules (``matcher`` section; a model's calibrated threshold unless the site sets one)."""
+        return self.config.matcher.policy(model_threshold)
+
+    def matcher(self, consumer: str | None = None, merge_every: float | None = None) -> Matcher:
+        """The site's matcher, linking at the workers' announced model's threshold unless the config sets
+        ``matcher.threshold``; ``merge_every`` overrides the config's."""
+        m = self.config.matcher
+        return Matcher(
+            self.client,
+            self.keys,
+            self.policy(),
+            consumer=consumer,
+            batch=m.batch,
+            claim_idle=m.claim_idle,
+            merge_every=m.merge_every if merge_every is None else merge_every,
+            ttl=m.ttl,
+            lease=m.lease,
+            model_threshold=not m.threshold_is_set,
+        )
+
+    # --- camera processes ---------------------------------------------------------------------------
+    def cameras(self, embedder: Embedder) -> CameraProcess:
+        """What the cameras of one process share, embedding with ``embedder``. The model is announced to
+        the matcher before any record is published, so it links at the model's own threshold."""
+        return CameraProcess(self, embedder)
+
+
+class CameraProcess:
+    """The publisher, the embedder and its batching service shared by the cameras of one process."""
+
+    def __init__(self, site: Site, embedder: Embedder) -> None:
+        config = site.config
+        self.site, self.embedder = site, embedder
+        self.publisher = Publisher(site.client, site.keys, maxlen=config.redis.maxlen)
+        announce_model(site.client, site.keys, embedder.spec)
+        e = config.embedder
+        self.service = EmbeddingService(
+            embedder, site.name, self.publisher.publish, max_batch=e.max_batch, max_wait=e.max_wait
+        )
+
+    def tracklet_policy(self) -> TrackletPolicy:
+        """The ``tracklets`` section at the embedder's input size and clip length."""
+        spec = self.embedder.spec.input
+        return TrackletPolicy(
+            frames=spec.frames,
+            crop_height=spec.height,
+            crop_width=spec.width,
+            **self.site.config.tracklets.model_dump(),
+        )
+
+    def stages(
+        self, camera_id: str, detector: str | None = None, on_tracklet: Callable[[Tracklet], None] | None = None
+    ) -> CameraStages:
+        """A camera's detector + tracker and tracklet buffer; closed tracklets go to ``on_tracklet`` (default:
+        the embedding service). ``detector`` overrides ``detector.weights``."""
+        d = self.site.config.detector
+        # the config section carries exactly the options' fields, so they map across by name
+        tracker = make_tracker(camera_id, DetectorOptions(**(d.model_dump() | {"weights": detector or d.weights})))
+        return CameraStages(
+            camera_id, tracker, TrackletBuffer(camera_id, self.tracklet_policy()), on_tracklet or self.service.submit
+        )
+
+    def source(self, camera_id: str, url: str) -> Source:
+        """A camera's source, read on its own thread from now on (``source`` section)."""
+        s = self.site.config.source
+        return open_source(
+            camera_id,
+            url,
+            transport=s.transport,
+            types=SOURCE_TYPES,
+            capacity=s.buffer,
+            reconnect=Reconnect(
+                initial=s.reconnect_initial, max_delay=s.reconnect_max, max_attempts=s.reconnect_attempts
+            ),
+            on_state=lambda state, error: self.publisher.camera_status(camera_id, state.value, error),
+        )
+
+    def camera(
+        self,
+        camera_id: str,
+        url: str,
+        detector: str | None = None,
+        on_tracklet: Callable[[Tracklet], None] | None = None,
+    ) -> CameraWorker:
+        """A camera's worker; bad weights or a bad URL raise here, before its source starts reading."""
+        stages = self.stages(camera_id, detector, on_tracklet)
+        return CameraWorker(self.source(camera_id, url), stages, self.publisher.camera_status)
+
+    def configured(self) -> list[CameraWorker]:
+        """The workers of the config's ``cameras``."""
+        return [self.camera(c.id, c.source, c.detector) for c in self.site.config.cameras]
+
+    def run(self, workers: list[CameraWorker], max_seconds: float | None = None) -> dict[str, WorkerReport]:
+        """Run ``workers`` on a thread each with the embedding service, until their sources end (or
+        ``max_seconds``); returns each camera's report once every queued tracklet is published."""
+        reports: dict[str, WorkerReport] = {}
+        self.service.start()
+        threads = [
+            threading.Thread(
+                target=lambda w=w: reports.__setitem__(w.camera_id, w.run(max_seconds)),
+                name=f"worker-{w.camera_id}",
+                daemon=True,
+            )
+            for w in workers
+        ]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.service.stop()
+        return {w.camera_id: reports[w.camera_id] for w in workers}

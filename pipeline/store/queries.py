@@ -1,0 +1,150 @@
+"""Reading what the matcher stored: sightings, a person's history, persons seen, explanations, search."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from pipeline.bus.connect import Client
+from pipeline.keys import Keys, text
+from pipeline.matcher.gallery import Gallery
+from pipeline.store.fields import NotFound, recent_sightings
+
+
+def _merge_chain(client: Client, keys: Keys, identity: int) -> list[dict]:
+    """The merges that carried ``identity`` into others, in order: ``{"from", "into", "score"}`` each."""
+    chain = []
+    for _ in range(64):
+        raw = client.hget(keys.merges, str(identity))
+        if raw is None:
+            break
+        m = json.loads(raw)
+        chain.append({"from": identity, "into": m["into"], "score": m["score"]})
+        identity = int(m["into"])
+    return chain
+
+
+def resolve(client: Client, keys: Keys, identity: int) -> int:
+    """Follow merges: the identity that now holds ``identity``'s sightings."""
+    chain = _merge_chain(client, keys, identity)
+    return int(chain[-1]["into"]) if chain else identity
+
+
+def _sighting_view(sid: str, h: dict) -> dict:
+    g = {text(k): v for k, v in h.items()}
+    out = {"sighting": sid}
+    for k in ("camera", "model", "decision", "reason", "stream_id"):
+        out[k] = text(g.get(k, b""))
+    for k in ("identity", "track", "seq", "excluded", "best", "runner_up"):
+        out[k] = int(g[k]) if g.get(k) not in (None, b"") else None
+    for k in ("t_start", "t_end", "score", "runner_up_score", "ingested"):
+        out[k] = float(g[k]) if g.get(k) not in (None, b"") else None
+    return out
+
+
+def sighting(client: Client, keys: Keys, sid: str) -> dict:
+    h = client.hgetall(keys.sighting(sid))
+    if not h:
+        raise NotFound(f"no sighting {sid!r} in site {keys.site!r}; sighting ids look like camera:track:seq")
+    return _sighting_view(sid, h)
+
+
+def thumbnail(client: Client, keys: Keys, sid: str) -> bytes:
+    data = client.hget(keys.sighting(sid), "thumb")
+    if data is None:
+        raise NotFound(f"no sighting {sid!r} in site {keys.site!r}")
+    return bytes(data)
+
+
+_LIST_FIELDS = ("identity", "camera", "track", "seq", "t_start", "t_end", "score", "decision")
+
+
+def history(client: Client, keys: Keys, identity: int) -> dict:
+    """An identity's cross-camera history: its sightings in time order, with cameras and scores."""
+    current = resolve(client, keys, identity)
+    summary = client.hmget(keys.identity(current), "first_seen", "last_seen", "sightings", "thumb")
+    if summary[2] is None:
+        raise NotFound(f"no person {identity} in site {keys.site!r}; `crosscam persons` lists them")
+    sids = [text(x) for x in client.zrange(keys.sightings(current), 0, -1)]
+    pipe = client.pipeline(transaction=False)
+    for sid in sids:
+        pipe.hmget(keys.sighting(sid), *_LIST_FIELDS)
+    rows = []
+    for sid, values in zip(sids, pipe.execute(), strict=True):
+        if values[0] is None:
+            continue  # expired
+        rows.append(_sighting_view(sid, dict(zip(_LIST_FIELDS, values, strict=True))))
+    rows.sort(key=lambda r: (r["t_start"], r["sighting"]))
+    cameras = list(dict.fromkeys(r["camera"] for r in rows))
+    return {
+        "person": current,
+        "asked": identity,
+        "first_seen": float(summary[0]) if summary[0] else None,
+        "last_seen": float(summary[1]) if summary[1] else None,
+        "cameras": cameras,
+        "thumb": text(summary[3]) if summary[3] else (rows[0]["sighting"] if rows else None),
+        "sightings": rows,
+    }
+
+
+def persons(client, keys: Keys, camera: str | None = None, since: float | None = None, limit: int = 1000) -> list[dict]:
+    """Identities seen (on ``camera``) since ``since`` (stream time), most recent first."""
+    low = "-inf" if since is None else since
+    if camera is None:
+        ids = [int(x) for x in client.zrevrangebyscore(keys.identities, "+inf", low, start=0, num=limit)]
+    else:
+        sids = [text(x) for x in client.zrevrangebyscore(keys.timeline(camera), "+inf", low)]
+        pipe = client.pipeline(transaction=False)
+        for sid in sids:
+            pipe.hget(keys.sighting(sid), "identity")
+        ids = list(dict.fromkeys(int(x) for x in pipe.execute() if x is not None))[:limit]
+    pipe = client.pipeline(transaction=False)
+    for n in ids:
+        pipe.hmget(keys.identity(n), "first_seen", "last_seen", "sightings", "thumb", "recent")
+    out = []
+    for n, (first, last, count, thumb, recent) in zip(ids, pipe.execute(), strict=True):
+        if count is None:
+            continue
+        cams = list(dict.fromkeys(s.camera for s in recent_sightings(recent)))
+        out.append(
+            {
+                "person": n,
+                "first_seen": float(first),
+                "last_seen": float(last),
+                "sightings": int(count),
+                "cameras": cams,
+                "thumb": text(thumb),
+            }
+        )
+    return out
+
+
+def explain(client: Client, keys: Keys, sid: str) -> dict:
+    """Why a sighting belongs to its person: the decision with its score and runner-up, and any merges."""
+    view = sighting(client, keys, sid)
+    first = client.hget(keys.sighting(sid), "merged_from")
+    identity = int(first) if first is not None else view["identity"]
+    chain = _merge_chain(client, keys, identity)
+    return view | {"merges": chain, "person": int(chain[-1]["into"]) if chain else identity}
+
+
+def search(gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[tuple[int, float]]:
+    """The ``top_k`` identities nearest to ``feature`` (no space-time constraints: a query has no time)."""
+    if not len(gallery):
+        return []
+    snap = gallery.snapshot(np.asarray(feature, np.float32)[None])
+    out = []
+    for identity, score in snap.ranked(0):
+        out.append((identity, score))
+        if len(out) == top_k:
+            break
+    return out
+
+
+def search_histories(client: Client, keys: Keys, gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[dict]:
+    """``search`` with each hit's score rounded and its history: what the CLI and the API answer."""
+    return [
+        {"person": p, "score": round(s, 4), "history": history(client, keys, p)}
+        for p, s in search(gallery, feature, top_k)
+    ]

@@ -1,0 +1,181 @@
+"""The matcher's writes: a batch's sightings and identities, merges, and the gallery it loads at start."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from pipeline.bus.batch import Commands
+from pipeline.bus.connect import Client, Pipeline
+from pipeline.keys import Keys, text
+from pipeline.matcher.gallery import Gallery
+from pipeline.matcher.rules import Linked
+from pipeline.store.fields import DECISIONS_MAXLEN, F16, recent_sightings, summary
+from pipeline.types import TrackletEmbedding
+
+_DECISIONS_MAXLEN = str(DECISIONS_MAXLEN)
+
+
+def _sighting_args(t: TrackletEmbedding, link: Linked, feature: bytes, start: str, stream_id: str, now: str) -> list:
+    """The sighting hash as HSET's field, value list; every value already str or bytes."""
+    return [
+        "identity", str(link.identity),
+        "camera", t.camera_id,
+        "track", str(t.track_id),
+        "seq", str(t.seq),
+        "t_start", start,
+        "t_end", repr(t.t_end),
+        "feature", feature,
+        "thumb", bytes(t.thumbnail),
+        "model", t.model_id,
+        "stream_id", stream_id,
+        "ingested", now,
+        *link.decision.field_args(),
+    ]  # fmt: skip
+
+
+def write_links(
+    w: Commands, keys: Keys, links: list[Linked], stream_ids: list[str], gallery: Gallery, ttl: float | None
+) -> None:
+    """A batch's sightings (``stream_ids``: their records' ids), the indexes and the identities they changed
+    (each identity written once, in its state after the batch), added to ``w`` (``pipeline.bus.batch``: the
+    matcher sends them, its acknowledgements last, as one script call).
+
+    This runs for every tracklet the matcher takes in, so values are made str or bytes here, where the
+    batch is at hand (one float16 conversion for all features, each key and number formatted once), and
+    commands are added as ready argument lists (``Commands.add``)."""
+    if not links:
+        return
+    now = time.time()
+    at = repr(now)
+    ttl_s = str(int(ttl)) if ttl else None
+    sids = [link.tracklet.tracklet_id for link in links]
+    starts = [repr(link.tracklet.t_start) for link in links]
+    features = np.stack([np.asarray(link.tracklet.feature, np.float32) for link in links]).astype(F16)
+    sighting_key, decisions = keys.sighting(""), keys.decisions  # + the sighting id
+    by_identity: dict[int, list[int]] = {}  # identity -> indexes into links
+    by_camera: dict[str, list[str]] = {}  # camera -> ZADD's score, member list
+    for i, (link, stream_id) in enumerate(zip(links, stream_ids, strict=True)):
+        t, sid = link.tracklet, sids[i]
+        key = sighting_key + sid
+        w.add(["HSET", key, *_sighting_args(t, link, features[i].tobytes(), starts[i], stream_id, at)])
+        # the audit log's entry; the details are in the sighting's hash
+        w.add(["XADD", decisions, "MAXLEN", "~", _DECISIONS_MAXLEN, "*", "sighting", sid, "identity", str(link.identity),
+               "decision", link.decision.kind, "at", at])  # fmt: skip
+        if ttl_s:
+            w.add(["EXPIRE", key, ttl_s])
+        by_identity.setdefault(link.identity, []).append(i)
+        by_camera.setdefault(t.camera_id, []).extend((starts[i], sid))
+    for camera, members in by_camera.items():
+        w.zadd_args(keys.timeline(camera), members)
+    last_seen: list[str] = []
+    for identity, group in by_identity.items():
+        name = str(identity)
+        fields = summary(gallery.exemplars(identity), gallery.history(identity))
+        last_seen += (fields["last_seen"], name)
+        first = links[group[0]]
+        if first.new:
+            fields |= {"thumb": sids[group[0]], "created": at}
+        else:
+            del fields["first_seen"]  # kept from creation: the recent history is bounded
+        key, sightings = keys.identity(name), keys.sightings(name)
+        w.hset(key, fields)
+        w.add(["HINCRBY", key, "sightings", str(len(group))])
+        w.zadd_args(sightings, [x for i in group for x in (starts[i], sids[i])])
+        if ttl_s:
+            w.add(["EXPIRE", key, ttl_s])
+            w.add(["EXPIRE", sightings, ttl_s])
+    w.zadd_args(keys.identities, last_seen, gt=True)  # GT still adds new members
+    w.add(["INCR", keys.version])
+    # last: the ingest marks make a re-read record a duplicate, so they follow every other write (a script
+    # that fails part-way keeps what it wrote before; without the marks, the records are processed again)
+    w.zadd_args(keys.ingested, [x for sid in sids for x in (at, sid)])
+
+
+def next_identities(client: Client, keys: Keys, count: int) -> list[int]:
+    last = int(client.incrby(keys.next_identity, count))
+    return list(range(last - count + 1, last + 1))
+
+
+def processed(client: Client, keys: Keys, sighting_ids: list[str]) -> list[bool]:
+    """Whether each tracklet already has a sighting (one ZMSCORE on the ingest index, which a sighting
+    joins in the same transaction; it outlives an expired sighting, so a late duplicate stays a duplicate)."""
+    if not sighting_ids:
+        return []
+    return [x is not None for x in client.zmscore(keys.ingested, sighting_ids)]
+
+
+def identity_ids(client: Client, keys: Keys) -> list[int]:
+    return [int(x) for x in client.zrange(keys.identities, 0, -1)]
+
+
+def load_gallery(client: Client, keys: Keys, chunk: int = 2000) -> Gallery:
+    """Every stored identity's exemplars and recent sightings (the matcher's state after a restart)."""
+    gallery = Gallery()
+    ids = identity_ids(client, keys)
+    for i in range(0, len(ids), chunk):
+        pipe = client.pipeline(transaction=False)
+        for n in ids[i : i + chunk]:
+            pipe.hmget(keys.identity(n), "exemplars", "dim", "recent")
+        for n, (ex, dim, recent) in zip(ids[i : i + chunk], pipe.execute(), strict=True):
+            if ex is None or dim is None:
+                continue  # expired
+            exemplars = np.frombuffer(ex, F16).astype(np.float32).reshape(-1, int(dim))
+            gallery.set(n, exemplars, recent_sightings(recent))
+    gallery.changes = []
+    return gallery
+
+
+def cannot_link(client: Client, keys: Keys) -> set[tuple[int, int]]:
+    out = set()
+    for raw in client.smembers(keys.cannot_link):
+        a, b = text(raw).split(":")
+        out |= {(int(a), int(b)), (int(b), int(a))}
+    return out
+
+
+def write_merge(
+    pipe: Pipeline,
+    client: Client,
+    keys: Keys,
+    source: int,
+    into: int,
+    score: float,
+    gallery: Gallery,
+    carried: dict | None = None,
+) -> None:
+    """Move every sighting of ``source`` to ``into`` (the gallery already holds the merged identity).
+
+    Merges queued in one transaction can chain (3 into 2, then 2 into 1): ``carried`` holds what earlier
+    ones moved, which ``client`` cannot read before the transaction runs (``{identity: (sightings, count)}``),
+    and the summary of an identity merged on in the same pass is left to the merge that removes it."""
+    carried = {} if carried is None else carried
+    moved, extra = carried.pop(source, ({}, 0))
+    starts = {text(k): v for k, v in client.zrange(keys.sightings(source), 0, -1, withscores=True)} | moved
+    for sid in starts:
+        pipe.hset(keys.sighting(sid), "identity", into)
+        pipe.hsetnx(keys.sighting(sid), "merged_from", source)
+    if starts:
+        pipe.zadd(keys.sightings(into), starts)
+    count = int(client.hget(keys.identity(source), "sightings") or 0) + extra
+    if into in gallery:
+        fields = summary(gallery.exemplars(into), gallery.history(into))
+        pipe.hset(keys.identity(into), mapping=fields)
+        pipe.hincrby(keys.identity(into), "sightings", count)
+        pipe.zadd(keys.identities, {str(into): float(fields["last_seen"])})
+    else:  # merged on later in this pass: that merge moves these too
+        before = carried.get(into, ({}, 0))
+        carried[into] = (before[0] | starts, before[1] + count)
+    pipe.delete(keys.identity(source), keys.sightings(source))
+    pipe.zrem(keys.identities, str(source))
+    now = time.time()
+    pipe.hset(keys.merges, str(source), json.dumps({"into": into, "score": round(score, 4), "at": now}))
+    pipe.xadd(
+        keys.decisions,
+        {"decision": "merge", "identity": into, "merged": source, "score": f"{score:.4f}", "at": repr(now)},
+        maxlen=DECISIONS_MAXLEN,
+        approximate=True,
+    )
+    pipe.incr(keys.version)
