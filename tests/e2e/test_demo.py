@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pipeline.test_cli import run_json
+from tests.support.cli import run_json
 
 
 @pytest.mark.slow

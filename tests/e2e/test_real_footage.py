@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED_DATA, VTEST
+from tests.support.paths import SHARED_DATA, VTEST
 
 CLIPS = SHARED_DATA / "videos" / "chuyko_2cam_indoor"
 DETECTOR = SHARED_DATA / "weights" / "yolov8n_int8_onnx" / "yolov8n_int8.onnx"
@@ -141,7 +141,7 @@ def expected_threshold() -> float:
 
 
 def indoor_demo(capsys, out, *options: str) -> dict:
-    from tests.pipeline.test_cli import run_json
+    from tests.support.cli import run_json
 
     videos = [a for c in ("cam1", "cam2") for a in ("--video", str(CLIPS / f"{c}.mp4"))]
     code, data, err = run_json(capsys, "demo", *videos, "--detector", str(DETECTOR), "--out", str(out), *options)
@@ -162,7 +162,7 @@ def test_demo_links_the_person_across_two_real_cameras(capsys, tmp_path, cache_d
     from dataclasses import replace
 
     from models.artifacts import read_spec, write_spec
-    from tests.pipeline.test_cli import run_json
+    from tests.support.cli import run_json
 
     need_shared_data()
     model = tmp_path / "osnet_x0_25_msmt17.onnx"
@@ -198,7 +198,7 @@ def test_demo_on_pets_finds_about_the_people_present(capsys, tmp_path, cache_dir
     and about 10 distinct people walk through (by appearance; several dark-clad men are hard to tell apart at
     480x360). Identities found: at least the 8 seen together (one camera never holds one identity twice at a
     time), and at most 3 per person (re-entries and fragments the model fails to join)."""
-    from tests.pipeline.test_cli import run_json
+    from tests.support.cli import run_json
 
     need_shared_data()
     code, data, err = run_json(

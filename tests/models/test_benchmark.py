@@ -7,7 +7,7 @@ import pytest
 from models.benchmark import gflops_per_tracklet, peak_matmul_gflops, time_embedder
 from models.embedder import load_embedder
 from models.export import random_clips
-from tests.conftest import make_model
+from tests.support.models import make_model
 
 
 def test_flops_grow_linearly_with_frames():

@@ -7,7 +7,7 @@ import torch
 
 from models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, weights_id
 from models.errors import ModelFileError
-from tests.conftest import make_model
+from tests.support.models import make_model
 
 
 def test_round_trip_keeps_weights_spec_and_outputs(tmp_path):

@@ -16,7 +16,8 @@ from models.export import random_clips
 from models.parity import compare_embedders
 from models.preprocess import preprocess
 from models.spec import InputSpec
-from tests.conftest import REPO, TINY_ARCHS
+from tests.support.models import TINY_ARCHS
+from tests.support.paths import REPO
 
 
 @pytest.mark.parametrize("frames", [1, 4, 8])

@@ -20,7 +20,7 @@ from models.parity import compare_embedders
 from models.preprocess import preprocess
 from models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelSpec
 from models.zoo import default_embedder
-from tests.conftest import SHARED_DATA
+from tests.support.paths import SHARED_DATA
 
 
 def test_bgr_input_flips_the_planes_in_preprocessing():
@@ -55,7 +55,7 @@ def test_a_bgr_checkpoint_feeds_the_same_planes_on_both_torch_paths(tmp_path):
     """The uint8 upload of the CUDA path (run here on the CPU) flips channels as preprocessing does."""
     from models.backends.torch_runtime import TorchEmbedder
     from models.checkpoint import load_checkpoint, save_checkpoint
-    from tests.conftest import make_model
+    from tests.support.models import make_model
 
     model = make_model("tiny_attention")
     model.input_spec = replace(model.input_spec, channels="bgr")

@@ -17,7 +17,7 @@ from models.export import random_clips
 from models.mobilenet import MobileNetV2Backbone, imagenet_weights_path
 from models.preprocess import preprocess
 from models.spec import InputSpec
-from tests.conftest import assert_onnx_parity, make_model
+from tests.support.models import assert_onnx_parity, make_model
 
 HEADS = ("attention", "avg", "gru_rank")
 

@@ -14,7 +14,8 @@ from models.errors import BackendUnavailableError
 from models.export import export_onnx
 from models.parity import compare_embedders
 from models.zoo import default_embedder
-from tests.conftest import REPO, SHARED_DATA, TINY_ARCHS
+from tests.support.models import TINY_ARCHS
+from tests.support.paths import REPO, SHARED_DATA
 
 MSMT17 = SHARED_DATA / "reid_weights" / "torchreid" / "osnet_x0_25_msmt17.pth"
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")

@@ -17,7 +17,8 @@ from models.export import random_clips
 from models.osnet import OSNET_WIDTHS, OSNetBackbone
 from models.preprocess import preprocess
 from models.spec import InputSpec
-from tests.conftest import SHARED_DATA, assert_onnx_parity, make_model, randomize_batchnorm
+from tests.support.models import assert_onnx_parity, make_model, randomize_batchnorm
+from tests.support.paths import SHARED_DATA
 from tests.support.torchreid import torchreid_module
 
 MSMT17 = SHARED_DATA / "reid_weights" / "torchreid" / "osnet_x0_25_msmt17.pth"

@@ -9,7 +9,7 @@ from models.architectures import ARCHITECTURES, arch_spec
 from models.backbones import ResNetBackbone, TinyBackbone
 from models.checkpoint import build_model
 from models.errors import ClipError, ModelFileError
-from tests.conftest import TINY_ARCHS, make_model
+from tests.support.models import TINY_ARCHS, make_model
 
 
 @pytest.mark.parametrize("arch", TINY_ARCHS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import VTEST
+from tests.support.paths import VTEST
 from tests.support.rtsp import RtspServer, require_server
 
 

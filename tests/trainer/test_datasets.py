@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from synth.datasets import write_ilidsvid, write_mars, write_prid2011
-from tests.conftest import SHARED_DATA
+from tests.support.paths import SHARED_DATA
 from trainer.data.index import DatasetError, count_missing
 from trainer.data.registry import load_dataset, split_count
 

@@ -13,7 +13,7 @@ from models.checkpoint import load_checkpoint
 from models.errors import ModelFileError
 from models.spec import ModelSpec
 from synth.datasets import write_mars
-from tests.pipeline.test_cli import run_json
+from tests.support.cli import run_json
 from trainer.data.registry import load_dataset
 from trainer.evaluate import recipe_distance
 from trainer.frames_fused import frames_fused, rank_curves

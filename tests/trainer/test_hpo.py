@@ -9,7 +9,7 @@ import yaml
 
 from crosscam.errors import ConfigError
 from synth.datasets import write_mars
-from tests.pipeline.test_cli import run_json
+from tests.support.cli import run_json
 from trainer.hpo import with_parameters
 from trainer.recipe import load_recipe
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from tests.conftest import REPO, SHARED_DATA
+from tests.support.paths import REPO, SHARED_DATA
 from trainer.data.index import DatasetError, Tracklet
 from trainer.data.market1501 import (
     TEST_SHARE,

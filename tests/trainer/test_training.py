@@ -13,7 +13,7 @@ from models.backends.torch_runtime import TorchEmbedder
 from models.checkpoint import model_spec
 from pipeline.cli import main
 from synth.datasets import write_mars, write_prid2011
-from tests.pipeline.test_cli import run_json
+from tests.support.cli import run_json
 from trainer.data.registry import load_dataset
 from trainer.data.sampling import dense_clips
 from trainer.evaluate import average_results, embed_tracklets

@@ -8,10 +8,7 @@ import pytest
 
 from pipeline.camera.sources import open_source
 from pipeline.camera.tracking import DetectorError, DetectorOptions, MotionTracker, YoloTracker, load_yolo
-from tests.conftest import SHARED_DATA
-from tests.pipeline.test_sources import VTEST, needs_video
-
-YOLO_ONNX = SHARED_DATA / "weights" / "yolov8n_int8_onnx" / "yolov8n_int8.onnx"
+from tests.support.paths import VTEST, YOLO_ONNX, needs_video
 
 
 def first_frames(n: int):

@@ -19,9 +19,7 @@ from pipeline.camera.sources import (
     parse_source,
 )
 from pipeline.types import Frame
-from tests.conftest import VTEST
-
-needs_video = pytest.mark.skipif(not VTEST.is_file(), reason=f"{VTEST} is absent (a fresh clone without shared data)")
+from tests.support.paths import VTEST, needs_video
 
 
 @pytest.mark.parametrize(

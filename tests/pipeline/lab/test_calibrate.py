@@ -25,7 +25,8 @@ from pipeline.lab.calibrate import (
 )
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.types import TrackletEmbedding
-from tests.pipeline.test_matching import tracklet
+from tests.support.cli import redis_url
+from tests.support.records import tracklet
 
 
 def walks(people: int = 4, cameras: int = 3, noise: float = 0.15, seed: int = 0) -> list[Labelled]:
@@ -240,8 +241,8 @@ def test_calibrate_on_real_market_crops_writes_the_threshold_into_the_model(caps
     the threshold and its provenance afterwards."""
     from models.artifacts import read_spec
     from models.zoo import default_embedder
-    from tests.conftest import SHARED_DATA
-    from tests.pipeline.test_cli import run_json
+    from tests.support.cli import run_json
+    from tests.support.paths import SHARED_DATA
 
     source = SHARED_DATA / "market1501" / "bounding_box_train"
     if not SHARED_DATA.is_dir():
@@ -272,14 +273,6 @@ def test_calibrate_write_needs_a_dataset(capsys):
 
     assert main(["calibrate", "--write"]) == 2
     assert "--dataset" in capsys.readouterr().err
-
-
-def redis_url(client) -> str:
-    return (
-        f"unix://{client.socket_file}"
-        if hasattr(client, "socket_file")
-        else client.connection_pool.connection_kwargs["url"]
-    )
 
 
 def test_a_worker_announces_the_bundled_model_when_no_embedder_is_given(redis_client, bus_keys, capsys):

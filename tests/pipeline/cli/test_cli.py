@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,15 +12,7 @@ import pytest
 
 from models.architectures import ARCHITECTURES
 from pipeline.cli import main
-
-CROSSCAM = shutil.which("crosscam", path=str(Path(sys.executable).parent)) or "crosscam"
-
-
-def run_json(capsys, *argv: str) -> tuple[int, dict, str]:
-    code = main([*argv, "--json"])
-    out, err = capsys.readouterr()
-    lines = out.strip().splitlines()
-    return code, json.loads(lines[-1]), err
+from tests.support.cli import CROSSCAM, run_json
 
 
 def test_model_init_and_info(capsys, tmp_path):

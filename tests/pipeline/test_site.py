@@ -6,8 +6,7 @@ import yaml
 
 from pipeline.bus import records
 from pipeline.bus.publisher import camera_status
-from tests.pipeline.test_cli import run_json
-from tests.pipeline.test_worker import redis_url
+from tests.support.cli import redis_url, run_json
 
 SCENE = "synth://?cameras=3&people=6&seconds=12&seed=3"
 

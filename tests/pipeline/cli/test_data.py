@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO, SHARED_DATA
-from tests.pipeline.test_cli import CROSSCAM, run_json
+from tests.support.cli import CROSSCAM, run_json
+from tests.support.paths import REPO, SHARED_DATA
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (a fresh clone without shared data)")

@@ -7,7 +7,7 @@ import pytest
 from pipeline.bus import records
 from pipeline.bus.connect import BusError, connect
 from pipeline.bus.publisher import Publisher, camera_status, dead_letter
-from tests.pipeline.test_records import make_embedding
+from tests.support.records import make_embedding
 
 
 def test_publish_and_read_back(redis_client, bus_keys):

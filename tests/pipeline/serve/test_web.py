@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from pipeline.serve.api import serve
-from tests.pipeline.test_api import KEY, site_app  # noqa: F401  (fixture)
+from tests.support.api import KEY
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -32,7 +32,7 @@ def browser():
     driver.quit()
 
 
-def test_page_shows_cameras_persons_and_a_timeline(site_app, browser, tmp_path):  # noqa: F811
+def test_page_shows_cameras_persons_and_a_timeline(site_app, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait

@@ -20,16 +20,12 @@ from pipeline.matcher.rules import (
     histories_compatible,
     update_exemplars,
 )
-from pipeline.types import TrackletEmbedding
+from tests.support.records import tracklet
 
 
 def unit(*values: float) -> np.ndarray:
     v = np.asarray(values, np.float32)
     return v / np.linalg.norm(v)
-
-
-def tracklet(camera: str, track: int, t0: float, t1: float, feature, seq: int = 0) -> TrackletEmbedding:
-    return TrackletEmbedding("s", camera, track, seq, t0, t1, np.asarray(feature, np.float32), np.ones(2) / 2, b"", "m")
 
 
 def test_same_camera_overlap_is_excluded_and_transit_windows_apply():

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from pipeline.camera.sources import Reconnect, SourceState, open_source
-from tests.pipeline.test_sources import needs_video
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from tests.support.paths import needs_video
+from tests.support.waiting import wait_for
 
 
 @needs_video

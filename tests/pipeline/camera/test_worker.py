@@ -14,9 +14,9 @@ from pipeline.bus import records
 from pipeline.bus.publisher import camera_status
 from pipeline.cli import main
 from pipeline.keys import Keys
-from tests.pipeline.test_rtsp import wait_for
-from tests.pipeline.test_sources import VTEST, needs_video
-from tests.pipeline.test_tracking import YOLO_ONNX
+from tests.support.cli import redis_url
+from tests.support.paths import VTEST, YOLO_ONNX, needs_video
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +25,6 @@ def embedder_file(tmp_path_factory):
     arch, input_spec = arch_spec("tiny_attention")
     save_checkpoint(build_model(arch, input_spec), path)
     return path
-
-
-def redis_url(client) -> str:
-    return (
-        f"unix://{client.socket_file}"
-        if hasattr(client, "socket_file")
-        else client.connection_pool.connection_kwargs["url"]
-    )
 
 
 def read_tracklets(client, keys: Keys) -> list:
@@ -128,7 +120,7 @@ def test_worker_survives_a_server_restart(rtsp_server, embedder_file, redis_clie
 
 @needs_video
 def test_bench_pipeline_reports_both_rates_and_memory(capsys, embedder_file):
-    from tests.pipeline.test_cli import run_json
+    from tests.support.cli import run_json
 
     code, data, err = run_json(
         capsys,

@@ -18,8 +18,7 @@ from pipeline.bus.publisher import Publisher
 from pipeline.matcher.consumer import GROUP, Matcher
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.types import TrackletEmbedding
-from tests.pipeline.test_cli import run_json
-from tests.pipeline.test_worker import redis_url
+from tests.support.cli import redis_url, run_json
 
 THUMB = cv2.imencode(".jpg", np.full((16, 8, 3), 128, np.uint8))[1].tobytes()
 
