@@ -85,9 +85,9 @@ def read_checkpoint(path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor
     version = int(data["spec"].get("format_version", 1))
     if spec.arch.head == "gru_rank" and version < 3:
         raise ModelFileError(
-            f"{path}: a gru_rank model saved by an earlier crosscam (spec format {version}), whose GRU head had "
-            "another layout (ReLU after the FC, exp-weighted scorer with two hidden layers); crosscam now follows "
-            "All for One's Eq. 6: train it again with the current recipe"
+            f"{path}: a gru_rank model of spec format {version}, whose GRU head has another layout (ReLU after "
+            "the FC, exp-weighted scorer with two hidden layers) than crosscam's, which follows All for One's "
+            "Eq. 6: train it again with the current recipe"
         )
     return spec, data["state_dict"]
 

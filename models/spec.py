@@ -15,7 +15,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # 2: input.channels and link_threshold (a version-1 spec reads as RGB input with no calibrated threshold)
-# 3: arch.neck (an earlier spec reads as a BNNeck, the only neck it could have)
+# 3: arch.neck (a version-1 or -2 spec reads as a BNNeck, the only neck those versions have)
 SPEC_FORMAT_VERSION = 3
 
 

@@ -1,4 +1,4 @@
-"""Plain, frozen values passed between the pipeline's stages (see ARCHITECTURE.md, "Data flow")."""
+"""Plain, frozen values passed between the pipeline's stages (see docs/architecture.md, "Data flow")."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ Schema version 1, every field required:
 | ``thumb`` | a JPEG image |
 
 A consumer that meets another version or a malformed record gets ``RecordError`` and moves the
-entry to the dead-letter stream (``pipeline.bus``); it never stops on one.
+entry to the dead-letter stream (``pipeline.bus.publisher.dead_letter``); it never stops on one.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The matcher: links every tracklet on a site's stream to a global identity (ARCHITECTURE.md, "Matching").
+"""The matcher: links every tracklet on a site's stream to a global identity (docs/pipeline.md, "Matcher").
 
 ``Matcher`` feeds the ``Linker`` (``pipeline.matcher.linker``: the rules over an in-memory gallery) from
-the site's tracklet stream in a Redis consumer group, and writes the results with ``pipeline.store``.
+the site's tracklet stream in a Redis consumer group, and writes the results with ``pipeline.store.writes``.
 
 Guarantees:
 

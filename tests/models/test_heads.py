@@ -158,9 +158,9 @@ def test_unknown_head_option_is_a_clear_error():
         build_model(replace(arch, neck="bn"), spec, pretrained=None)
 
 
-def test_a_gru_checkpoint_of_the_earlier_head_layout_is_refused_clearly(tmp_path):
-    """A gru_rank checkpoint of spec format 2 had another head (ReLU after the FC, exp-weighted two-layer
-    scorer): loading it names the file and says to train again, where it used to fail on weight shapes."""
+def test_a_gru_checkpoint_of_spec_format_2_is_refused_clearly(tmp_path):
+    """A gru_rank checkpoint of spec format 2 has another head (ReLU after the FC, exp-weighted two-layer
+    scorer): loading it names the file and says to train again, rather than failing on weight shapes."""
     from models.checkpoint import load_checkpoint, save_checkpoint
 
     arch, spec = arch_spec("tiny_gru_rank")
@@ -169,7 +169,5 @@ def test_a_gru_checkpoint_of_the_earlier_head_layout_is_refused_clearly(tmp_path
     data = torch.load(path, weights_only=True)
     data["spec"]["format_version"] = 2
     torch.save(data, path)
-    with pytest.raises(
-        ModelFileError, match=r"old\.pt: a gru_rank model saved by an earlier crosscam .* train it again"
-    ):
+    with pytest.raises(ModelFileError, match=r"old\.pt: a gru_rank model of spec format 2, .* train it again"):
         load_checkpoint(path)

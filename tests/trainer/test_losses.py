@@ -115,7 +115,7 @@ def test_frame_rank_loss_by_hand():
 def test_frame_rank_loss_charges_a_sequence_that_degrades():
     """As above with A reversed, (0.5, 1): its second feature is worse than its first.
     A: P_1 = 0.5, P_2 = 1 -> 0.5; N_1 = min(2.5, 1.5) = 1.5, N_2 = min(2, 1) = 1 -> 0.5.
-    B: positives now at 0.5 and 1 at every step: P = 1 at both steps; N = 2: 0. C: 1 as before.
+    B: its positives are at 0.5 and 1 at every step: P = 1 at both steps; N = 2: 0. C: 1, as in the test above.
     L_2 = (1 + 0 + 1) / 3 = 2/3: the degradation costs 1/3."""
     f = t([[[0.5], [1.0]], [[0.0], [0.0]], [[3.0], [2.0]]])
     assert losses.frame_rank_loss(f, torch.tensor([0, 0, 1])).item() == pytest.approx(2 / 3, rel=1e-6)

@@ -427,7 +427,7 @@ def test_rank_loss_term_uses_every_fused_feature():
 
 def test_a_tracklet_with_no_readable_frame_ranks_last(mars60, tmp_path):
     """Its features are NaN and its distances +inf: a gallery tracklet whose every frame is corrupt comes after
-    every readable one for every query (a zero row used to sit closer than most real matches)."""
+    every readable one for every query (a zero row would sit closer than most real matches)."""
     from dataclasses import replace
 
     from trainer.evaluate import evaluate_index, rank_distances

@@ -118,8 +118,8 @@ def test_the_blurriest_crops_of_a_track_are_left_out():
 
 
 def test_a_soft_camera_still_publishes_every_person():
-    """A camera out of focus everywhere: every crop is far below the fixed floor of 15 that an absolute rule
-    used, yet the track is published from its sharpest views."""
+    """A camera out of focus everywhere: every crop is far below 15, a common fixed floor for the variance of
+    the Laplacian, yet the track is published from its sharpest views."""
     buf = TrackletBuffer("cam", POLICY)
     base = soft(textured(), 3.0)
     out = []
