@@ -23,8 +23,8 @@ import pytest
 
 from pipeline.cli import build_parser
 from pipeline.config.loader import load_config
+from tests.support.paths import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 ENV = {"CROSSCAM_API_KEY": "test-key"}
 
 
