@@ -50,7 +50,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="cosine of L2-normalised tracklet features, or squared Euclidean of raw ones (the AAAI-2020 code's "
         "test); default: the checkpoint's recipe (eval.distance), else cosine",
     )
-    e.add_argument("--backend", default="auto", help="runtime: auto, torch, onnxruntime, tensorrt")
+    e.add_argument("--backend", default="auto", help="runtime: auto, torch, onnxruntime, openvino, tensorrt")
     e.add_argument("--device", default="auto")
     e.set_defaults(handler=cmd_eval)
 

@@ -30,7 +30,7 @@ class EmbedderConfig(Section):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
     fp16: bool | None = Field(None, description="half precision; default: on for CUDA, off for the CPU")
     max_batch: int = Field(32, ge=1, le=4096, description="largest number of tracklets run at once")
-    threads: int | None = Field(None, ge=1, description="CPU threads for onnxruntime; default: all cores")
+    threads: int | None = Field(None, ge=1, description="CPU threads for onnxruntime and OpenVINO; default: all cores")
 
 
 class ExportConfig(Section):
