@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import msgpack
 
+from pipeline.bus.connect import Pipeline
 from pipeline.bus.scripts import script
 
 
@@ -74,7 +75,7 @@ class Commands:
         trim = ["MAXLEN", "~", maxlen] if maxlen else []
         self.call("XADD", key, *trim, "*", *(x for kv in fields.items() for x in kv))
 
-    def queue(self, pipe) -> None:
+    def queue(self, pipe: Pipeline) -> None:
         """Add the collected commands to ``pipe`` as one script call (nothing when empty)."""
         if not self.commands:
             return

@@ -12,6 +12,7 @@ import json
 import logging
 
 from models.spec import ModelSpec
+from pipeline.bus.connect import Client
 from pipeline.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,12 @@ def model_summary(spec: ModelSpec) -> dict:
     }
 
 
-def announce_model(client, keys: Keys, spec: ModelSpec) -> None:
+def announce_model(client: Client, keys: Keys, spec: ModelSpec) -> None:
     """Register the model a worker embeds with under the site's models key, before it publishes a record."""
     client.hset(keys.models, spec.model_id, json.dumps(model_summary(spec)))
 
 
-def announced_model(client, keys: Keys, model_id: str) -> dict | None:
+def announced_model(client: Client, keys: Keys, model_id: str) -> dict | None:
     """The summary a worker announced for ``model_id``, or None."""
     raw = client.hget(keys.models, model_id)
     if raw is None:

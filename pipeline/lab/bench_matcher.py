@@ -10,6 +10,7 @@ import numpy as np
 from pipeline import store
 from pipeline.bus import records
 from pipeline.bus.batch import Commands
+from pipeline.bus.connect import Client
 from pipeline.bus.publisher import Publisher
 from pipeline.keys import Keys
 from pipeline.matcher.gallery import Gallery
@@ -41,7 +42,7 @@ def _publish(publisher: Publisher, site: str, features: np.ndarray, cams: int, t
     pipe.execute()
 
 
-def _seed(client, keys: Keys, people: np.ndarray, cams: int, exemplars: int = 1, chunk: int = 2000) -> None:
+def _seed(client: Client, keys: Keys, people: np.ndarray, cams: int, exemplars: int = 1, chunk: int = 2000) -> None:
     """Store ``exemplars`` sightings per person (each its own exemplar, on cameras ``i, i+1, ...``) through
     the matcher's own write path (``store.write_links``), without scoring: the state a matcher that had
     linked them would leave, written in seconds even for 100,000."""

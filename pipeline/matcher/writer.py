@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from redis.client import Pipeline
+from pipeline.bus.connect import Pipeline
 
 
 class WriteBehind:
