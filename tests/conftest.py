@@ -11,6 +11,18 @@ from models.checkpoint import save_checkpoint
 from tests.support.models import TINY_ARCHS, make_model
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--cold-cache``: the end-to-end tests train the demo model into a fresh, empty cache (as a fresh
+    machine's first ``crosscam demo`` does) instead of reusing the persistent test cache."""
+    parser.addoption(
+        "--cold-cache",
+        action="store_true",
+        default=False,
+        help="end-to-end tests start from an empty crosscam cache (train the demo model) instead of the "
+        "persistent test cache ($CROSSCAM_TEST_CACHE, else ~/.cache/crosscam/test-cache)",
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     """A saved, perturbed checkpoint for each tiny architecture."""

@@ -1,5 +1,6 @@
-"""``crosscam demo`` end to end, as the README runs it: train the demo model (into a fresh cache), run the
-3-camera synthetic scene through workers, embedder and matcher on an embedded Redis, score and report."""
+"""``crosscam demo`` end to end, as the README runs it: train the demo model (into the persistent test cache
+when it is not there yet, or a fresh one with ``pytest --cold-cache``: ``demo_cache``), run the 3-camera
+synthetic scene through workers, embedder and matcher on an embedded Redis, score and report."""
 
 from __future__ import annotations
 
