@@ -20,9 +20,11 @@ from crosscam.errors import ConfigError
 from models.architectures import arch_spec
 from models.backends.torch_runtime import TorchEmbedder
 from models.checkpoint import build_model, load_checkpoint
+from models.errors import ModelFileError
 from models.preprocess import preprocess
 from models.reidnet import ReIDNet, ReIDOutput
 from models.spec import InputSpec, ModelSpec
+from models.zoo import missing_file_error
 from trainer import losses
 from trainer.data.clips import BadFrames, read_clip
 from trainer.data.index import DatasetError, DatasetIndex, Tracklet
@@ -288,6 +290,12 @@ def build_for_recipe(recipe: Recipe, num_classes: int) -> ReIDNet:
         model.load_state_dict(state, strict=False)
         return model
     arch, input_spec = arch_spec(m.arch, num_classes=num_classes)
+    if m.pretrained not in (None, "imagenet") and not Path(m.pretrained).is_file():
+        known = missing_file_error(Path(m.pretrained))
+        raise ModelFileError(
+            f"{recipe.name}: {known or f'{m.pretrained}: pre-trained weights file not found'}; "
+            "or pass --set model.pretrained=PATH (a path relative to the working directory)"
+        )
     if m.pretrained is None and arch.backbone != "tiny":
         log.warning(
             "%s: model.pretrained and model.init_checkpoint are both unset: the %s backbone starts from random "

@@ -110,3 +110,23 @@ def test_the_papers_settings():
     ablation = [load_recipe(n, []) for n in ("market_osnet_gru", "market_osnet_gru_attention", "market_osnet_gru_rank")]
     assert [r.model.head_options["attention"] for r in ablation] == [False, True, True]
     assert [r.loss.rank for r in ablation] == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_pretrained_weights_are_a_bare_file_name(name):
+    """A bundled recipe names its weights by file name alone (or imagenet, or none): the user puts the file in
+    the working directory or passes ``--set model.pretrained=PATH``; no recipe points into another folder."""
+    pretrained = load_recipe(name, []).model.pretrained
+    assert pretrained in (None, "imagenet") or Path(pretrained).name == pretrained
+
+
+def test_missing_pretrained_weights_say_where_to_fetch_them_and_how_to_point_at_them(tmp_path, monkeypatch):
+    from models.errors import ModelFileError
+
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe("market_osnet_ta", [])
+    with pytest.raises(ModelFileError) as caught:
+        build_for_recipe(recipe, num_classes=4)
+    message = str(caught.value)
+    assert message.startswith("market_osnet_ta: osnet_x0_25_msmt17.pth: not found")
+    assert "fetch osnet_x0_25_msmt17.pth from https://" in message and "--set model.pretrained=PATH" in message
