@@ -6,7 +6,7 @@ its own layout: its frame-sized kernel is flattened for a matrix multiply, a cop
 every call if they were channels_last (ResNet-50's: 268 MB).
 
 On CUDA the clips travel as uint8 pixels and are normalised on the GPU (``to_input``): a quarter of the
-bytes over PCIe, and none of the host's per-pixel float work, which made a batch of 32 ResNet-50 clips
+bytes over PCIe, and none of the host's per-pixel float work, which makes a batch of 32 ResNet-50 clips
 take 155 ms where the network needs a few (docs/benchmarks.md)."""
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def _one_step(loss_scale: float | None) -> tuple[torch.Tensor, torch.Tensor, tor
 
 def test_mixed_precision_loss_scale_does_not_reach_the_centers():
     """Under AMP the centres' gradient carries the loss scale too; it must be unscaled before their step.
-    (It was not: every CUDA run with a centre loss diverged, the centre term growing to 1e18.)"""
+    (Left scaled, every CUDA run with a centre loss diverges, the centre term growing to 1e18.)"""
     plain_w, plain_c, before = _one_step(None)
     scaled_w, scaled_c, _ = _one_step(65536.0)
     assert (plain_c - before).abs().max() > 1e-4  # the centres learn
