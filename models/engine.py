@@ -1,7 +1,8 @@
 """TensorRT engines: built from a crosscam ONNX file, fp16, with a dynamic batch (and frames) profile.
 
-Written against the TensorRT 10 Python API. NOTE: TensorRT could not be installed on the machines
-this project is developed and tested on, so this module has not been run there (see docs/runtimes.md).
+Written against the TensorRT 10 Python API. NOTE: TensorRT cannot be installed on the machines this
+project is developed and tested on, so this module has not run there (docs/models.md, "TensorRT: written,
+not run").
 
 An engine file is crosscam's container: ``ENGINE_MAGIC``, a little-endian u32 header length, a JSON
 header (the model spec and how the engine was built), then TensorRT's serialized engine. Engines are
