@@ -140,7 +140,7 @@ def missing_file_error(path: Path) -> ModelFileError | None:
         if path.name in model.files:
             where = " or ".join(model.urls)
             return ModelFileError(
-                f"{path}: not found; it is {model.name} ({model.source}): fetch {path.name} from {where} "
+                f"{path}: not found; it is {model.name}: fetch {path.name} from {where} "
                 f"on a machine with internet access and copy it here (`crosscam model list` shows every step)"
             )
     return None
