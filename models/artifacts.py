@@ -4,7 +4,6 @@ crosscam spec each one carries (no runtime needed)."""
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import os
 import zipfile
@@ -12,9 +11,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from models.errors import ModelFileError
+from models.formats import ENGINE_MAGIC, METADATA_KEY, no_spec_error
 from models.spec import ModelSpec
 
-ENGINE_MAGIC = b"CROSSCAM-TRT\x00"
 # Where an OpenVINO IR written by `crosscam model import` keeps its spec: model.rt_info["crosscam"]["spec"].
 IR_SPEC_PATH = ("crosscam", "spec")
 
@@ -54,31 +53,9 @@ def detect_artifact(path: Path) -> ArtifactKind:
     )
 
 
-class MissingSpecError(ModelFileError):
-    """A model file that carries no crosscam spec: a foreign model, to be imported first."""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def ir_weights(xml: Path) -> Path:
     """The weights file of an OpenVINO IR: OpenVINO's own rule, the .xml's name with .bin."""
     return xml.with_suffix(".bin")
-
-
-def no_spec_error(path: Path | str, what: str) -> MissingSpecError:
-    """The error for a model file without crosscam's spec, saying how to import it."""
-    return MissingSpecError(
-        f"{path}: has no crosscam spec (this {what} carries no crosscam metadata: input size, channels, "
-        f"normalisation, feature size); import it with `crosscam model import {path} --input HxW --channels rgb|bgr "
-        "--mean imagenet|none|R,G,B --out MODEL`, or export a crosscam checkpoint with `crosscam export`"
-    )
 
 
 def read_spec(path: str | Path) -> ModelSpec:
@@ -144,8 +121,6 @@ def _write_checkpoint_spec(path: Path, tmp: Path, spec: ModelSpec) -> None:
 
 def _write_onnx_spec(path: Path, tmp: Path, spec: ModelSpec) -> None:
     import onnx
-
-    from models.export import METADATA_KEY
 
     proto = onnx.load(str(path))
     meta = {p.key: p.value for p in proto.metadata_props} | {METADATA_KEY: json.dumps(spec.to_dict())}

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.artifacts import ENGINE_MAGIC, sha256_file
 from models.errors import BackendUnavailableError, ModelFileError
 from models.export import INPUT_NAME, default_cache_dir, read_onnx_spec
+from models.formats import ENGINE_MAGIC, sha256_file
 from models.spec import ModelSpec
 
 

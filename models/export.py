@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from models.artifacts import no_spec_error
 from models.checkpoint import load_checkpoint, read_checkpoint
 from models.errors import ModelFileError
+from models.formats import METADATA_KEY, no_spec_error
 from models.preprocess import l2_normalize
 from models.reidnet import ReIDNet
 from models.spec import ModelSpec
 
 INPUT_NAME = "clips"
 OUTPUT_NAMES = ("feature", "attention")
-METADATA_KEY = "crosscam"
 DEFAULT_OPSET = 18
 # Bump when the exported graph changes for the same weights (a head's implementation, the exporter's
 # options): cached exports are keyed by it, so a stale graph is never reused.

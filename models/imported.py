@@ -21,17 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from models.artifacts import (
-    IR_SPEC_PATH,
-    ArtifactKind,
-    MissingSpecError,
-    detect_artifact,
-    ir_weights,
-    read_spec,
-    sha256_file,
-)
+from models.artifacts import IR_SPEC_PATH, ArtifactKind, detect_artifact, ir_weights, read_spec
 from models.errors import ModelFileError
-from models.export import INPUT_NAME, METADATA_KEY, OUTPUT_NAMES
+from models.export import INPUT_NAME, OUTPUT_NAMES
+from models.formats import METADATA_KEY, MissingSpecError, sha256_file
 from models.spec import ArchSpec, InputSpec, ModelSpec
 
 Format = Literal["onnx", "ir"]

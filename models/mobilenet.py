@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.backbones import Backbone, WeightsUnavailableError, load_exact, read_state_dict
+from models.backbone_base import Backbone, WeightsUnavailableError, load_exact, read_state_dict
 from models.errors import ModelFileError
 
 # (expansion t, output channels c, blocks n, first block's stride s) per stage, the paper's Table 2

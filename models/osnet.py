@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.backbones import Backbone, WeightsUnavailableError, load_exact, read_state_dict
+from models.backbone_base import Backbone, WeightsUnavailableError, load_exact, read_state_dict
 from models.errors import ModelFileError
 
 log = logging.getLogger(__name__)

@@ -84,6 +84,10 @@ class Site:
         """Connect to the site's Redis (``redis``: a URL; see ``redis_url``)."""
         return cls(config, connect(redis_url(redis, config), embedded_db(config)), name)
 
+    def publisher(self) -> Publisher:
+        """The site's publisher (its tracklet stream trimmed to about ``redis.maxlen`` records)."""
+        return Publisher(self.client, self.keys, maxlen=self.config.redis.maxlen)
+
     # --- the matcher process ------------------------------------------------------------------------
     def policy(self, model_threshold: float | None = None) -> MatchPolicy:
         """The matcher's rules (``matcher`` section; a model's calibrated threshold unless the site sets one)."""
@@ -119,7 +123,7 @@ class CameraProcess:
     def __init__(self, site: Site, embedder: Embedder) -> None:
         config = site.config
         self.site, self.embedder = site, embedder
-        self.publisher = Publisher(site.client, site.keys, maxlen=config.redis.maxlen)
+        self.publisher = site.publisher()
         announce_model(site.client, site.keys, embedder.spec)
         e = config.embedder
         self.service = EmbeddingService(

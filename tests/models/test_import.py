@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.artifacts import detect_artifact, read_spec, sha256_file, write_spec
+from models.artifacts import detect_artifact, read_spec, write_spec
 from models.embedder import load_embedder
 from models.errors import ModelFileError
 from models.export import min_cosine, random_clips
+from models.formats import sha256_file
 from models.imported import import_model
 from models.parity import compare_embedders
 from models.preprocess import preprocess

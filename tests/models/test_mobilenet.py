@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.architectures import arch_spec
-from models.backbones import WeightsUnavailableError
+from models.backbone_base import WeightsUnavailableError
 from models.checkpoint import build_model
 from models.errors import ModelFileError
 from models.export import random_clips

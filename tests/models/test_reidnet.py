@@ -140,7 +140,7 @@ def test_imagenet_weights_from_a_wrong_file_are_refused(tmp_path):
 def test_imagenet_download_loads_or_fails_with_advice(tmp_path, monkeypatch):
     """With a network the weights load; without one (CI, this project's machines) the error says
     which URL to fetch elsewhere and how to pass the file."""
-    from models.backbones import WeightsUnavailableError
+    from models.backbone_base import WeightsUnavailableError
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     spec, input_spec = arch_spec("resnet18_attention")
