@@ -11,9 +11,8 @@ Guarantees:
   written again), and a tracklet already marked ingested is acknowledged without being processed again
   (a record published twice changes nothing).
 - **Crash recovery.** A restarted matcher first re-reads its own pending records, then claims records
-  another consumer left pending for ``claim_idle`` seconds (XAUTOCLAIM, looked for at start and then every
-  ``claim_idle / 4`` seconds). The in-memory gallery is rebuilt from Redis at start, and again whenever
-  ``unlink``/``prune`` bump the site's epoch.
+  another consumer left pending for ``claim_idle`` seconds (``pipeline.matcher.reader``). The in-memory
+  gallery is rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
 - **One active matcher per site.** A lease (``pipeline.matcher.lease``) makes further matchers wait as
   standbys; they take over when the lease of a dead one runs out (``lease`` seconds).
 - **Bad records** (malformed, unknown schema version) go to the dead-letter stream, are counted in
@@ -22,8 +21,7 @@ Guarantees:
   announces its model when it starts (``pipeline.bus.site_models.announce_model``: ``HSET P:S:models <model id> <JSON summary>``,
   with the spec's calibrated ``link_threshold``), before it publishes a record; a record names its model by
   id. With ``model_threshold`` the matcher links at the threshold announced for the model of the records it
-  reads (looked up when the model id changes; ``policy.threshold`` while a model announced none), so a site
-  config only sets ``matcher.threshold`` to override it.
+  reads (``pipeline.matcher.thresholds``), so a site config only sets ``matcher.threshold`` to override it.
 
 Writes go behind (``pipeline.matcher.writer``): a batch is linked and its write built, then sent after the
 next batch has been read. At most one batch waits and one is in flight. Both are
@@ -41,18 +39,17 @@ import socket
 import time
 from collections.abc import Callable
 
-import redis
-
 from pipeline import store
 from pipeline.bus import records
 from pipeline.bus.batch import Commands
-from pipeline.bus.connect import Client
+from pipeline.bus.connect import Client, Pipeline
 from pipeline.bus.publisher import dead_letter
-from pipeline.bus.site_models import announced_model
 from pipeline.keys import GROUP, Keys, text
 from pipeline.matcher.lease import Lease
 from pipeline.matcher.linker import Linker
-from pipeline.matcher.rules import MatchPolicy, with_model_threshold
+from pipeline.matcher.reader import Entry, GroupReader
+from pipeline.matcher.rules import MatchPolicy
+from pipeline.matcher.thresholds import ModelThreshold
 from pipeline.matcher.writer import WriteBehind
 from pipeline.types import TrackletEmbedding
 
@@ -65,7 +62,7 @@ def consumer_name() -> str:
 
 
 class Matcher:
-    """One site's matcher: consumes ``keys.tracklets`` in the consumer group ``matcher``."""
+    """One site's matcher: reads ``keys.tracklets`` in the consumer group ``matcher``, links, writes, merges."""
 
     def __init__(
         self,
@@ -83,29 +80,23 @@ class Matcher:
         """``model_threshold``: link at the threshold announced for the records' model (see the module's
         docstring), ``policy.threshold`` being the fallback; else always at ``policy.threshold``."""
         self.client, self.keys, self.policy = client, keys, policy
-        self.model_threshold = model_threshold
-        self.active = policy  # the rules in force: ``policy`` with the model's threshold when it follows one
-        self.model_id: str | None = None  # the model whose announced summary set ``active``
-        self._announced: tuple[str, float] | None = None  # the last (model, threshold) logged
         self.consumer = consumer or consumer_name()
-        self.batch, self.claim_idle, self.merge_every, self.ttl = batch, claim_idle, merge_every, ttl
+        self.batch, self.merge_every, self.ttl = batch, merge_every, ttl
+        self.reader = GroupReader(client, keys, self.consumer, batch, claim_idle)
         self.lease = Lease(client, keys, self.consumer, lease)
         self.writes = WriteBehind(f"matcher-{self.consumer}")
+        self.thresholds = ModelThreshold(client, keys, policy, self.consumer) if model_threshold else None
         self.linker: Linker | None = None
-        self.epoch: bytes | None = None
-        self.own_pending = True  # read our own pending records before new ones
-        self.next_claim = 0.0  # when to look for another consumer's stale records next (monotonic clock)
+        self.epoch: bytes | None = None  # the site's epoch the gallery was loaded at
         self.last_merge = time.monotonic()
         self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
 
-    # --- set-up ---------------------------------------------------------------------------------------
-    def ensure_group(self) -> None:
-        try:
-            self.client.xgroup_create(self.keys.tracklets, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
+    @property
+    def active(self) -> MatchPolicy:
+        """The rules in force: ``policy``, at the records' model's threshold when the matcher follows it."""
+        return self.thresholds.active if self.thresholds else self.policy
 
+    # --- set-up ---------------------------------------------------------------------------------------
     def acquire(self, wait: bool = True) -> bool:
         """Hold the site's lease (one active matcher); with ``wait``, stand by until it is free."""
         return self.lease.acquire(wait)
@@ -128,39 +119,16 @@ class Matcher:
         log.info("matcher %s: gallery of %d identities loaded", self.consumer, len(self.linker.gallery))
 
     def start(self, wait: bool = True) -> Matcher:
-        self.ensure_group()
+        self.reader.ensure_group()
         self.acquire(wait)
         self.reload()
         return self
 
-    # --- the loop -------------------------------------------------------------------------------------
-    def _read(self, block_ms: int) -> list[tuple[bytes, dict]]:
-        stream = self.keys.tracklets
-        if self.own_pending:  # our own pending records first (a restart under the same consumer name)
-            got = self.client.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=self.batch)
-            entries = got[0][1] if got else []
-            if entries:
-                return entries
-            self.own_pending = False
-        now = time.monotonic()
-        if now >= self.next_claim:  # another consumer's stale records, looked for every claim_idle / 4 seconds
-            claimed = self.client.xautoclaim(
-                stream,
-                GROUP,
-                self.consumer,
-                min_idle_time=int(self.claim_idle * 1000),
-                start_id="0-0",
-                count=self.batch,
-            )
-            entries = [e for e in claimed[1] if e[1]] if claimed else []
-            for e in claimed[2] if claimed and len(claimed) > 2 else []:  # deleted by trimming: nothing to do
-                self.client.xack(stream, GROUP, e)
-            if entries:
-                return entries
-            self.next_claim = now + self.claim_idle / 4
-        got = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch, block=block_ms)
-        return got[0][1] if got else []
+    def backlog(self) -> int:
+        """Records not yet delivered to the group plus those pending."""
+        return self.reader.backlog()
 
+    # --- the loop -------------------------------------------------------------------------------------
     def step(self, block_ms: int = 500) -> int:
         """Read and process one batch; returns how many records it handled. After a full batch its write
         may still be behind (sent by the next step; ``flush`` writes it now)."""
@@ -172,7 +140,7 @@ class Matcher:
             self.reload()
         elif epoch != self.epoch:
             self.reload()
-        entries = self._read(block_ms)
+        entries = self.reader.read(block_ms)
         if entries:
             self.process(entries)
         if len(entries) < self.batch:  # caught up: nothing left behind
@@ -181,7 +149,7 @@ class Matcher:
             self.merge()
         return len(entries)
 
-    def _decode(self, entries: list[tuple], dead) -> list[tuple[str, TrackletEmbedding]]:
+    def _decode(self, entries: list[Entry], dead: Pipeline) -> list[tuple[str, TrackletEmbedding]]:
         """The records that decode, as (stream id, tracklet); the others go to the dead-letter stream
         through ``dead`` (a transaction, written with the batch)."""
         good = []
@@ -212,12 +180,13 @@ class Matcher:
             fresh.append((sid, t))
         return fresh
 
-    def process(self, entries: list[tuple]) -> None:
+    def process(self, entries: list[Entry]) -> None:
         """Link a batch of stream entries and queue its write (sent by the next batch or ``flush``)."""
         pipe = self.client.pipeline(transaction=True)
         fresh = self._fresh(self._decode(entries, pipe))
         self._recovering(self.writes.send)  # the batch linked before goes to Redis now; this one is linked meanwhile
-        self._follow_model([t for _, t in fresh])
+        if self.thresholds is not None:
+            self.linker.policy = self.thresholds.follow([t for _, t in fresh])
         try:
             linked = self.linker.link([t for _, t in fresh])
             w = Commands()
@@ -226,41 +195,13 @@ class Matcher:
             w.xack(self.keys.tracklets, GROUP, [text(e[0]) for e in entries])  # last: a failed script acks nothing
             w.queue(pipe)
         except Exception:
-            self.own_pending = True  # this batch's records are read again
+            self.reader.reread()  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
         self.writes.queue(pipe, {t.tracklet_id for _, t in fresh})
         self.counts["processed"] += len(fresh)
         self.counts["new"] += sum(r.new for r in linked)
         self.counts["linked"] += sum(not r.new for r in linked)
-
-    def _follow_model(self, batch: list[TrackletEmbedding]) -> None:
-        """With ``model_threshold``: take the threshold announced for the batch's model when it changes."""
-        if not self.model_threshold or not batch:
-            return
-        model = batch[-1].model_id
-        if len({t.model_id for t in batch}) > 1:
-            log.warning(
-                "matcher %s: one batch holds features of several models; their scores mean nothing "
-                "to each other (one model per site)",
-                self.consumer,
-            )
-        if model == self.model_id:
-            return
-        summary = announced_model(self.client, self.keys, model)
-        threshold = summary.get("link_threshold") if summary else None
-        active = with_model_threshold(self.policy, None if threshold is None else float(threshold))
-        if (model, active.threshold) != self._announced:
-            self._announced = (model, active.threshold)
-            log.info(
-                "matcher %s: model %s, linking at %s (%s)",
-                self.consumer,
-                model,
-                active.threshold,
-                "its calibrated threshold" if threshold is not None else "no calibrated threshold announced",
-            )
-        self.active = self.linker.policy = active
-        self.model_id = model if summary is not None else None  # not announced yet: look again next batch
 
     # --- writes behind ----------------------------------------------------------------------------------
     def _recovering(self, write: Callable[[], None]) -> None:
@@ -269,7 +210,7 @@ class Matcher:
         try:
             write()
         except Exception:
-            self.own_pending = True
+            self.reader.reread()
             self.reload()
             raise
 
@@ -278,7 +219,7 @@ class Matcher:
         the records of either are read again."""
         dropped, error = self.writes.discard()
         if dropped or error is not None:
-            self.own_pending = True
+            self.reader.reread()
         if error is not None:
             log.error(
                 "matcher %s: a batch's write failed; its records will be read again", self.consumer, exc_info=error
@@ -310,12 +251,6 @@ class Matcher:
                 raise
             self.counts["merged"] += len(merges)
         return merges
-
-    def backlog(self) -> int:
-        """Records not yet delivered to the group plus those pending."""
-        groups = {text(g["name"]): g for g in self.client.xinfo_groups(self.keys.tracklets)}
-        g = groups.get(GROUP, {})
-        return int(g.get("lag") or 0) + int(g.get("pending") or 0)
 
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> dict:
         """Process until ``stop()``; with ``idle_exit``, also stop after that many seconds with nothing to do."""

@@ -1,0 +1,69 @@
+"""Reading the site's tracklet stream in the consumer group ``matcher``: this consumer's own pending records
+first (a restart under the same name), then records another consumer left pending for ``claim_idle`` seconds
+(XAUTOCLAIM, looked for at start and then every ``claim_idle / 4`` seconds), then new ones."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from pipeline.bus.connect import Client
+from pipeline.keys import GROUP, Keys, text
+
+Entry = tuple[bytes, dict]  # (stream id, fields) as redis-py returns them
+
+
+class GroupReader:
+    """Batches of up to ``batch`` stream entries for ``consumer``."""
+
+    def __init__(self, client: Client, keys: Keys, consumer: str, batch: int, claim_idle: float) -> None:
+        self.client, self.keys, self.consumer, self.batch, self.claim_idle = client, keys, consumer, batch, claim_idle
+        self.own_pending = True  # read our own pending records before anything else
+        self.next_claim = 0.0  # when to look for another consumer's stale records next (monotonic clock)
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (from the stream's start) unless it exists."""
+        try:
+            self.client.xgroup_create(self.keys.tracklets, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    def reread(self) -> None:
+        """Read this consumer's pending records again next (their batch was not written)."""
+        self.own_pending = True
+
+    def read(self, block_ms: int) -> list[Entry]:
+        """The next batch: own pending, else claimed, else new entries (waiting up to ``block_ms``)."""
+        stream = self.keys.tracklets
+        if self.own_pending:
+            got = self.client.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=self.batch)
+            entries = got[0][1] if got else []
+            if entries:
+                return entries
+            self.own_pending = False
+        now = time.monotonic()
+        if now >= self.next_claim:
+            claimed = self.client.xautoclaim(
+                stream,
+                GROUP,
+                self.consumer,
+                min_idle_time=int(self.claim_idle * 1000),
+                start_id="0-0",
+                count=self.batch,
+            )
+            entries = [e for e in claimed[1] if e[1]] if claimed else []
+            for e in claimed[2] if claimed and len(claimed) > 2 else []:  # deleted by trimming: nothing to do
+                self.client.xack(stream, GROUP, e)
+            if entries:
+                return entries
+            self.next_claim = now + self.claim_idle / 4
+        got = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch, block=block_ms)
+        return got[0][1] if got else []
+
+    def backlog(self) -> int:
+        """Records not yet delivered to the group plus those pending."""
+        groups = {text(g["name"]): g for g in self.client.xinfo_groups(self.keys.tracklets)}
+        g = groups.get(GROUP, {})
+        return int(g.get("lag") or 0) + int(g.get("pending") or 0)
