@@ -7,6 +7,7 @@ import os
 import secrets
 
 from pipeline.cli.app import Result
+from pipeline.cli.common import open_site
 from pipeline.cli.progress import console
 from pipeline.config import CrosscamConfig
 
@@ -31,7 +32,6 @@ def cmd_api(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     import uvicorn
 
     from models.embedder import load_embedder
-    from pipeline.cli.matcher import open_site
     from pipeline.serve.api import create_app
 
     site = open_site(args, config)

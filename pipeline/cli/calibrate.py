@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
-from pipeline.cli.demo import add_scene_options, demo_embedder
+from pipeline.cli.common import add_scene_options, demo_embedder
 from pipeline.cli.progress import console, step
 from pipeline.config import CrosscamConfig
 

@@ -17,7 +17,8 @@ import re
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
-from pipeline.cli.progress import show_training, step, training_progress
+from pipeline.cli.common import add_scene_options, demo_embedder, history_text
+from pipeline.cli.progress import step
 from pipeline.config import CrosscamConfig
 
 
@@ -32,47 +33,6 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.set_defaults(handler=cmd_demo)
 
 
-def add_scene_options(p: argparse.ArgumentParser) -> None:
-    """The synthetic scene's options and the model (``demo`` and ``calibrate``)."""
-    p.add_argument(
-        "--embedder",
-        help="re-ID model (default: synth_tiny trained on synthetic people, cached; for --video and --dataset "
-        "the bundled real model)",
-    )
-    p.add_argument("--people", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--seed", type=int, default=1, help="scene seed")
-
-
-def demo_embedder(args, config: CrosscamConfig, real: bool = False) -> Path:
-    """``--embedder``; else for ``real`` footage the bundled real model, else the demo's synthetic model
-    (trained once, with progress, and cached)."""
-    from models.export import default_cache_dir
-    from pipeline.lab.demo import demo_model
-
-    if args.embedder:
-        if not Path(args.embedder).is_file():
-            raise UsageError(f"--embedder {args.embedder}: no such file")
-        return Path(args.embedder)
-    if real:
-        from models.zoo import default_embedder
-
-        return default_embedder()
-    cache = Path(config.cache_dir or default_cache_dir())
-    with training_progress() as bar:
-        tasks = {}
-
-        def progress(kind: str, p: dict) -> None:
-            if kind == "data":
-                tasks.setdefault(kind, bar.add_task("rendering synthetic training people", total=p["total"], status=""))
-                bar.update(tasks[kind], completed=p["done"])
-            else:
-                tasks.setdefault(kind, bar.add_task("training the demo model (once; cached)", total=None, status=""))
-                show_training(bar, tasks[kind], p)
-
-        return demo_model(cache, progress)
-
-
 def video_camera_ids(videos: list[Path]) -> list[str]:
     """Camera ids for ``--video`` files: their names without suffix (``cam1.mp4`` -> ``cam1``), characters
     outside ``A-Za-z0-9_.-`` replaced; ``cam0``, ``cam1``, ... when two names would collide."""
@@ -84,7 +44,6 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
     from pipeline import store
     from pipeline.bus.connect import scratch_redis
-    from pipeline.cli.matcher import history_text
     from pipeline.lab.demo import demo_config, run_site, score_against_truth, synthetic_site
     from pipeline.serve.report import write_report
     from pipeline.site import Site
@@ -110,7 +69,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         if scene is not None:
             metrics = score_against_truth(client, skeys, run, scene, {c: i for i, c in enumerate(cameras)})
         persons = store.persons(client, skeys, limit=100_000)
-        histories = [store.history(client, skeys, p["person"]) for p in sorted(persons, key=lambda p: p["first_seen"])]
+        histories = [store.history(client, skeys, p.person) for p in sorted(persons, key=lambda p: p.first_seen)]
         title = "crosscam demo: " + (
             "synthetic 3-camera scene" if scene is not None else ", ".join(map(str, args.video))
         )
@@ -127,9 +86,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         "tracklets": sum(r.tracklets for r in run.reports.values()),
         "seconds": round(run.seconds, 1),
         "matcher": run.matcher,
-        "persons": [
-            {"person": h["person"], "cameras": h["cameras"], "sightings": len(h["sightings"])} for h in histories
-        ],
+        "persons": [{"person": h.person, "cameras": h.cameras, "sightings": len(h.sightings)} for h in histories],
         "metrics": metrics,
         "model": str(model),
     }

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
+from pipeline.cli.common import dump, dump_all, history_text, open_site, when
 from pipeline.config import CrosscamConfig
 
 
@@ -50,13 +51,6 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.set_defaults(handler=cmd_prune)
 
 
-def open_site(args: argparse.Namespace, config: CrosscamConfig):
-    """The site the arguments name (``--site``, ``--redis-url``), connected."""
-    from pipeline.site import Site
-
-    return Site.open(config, getattr(args, "site", None), getattr(args, "redis_url", None))
-
-
 def parse_age(text: str) -> float:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
     if not m:
@@ -89,21 +83,6 @@ def cmd_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     return Result({"site": site.name, "consumer": matcher.consumer, **counts}, f"matcher {matcher.consumer}: {text}")
 
 
-def _when(t: float | None) -> str:
-    return "-" if t is None else f"{t:.1f}"
-
-
-def history_text(h: dict) -> str:
-    lines = [f"person {h['person']}: {len(h['sightings'])} sightings on {', '.join(h['cameras'])}"]
-    for s in h["sightings"]:
-        score = "" if s["score"] is None else f" score {s['score']:.3f}"
-        lines.append(
-            f"  {s['camera']:<10} {_when(s['t_start']):>9} - {_when(s['t_end']):<9} track {s['track']:<5}"
-            f" {s['decision']}{score}  ({s['sighting']})"
-        )
-    return "\n".join(lines)
-
-
 def cmd_persons(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from pipeline import store
 
@@ -111,11 +90,11 @@ def cmd_persons(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     client, keys = site.client, site.keys
     rows = store.persons(client, keys, args.camera, parse_since(args.since), args.limit)
     lines = [f"{len(rows)} persons"] + [
-        f"  {r['person']:>6}  {r['sightings']:>4} sightings  {_when(r['first_seen'])} - {_when(r['last_seen'])}  "
-        f"{', '.join(r['cameras'])}"
+        f"  {r.person:>6}  {r.sightings:>4} sightings  {when(r.first_seen)} - {when(r.last_seen)}  "
+        f"{', '.join(r.cameras)}"
         for r in rows
     ]
-    return Result({"site": keys.site, "persons": rows}, "\n".join(lines))
+    return Result({"site": keys.site, "persons": dump_all(rows)}, "\n".join(lines))
 
 
 def cmd_history(args: argparse.Namespace, config: CrosscamConfig) -> Result:
@@ -124,7 +103,7 @@ def cmd_history(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     site = open_site(args, config)
     client, keys = site.client, site.keys
     h = store.history(client, keys, args.person)
-    return Result(h, history_text(h))
+    return Result(dump(h), history_text(h))
 
 
 def cmd_explain(args: argparse.Namespace, config: CrosscamConfig) -> Result:
@@ -134,12 +113,12 @@ def cmd_explain(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     client, keys = site.client, site.keys
     e = store.explain(client, keys, args.sighting)
     lines = [
-        f"{e['sighting']} ({e['camera']}, {_when(e['t_start'])}-{_when(e['t_end'])}) belongs to person {e['person']}",
-        f"  decision: {e['decision']} -> {e['identity']}: {e['reason']}",
-        f"  best {e['best']} score {e['score']}, runner-up {e['runner_up']} score {e['runner_up_score']}, "
-        f"{e['excluded']} candidates excluded by space-time constraints",
-    ] + [f"  merged: {m['from']} -> {m['into']} (score {m['score']})" for m in e["merges"]]
-    return Result(e, "\n".join(lines))
+        f"{e.sighting} ({e.camera}, {when(e.t_start)}-{when(e.t_end)}) belongs to person {e.person}",
+        f"  decision: {e.decision} -> {e.identity}: {e.reason}",
+        f"  best {e.best} score {e.score}, runner-up {e.runner_up} score {e.runner_up_score}, "
+        f"{e.excluded} candidates excluded by space-time constraints",
+    ] + [f"  merged: {m.from_} -> {m.into} (score {m.score})" for m in e.merges]
+    return Result(dump(e), "\n".join(lines))
 
 
 def cmd_unlink(args: argparse.Namespace, config: CrosscamConfig) -> Result:
@@ -148,7 +127,7 @@ def cmd_unlink(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     site = open_site(args, config)
     client, keys = site.client, site.keys
     r = store.unlink(client, keys, args.sighting, site.policy())
-    return Result(r, f"{r['sighting']} moved from person {r['from']} to new person {r['person']}")
+    return Result(dump(r), f"{r.sighting} moved from person {r.from_} to new person {r.person}")
 
 
 def cmd_prune(args: argparse.Namespace, config: CrosscamConfig) -> Result:
@@ -157,7 +136,7 @@ def cmd_prune(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     site = open_site(args, config)
     client, keys = site.client, site.keys
     r = store.prune(client, keys, parse_age(args.older_than), site.policy())
-    return Result(r, f"removed {r['sightings_removed']} sightings and {r['persons_removed']} persons")
+    return Result(dump(r), f"removed {r.sightings_removed} sightings and {r.persons_removed} persons")
 
 
 def read_images(paths: list[Path]):
@@ -190,5 +169,5 @@ def cmd_search(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     results = store.search_histories(client, keys, store.load_gallery(client, keys), feature, args.top_k)
     lines = [f"{len(results)} matches for {len(images)} image(s)"]
     for r in results:
-        lines.append(f"score {r['score']:.3f}  " + history_text(r["history"]))
-    return Result({"site": keys.site, "results": results}, "\n".join(lines))
+        lines.append(f"score {r.score:.3f}  " + history_text(r.history))
+    return Result({"site": keys.site, "results": dump_all(results)}, "\n".join(lines))

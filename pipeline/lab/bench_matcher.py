@@ -107,7 +107,7 @@ def bench_matcher(
     matcher.flush()  # a last full batch is still to be written
     elapsed = time.perf_counter() - start
     correct = sum(
-        store.sighting(client, keys, f"cam{i % 8}:{track0 + i}:0")["identity"] == who[i] + 1
+        store.sighting(client, keys, f"cam{i % 8}:{track0 + i}:0").identity == who[i] + 1
         for i in range(0, tracklets, max(1, tracklets // 200))
     )
     checked = len(range(0, tracklets, max(1, tracklets // 200)))

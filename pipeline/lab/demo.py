@@ -151,7 +151,7 @@ def score_against_truth(client, keys: Keys, run: SiteRun, scene, camera_index: d
     pairs, covered = [], set()
     for sid, t in run.tracklets.items():
         try:
-            person = store.sighting(client, keys, sid)["identity"]  # merges rewrite it: always current
+            person = store.sighting(client, keys, sid).identity  # merges rewrite it: always current
         except store.NotFound:
             continue  # dropped before it was published
         truth = identify(scene, camera_index[t.camera_id], t.path)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -114,11 +115,16 @@ def histories_compatible(a: Iterable[Sighting], b: Iterable[Sighting], topology:
     return all(compatible(a, s, topology) for s in b)
 
 
+DecisionKind = Literal["link", "new", "continuity"]
+"""What the rules did with a tracklet: joined a candidate (``link``), opened an identity (``new``), or kept its
+track's identity (``continuity``)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the matcher did with one tracklet, and why."""
 
-    kind: str  # "link", "new" or "continuity"
+    kind: DecisionKind
     identity: int | None  # the identity joined (None: a new one is opened)
     score: float  # best candidate's score (nan when there was none)
     best: int | None  # best candidate, even when not taken

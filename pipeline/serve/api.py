@@ -1,22 +1,36 @@
 """The HTTP API (FastAPI; OpenAPI at ``/docs``) and the web page, over the same store as the CLI.
 
-Every ``/api`` route needs the key in the ``X-API-Key`` header (401 without it). The server binds
-127.0.0.1 unless told otherwise. The page at ``/`` asks for the key once and keeps it in the browser.
+Every ``/api`` route needs the key in the ``X-API-Key`` header (401 without it) and answers with a
+response model of ``pipeline.serve.schemas``. The server binds 127.0.0.1 unless told otherwise. The page at
+``/`` asks for the key once and keeps it in the browser.
 """
 
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 
 from pipeline import store
+from pipeline.bus.connect import Client
 from pipeline.bus.publisher import camera_status
 from pipeline.embedding import decode_image, embed_images
-from pipeline.keys import Keys
+from pipeline.keys import Keys, text
 from pipeline.matcher.gallery import Gallery
+from pipeline.serve.schemas import (
+    CamerasResponse,
+    CameraStatus,
+    ErrorResponse,
+    Explanation,
+    History,
+    PersonsResponse,
+    SearchResponse,
+)
+
+if TYPE_CHECKING:
+    from models.embedder import Embedder
 
 PAGE = Path(__file__).with_name("web") / "index.html"
 
@@ -25,7 +39,7 @@ class _GalleryCache:
     """The API's copy of the gallery, reloaded when the site's identities change (one MGET of the store's
     version and epoch per search)."""
 
-    def __init__(self, client, keys: Keys) -> None:
+    def __init__(self, client: Client, keys: Keys) -> None:
         self.client, self.keys, self.stamp, self.gallery = client, keys, None, Gallery()
 
     def get(self) -> Gallery:
@@ -35,7 +49,18 @@ class _GalleryCache:
         return self.gallery
 
 
-def create_app(client, keys: Keys, api_key: str, embedder=None):
+_ERRORS = {401: {"model": ErrorResponse, "description": "missing or wrong API key"}}
+_NOT_FOUND = _ERRORS | {404: {"model": ErrorResponse, "description": "no such person or sighting (or expired)"}}
+_JPEG = {
+    200: {
+        "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "the sighting's thumbnail (JPEG)",
+    }
+}
+
+
+def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | None" = None) -> FastAPI:
+    """The API and page for the site of ``keys``; ``embedder`` (the workers' model) enables search."""
     skeys = Keys(keys.site, keys.prefix)
     cache = _GalleryCache(client, skeys)
     app = FastAPI(title="crosscam", description="Where else was this person seen, and when.", version="1")
@@ -53,29 +78,60 @@ def create_app(client, keys: Keys, api_key: str, embedder=None):
     def page():
         return FileResponse(PAGE, media_type="text/html")
 
-    @app.get("/api/cameras", dependencies=[Depends(authorised)])
-    def cameras():
-        ids = sorted(c.decode() for c in client.smembers(keys.cameras))
-        return {"site": keys.site, "cameras": [{"camera": c, **camera_status(client, keys, c)} for c in ids]}
+    # a camera's status lists only the fields its worker wrote
+    @app.get(
+        "/api/cameras",
+        dependencies=[Depends(authorised)],
+        response_model=CamerasResponse,
+        response_model_exclude_unset=True,
+        responses=_ERRORS,
+    )
+    def cameras() -> CamerasResponse:
+        ids = sorted(text(c) for c in client.smembers(keys.cameras))
+        statuses = [CameraStatus(camera=c, **camera_status(client, keys, c)) for c in ids]
+        return CamerasResponse(site=keys.site, cameras=statuses)
 
-    @app.get("/api/persons", dependencies=[Depends(authorised)])
-    def persons(camera: str | None = None, since: float | None = None, limit: int = Query(100, ge=1, le=10_000)):
-        return {"site": keys.site, "persons": store.persons(client, skeys, camera, since, limit)}
+    @app.get("/api/persons", dependencies=[Depends(authorised)], response_model=PersonsResponse, responses=_ERRORS)
+    def persons(
+        camera: str | None = None, since: float | None = None, limit: int = Query(100, ge=1, le=10_000)
+    ) -> PersonsResponse:
+        return PersonsResponse(site=keys.site, persons=store.persons(client, skeys, camera, since, limit))
 
-    @app.get("/api/persons/{person}", dependencies=[Depends(authorised)])
-    def history(person: int):
+    @app.get("/api/persons/{person}", dependencies=[Depends(authorised)], response_model=History, responses=_NOT_FOUND)
+    def history(person: int) -> History:
         return store.history(client, skeys, person)
 
-    @app.get("/api/sightings/{sighting}", dependencies=[Depends(authorised)])
-    def explain(sighting: str):
+    @app.get(
+        "/api/sightings/{sighting}",
+        dependencies=[Depends(authorised)],
+        response_model=Explanation,
+        responses=_NOT_FOUND,
+    )
+    def explain(sighting: str) -> Explanation:
         return store.explain(client, skeys, sighting)
 
-    @app.get("/api/sightings/{sighting}/thumbnail", dependencies=[Depends(authorised)])
-    def thumbnail(sighting: str):
+    @app.get(
+        "/api/sightings/{sighting}/thumbnail",
+        dependencies=[Depends(authorised)],
+        response_class=Response,
+        responses=_NOT_FOUND | _JPEG,
+    )
+    def thumbnail(sighting: str) -> Response:
         return Response(store.thumbnail(client, skeys, sighting), media_type="image/jpeg")
 
-    @app.post("/api/search", dependencies=[Depends(authorised)])
-    async def search(images: Annotated[list[UploadFile], File()], top_k: Annotated[int, Query(ge=1, le=100)] = 5):
+    @app.post(
+        "/api/search",
+        dependencies=[Depends(authorised)],
+        response_model=SearchResponse,
+        responses=_ERRORS
+        | {
+            400: {"model": ErrorResponse, "description": "an upload that is not an image"},
+            503: {"model": ErrorResponse, "description": "the API was started without the re-ID model"},
+        },
+    )
+    async def search(
+        images: Annotated[list[UploadFile], File()], top_k: Annotated[int, Query(ge=1, le=100)] = 5
+    ) -> SearchResponse:
         if embedder is None:
             raise HTTPException(503, "search needs the re-ID model: start the API with --embedder")
         crops = []
@@ -84,7 +140,8 @@ def create_app(client, keys: Keys, api_key: str, embedder=None):
             if image is None:
                 raise HTTPException(400, f"{upload.filename}: not an image (send JPEG or PNG crops of one person)")
             crops.append(image)
-        return {"results": store.search_histories(client, skeys, cache.get(), embed_images(embedder, crops), top_k)}
+        feature = embed_images(embedder, crops)
+        return SearchResponse(results=store.search_histories(client, skeys, cache.get(), feature, top_k))
 
     return app
 

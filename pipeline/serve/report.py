@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 
 from pipeline import store
+from pipeline.bus.connect import Client
 from pipeline.keys import Keys
 
 _STYLE = """
@@ -20,12 +21,13 @@ table.metrics td{padding:2px 12px}
 """
 
 
-def write_report(path: Path, client, keys: Keys, title: str, metrics: dict, cameras: list[str]) -> Path:
+def write_report(path: Path, client: Client, keys: Keys, title: str, metrics: dict, cameras: list[str]) -> Path:
+    """Write the report of every stored person to ``path`` (folders made as needed) and return ``path``:
+    ``metrics`` as a table, then each person's sightings on a lane per camera of ``cameras``, placed on one
+    time axis, each with its thumbnail inline. Every text from the store or the caller is HTML-escaped."""
     persons = store.persons(client, keys, limit=100_000)
-    histories = [store.history(client, keys, p["person"]) for p in sorted(persons, key=lambda p: p["first_seen"])]
-    times = [s["t_start"] for h in histories for s in h["sightings"]] + [
-        s["t_end"] for h in histories for s in h["sightings"]
-    ]
+    histories = [store.history(client, keys, p.person) for p in sorted(persons, key=lambda p: p.first_seen)]
+    times = [t for h in histories for s in h.sightings for t in (s.t_start, s.t_end)]
     t0, t1 = (min(times), max(times)) if times else (0.0, 1.0)
     span = max(t1 - t0, 1e-6)
     parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title><style>{_STYLE}</style>"]
@@ -34,22 +36,22 @@ def write_report(path: Path, client, keys: Keys, title: str, metrics: dict, came
     parts.append(f"</table><p>{len(histories)} persons; time axis {t0:.1f} s to {t1:.1f} s.</p>")
     for h in histories:
         parts.append(
-            f"<div class=person id=person-{h['person']}><b>person {h['person']}</b> — "
-            f"{len(h['sightings'])} sightings on {html.escape(', '.join(h['cameras']))}"
+            f"<div class=person id=person-{h.person}><b>person {h.person}</b> — "
+            f"{len(h.sightings)} sightings on {html.escape(', '.join(h.cameras))}"
         )
         for cam in cameras:
-            segs = [s for s in h["sightings"] if s["camera"] == cam]
+            segs = [s for s in h.sightings if s.camera == cam]
             if not segs:
                 continue
             parts.append(f"<div class=lane><span class=cam>{html.escape(cam)}</span>")
             for s in segs:
-                left = 100 * (s["t_start"] - t0) / span
-                width = max(100 * (s["t_end"] - s["t_start"]) / span, 2.5)
-                thumb = base64.b64encode(store.thumbnail(client, keys, s["sighting"])).decode()
-                tip = f"{s['sighting']} {s['t_start']:.1f}-{s['t_end']:.1f} s {s['decision']}"
+                left = 100 * (s.t_start - t0) / span
+                width = max(100 * (s.t_end - s.t_start) / span, 2.5)
+                thumb = base64.b64encode(store.thumbnail(client, keys, s.sighting)).decode()
+                tip = f"{s.sighting} {s.t_start:.1f}-{s.t_end:.1f} s {s.decision}"
                 parts.append(
                     f"<div class=seg style='left:{left:.2f}%;width:{width:.2f}%' title='{html.escape(tip)}'>"
-                    f"<img src='data:image/jpeg;base64,{thumb}' alt='{html.escape(s['sighting'])}'></div>"
+                    f"<img src='data:image/jpeg;base64,{thumb}' alt='{html.escape(s.sighting)}'></div>"
                 )
             parts.append("</div>")
         parts.append("</div>")
@@ -58,5 +60,5 @@ def write_report(path: Path, client, keys: Keys, title: str, metrics: dict, came
     return path
 
 
-def _fmt(v) -> str:
+def _fmt(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)

@@ -11,6 +11,7 @@ from pipeline.keys import Keys, text
 from pipeline.matcher.rules import MatchPolicy, Sighting, merge_exemplars
 from pipeline.store.fields import DECISIONS_MAXLEN, F16, summary
 from pipeline.store.queries import resolve, sighting
+from pipeline.store.views import PruneResult, UnlinkResult
 from pipeline.store.writes import next_identities
 
 
@@ -37,14 +38,14 @@ def _rebuild_identity(
     return True
 
 
-def unlink(client: Client, keys: Keys, sid: str, policy: MatchPolicy) -> dict:
+def unlink(client: Client, keys: Keys, sid: str, policy: MatchPolicy) -> UnlinkResult:
     """Take a sighting out of its person into a new one; the two are never merged again."""
     view = sighting(client, keys, sid)
-    old = resolve(client, keys, view["identity"])
+    old = resolve(client, keys, view.identity)
     new = next_identities(client, keys, 1)[0]
     pipe = client.pipeline(transaction=True)
     pipe.zrem(keys.sightings(old), sid)
-    pipe.zadd(keys.sightings(new), {sid: view["t_start"]})
+    pipe.zadd(keys.sightings(new), {sid: view.t_start})
     pipe.hset(keys.sighting(sid), mapping={"identity": new, "decision": "unlinked", "reason": f"unlinked from {old}"})
     kept = _rebuild_identity(client, pipe, keys, old, policy, skip={sid})
     pipe.sadd(keys.cannot_link, f"{old}:{new}")
@@ -60,10 +61,10 @@ def unlink(client: Client, keys: Keys, sid: str, policy: MatchPolicy) -> dict:
     pipe.incr(keys.epoch)
     pipe.incr(keys.version)
     pipe.execute()
-    return {"sighting": sid, "from": old, "person": new, "from_kept": kept}
+    return UnlinkResult(sighting=sid, from_=old, person=new, from_kept=kept)
 
 
-def prune(client: Client, keys: Keys, older_than: float, policy: MatchPolicy, now: float | None = None) -> dict:
+def prune(client: Client, keys: Keys, older_than: float, policy: MatchPolicy, now: float | None = None) -> PruneResult:
     """Delete sightings ingested more than ``older_than`` seconds ago, and persons left without any."""
     cutoff = (now or time.time()) - older_than
     sids = [text(x) for x in client.zrangebyscore(keys.ingested, "-inf", cutoff)]
@@ -85,4 +86,4 @@ def prune(client: Client, keys: Keys, older_than: float, policy: MatchPolicy, no
     pipe.incr(keys.epoch)
     pipe.incr(keys.version)
     pipe.execute()
-    return {"sightings_removed": len(sids), "persons_removed": removed, "cutoff": cutoff}
+    return PruneResult(sightings_removed=len(sids), persons_removed=removed, cutoff=cutoff)

@@ -10,17 +10,18 @@ from pipeline.bus.connect import Client
 from pipeline.keys import Keys, text
 from pipeline.matcher.gallery import Gallery
 from pipeline.store.fields import NotFound, recent_sightings
+from pipeline.store.views import Explanation, History, MergeStep, PersonSummary, SearchHit, SightingView
 
 
-def _merge_chain(client: Client, keys: Keys, identity: int) -> list[dict]:
-    """The merges that carried ``identity`` into others, in order: ``{"from", "into", "score"}`` each."""
-    chain = []
+def _merge_chain(client: Client, keys: Keys, identity: int) -> list[MergeStep]:
+    """The merges that carried ``identity`` into others, in order."""
+    chain: list[MergeStep] = []
     for _ in range(64):
         raw = client.hget(keys.merges, str(identity))
         if raw is None:
             break
         m = json.loads(raw)
-        chain.append({"from": identity, "into": m["into"], "score": m["score"]})
+        chain.append(MergeStep(from_=identity, into=int(m["into"]), score=m["score"]))
         identity = int(m["into"])
     return chain
 
@@ -28,12 +29,13 @@ def _merge_chain(client: Client, keys: Keys, identity: int) -> list[dict]:
 def resolve(client: Client, keys: Keys, identity: int) -> int:
     """Follow merges: the identity that now holds ``identity``'s sightings."""
     chain = _merge_chain(client, keys, identity)
-    return int(chain[-1]["into"]) if chain else identity
+    return chain[-1].into if chain else identity
 
 
-def _sighting_view(sid: str, h: dict) -> dict:
+def _sighting_fields(sid: str, h: dict) -> dict:
+    """A sighting hash (or the fields of it read) as ``SightingView``'s fields."""
     g = {text(k): v for k, v in h.items()}
-    out = {"sighting": sid}
+    out: dict = {"sighting": sid}
     for k in ("camera", "model", "decision", "reason", "stream_id"):
         out[k] = text(g.get(k, b""))
     for k in ("identity", "track", "seq", "excluded", "best", "runner_up"):
@@ -43,14 +45,16 @@ def _sighting_view(sid: str, h: dict) -> dict:
     return out
 
 
-def sighting(client: Client, keys: Keys, sid: str) -> dict:
+def sighting(client: Client, keys: Keys, sid: str) -> SightingView:
+    """A stored sighting; ``NotFound`` when there is none (or it expired)."""
     h = client.hgetall(keys.sighting(sid))
     if not h:
         raise NotFound(f"no sighting {sid!r} in site {keys.site!r}; sighting ids look like camera:track:seq")
-    return _sighting_view(sid, h)
+    return SightingView(**_sighting_fields(sid, h))
 
 
 def thumbnail(client: Client, keys: Keys, sid: str) -> bytes:
+    """A sighting's thumbnail (JPEG bytes)."""
     data = client.hget(keys.sighting(sid), "thumb")
     if data is None:
         raise NotFound(f"no sighting {sid!r} in site {keys.site!r}")
@@ -60,7 +64,7 @@ def thumbnail(client: Client, keys: Keys, sid: str) -> bytes:
 _LIST_FIELDS = ("identity", "camera", "track", "seq", "t_start", "t_end", "score", "decision")
 
 
-def history(client: Client, keys: Keys, identity: int) -> dict:
+def history(client: Client, keys: Keys, identity: int) -> History:
     """An identity's cross-camera history: its sightings in time order, with cameras and scores."""
     current = resolve(client, keys, identity)
     summary = client.hmget(keys.identity(current), "first_seen", "last_seen", "sightings", "thumb")
@@ -74,21 +78,22 @@ def history(client: Client, keys: Keys, identity: int) -> dict:
     for sid, values in zip(sids, pipe.execute(), strict=True):
         if values[0] is None:
             continue  # expired
-        rows.append(_sighting_view(sid, dict(zip(_LIST_FIELDS, values, strict=True))))
-    rows.sort(key=lambda r: (r["t_start"], r["sighting"]))
-    cameras = list(dict.fromkeys(r["camera"] for r in rows))
-    return {
-        "person": current,
-        "asked": identity,
-        "first_seen": float(summary[0]) if summary[0] else None,
-        "last_seen": float(summary[1]) if summary[1] else None,
-        "cameras": cameras,
-        "thumb": text(summary[3]) if summary[3] else (rows[0]["sighting"] if rows else None),
-        "sightings": rows,
-    }
+        rows.append(SightingView(**_sighting_fields(sid, dict(zip(_LIST_FIELDS, values, strict=True)))))
+    rows.sort(key=lambda r: (r.t_start, r.sighting))
+    return History(
+        person=current,
+        asked=identity,
+        first_seen=float(summary[0]) if summary[0] else None,
+        last_seen=float(summary[1]) if summary[1] else None,
+        cameras=list(dict.fromkeys(r.camera for r in rows)),
+        thumb=text(summary[3]) if summary[3] else (rows[0].sighting if rows else None),
+        sightings=rows,
+    )
 
 
-def persons(client, keys: Keys, camera: str | None = None, since: float | None = None, limit: int = 1000) -> list[dict]:
+def persons(
+    client: Client, keys: Keys, camera: str | None = None, since: float | None = None, limit: int = 1000
+) -> list[PersonSummary]:
     """Identities seen (on ``camera``) since ``since`` (stream time), most recent first."""
     low = "-inf" if since is None else since
     if camera is None:
@@ -108,25 +113,25 @@ def persons(client, keys: Keys, camera: str | None = None, since: float | None =
             continue
         cams = list(dict.fromkeys(s.camera for s in recent_sightings(recent)))
         out.append(
-            {
-                "person": n,
-                "first_seen": float(first),
-                "last_seen": float(last),
-                "sightings": int(count),
-                "cameras": cams,
-                "thumb": text(thumb),
-            }
+            PersonSummary(
+                person=n,
+                first_seen=float(first),
+                last_seen=float(last),
+                sightings=int(count),
+                cameras=cams,
+                thumb=text(thumb),
+            )
         )
     return out
 
 
-def explain(client: Client, keys: Keys, sid: str) -> dict:
+def explain(client: Client, keys: Keys, sid: str) -> Explanation:
     """Why a sighting belongs to its person: the decision with its score and runner-up, and any merges."""
     view = sighting(client, keys, sid)
     first = client.hget(keys.sighting(sid), "merged_from")
-    identity = int(first) if first is not None else view["identity"]
+    identity = int(first) if first is not None else view.identity
     chain = _merge_chain(client, keys, identity)
-    return view | {"merges": chain, "person": int(chain[-1]["into"]) if chain else identity}
+    return Explanation(**view.model_dump(), merges=chain, person=chain[-1].into if chain else identity)
 
 
 def search(gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[tuple[int, float]]:
@@ -142,9 +147,11 @@ def search(gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[tuple[
     return out
 
 
-def search_histories(client: Client, keys: Keys, gallery: Gallery, feature: np.ndarray, top_k: int = 5) -> list[dict]:
+def search_histories(
+    client: Client, keys: Keys, gallery: Gallery, feature: np.ndarray, top_k: int = 5
+) -> list[SearchHit]:
     """``search`` with each hit's score rounded and its history: what the CLI and the API answer."""
     return [
-        {"person": p, "score": round(s, 4), "history": history(client, keys, p)}
+        SearchHit(person=p, score=round(s, 4), history=history(client, keys, p))
         for p, s in search(gallery, feature, top_k)
     ]

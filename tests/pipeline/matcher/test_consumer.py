@@ -68,8 +68,8 @@ def test_a_batch_whose_write_fails_is_not_acknowledged(redis_client, bus_keys, b
     redis_client.delete(bad)
     counts = Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), consumer="m").start().run(idle_exit=0.3)
     assert counts["processed"] == len(truth) and redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
-    persons = [p["person"] for p in store.persons(redis_client, keys)]  # ids of the failed batch are not reused
-    assert sorted(len(store.history(redis_client, keys, p)["sightings"]) for p in persons) == [3, 3]
+    persons = [p.person for p in store.persons(redis_client, keys)]  # ids of the failed batch are not reused
+    assert sorted(len(store.history(redis_client, keys, p).sightings) for p in persons) == [3, 3]
 
 
 def test_links_queries_duplicates_and_dead_letters(redis_client, bus_keys):
@@ -88,18 +88,18 @@ def test_links_queries_duplicates_and_dead_letters(redis_client, bus_keys):
     assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
     keys = bus_keys
     persons = store.persons(redis_client, keys)
-    assert len(persons) == 5 and all(p["sightings"] == 3 for p in persons)
+    assert len(persons) == 5 and all(p.sightings == 3 for p in persons)
     by_truth = {}
     for p, t in truth:
-        by_truth.setdefault(p, set()).add(store.sighting(redis_client, keys, t.tracklet_id)["identity"])
+        by_truth.setdefault(p, set()).add(store.sighting(redis_client, keys, t.tracklet_id).identity)
     assert all(len(v) == 1 for v in by_truth.values()) and len({next(iter(v)) for v in by_truth.values()}) == 5
     person = next(iter(by_truth[2]))
     h = store.history(redis_client, keys, person)
-    assert h["cameras"] == ["cam0", "cam1", "cam2"] and [s["t_start"] for s in h["sightings"]] == [20.0, 25.0, 30.0]
-    assert [p["person"] for p in store.persons(redis_client, keys, camera="cam1", since=30.0)] == [5, 4]
-    e = store.explain(redis_client, keys, h["sightings"][1]["sighting"])
-    assert e["decision"] == "link" and e["score"] >= 0.7 and e["person"] == person and e["runner_up"] is not None
-    assert store.thumbnail(redis_client, keys, e["sighting"]) == THUMB
+    assert h.cameras == ["cam0", "cam1", "cam2"] and [s.t_start for s in h.sightings] == [20.0, 25.0, 30.0]
+    assert [p.person for p in store.persons(redis_client, keys, camera="cam1", since=30.0)] == [5, 4]
+    e = store.explain(redis_client, keys, h.sightings[1].sighting)
+    assert e.decision == "link" and e.score >= 0.7 and e.person == person and e.runner_up is not None
+    assert store.thumbnail(redis_client, keys, e.sighting) == THUMB
     with pytest.raises(store.NotFound, match="no person 999"):
         store.history(redis_client, keys, 999)
 
@@ -109,7 +109,7 @@ def test_links_queries_duplicates_and_dead_letters(redis_client, bus_keys):
     faces = people(5)
     publisher.publish(tracklet(bus_keys.site, "cam0", 900, 100.0, faces[2]))
     again.run(idle_exit=0.3)
-    assert store.sighting(redis_client, keys, "cam0:900:0")["identity"] == person
+    assert store.sighting(redis_client, keys, "cam0:900:0").identity == person
 
 
 def test_unlink_and_prune(redis_client, bus_keys):
@@ -119,15 +119,19 @@ def test_unlink_and_prune(redis_client, bus_keys):
     Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7)).start().run(idle_exit=0.3)
     keys = bus_keys
     first = store.history(redis_client, keys, 1)
-    wrong = first["sightings"][2]["sighting"]
+    wrong = first.sightings[2].sighting
     r = store.unlink(redis_client, keys, wrong, MatchPolicy())
-    assert r["from"] == 1 and r["person"] == 3
-    assert [s["sighting"] for s in store.history(redis_client, keys, 3)["sightings"]] == [wrong]
-    assert len(store.history(redis_client, keys, 1)["sightings"]) == 2
-    assert store.explain(redis_client, keys, wrong)["decision"] == "unlinked"
+    assert r.from_ == 1 and r.person == 3
+    assert [s.sighting for s in store.history(redis_client, keys, 3).sightings] == [wrong]
+    assert len(store.history(redis_client, keys, 1).sightings) == 2
+    assert store.explain(redis_client, keys, wrong).decision == "unlinked"
     assert (1, 3) in store.cannot_link(redis_client, keys)
     r = store.prune(redis_client, keys, older_than=3600, policy=MatchPolicy(), now=time.time() + 7200)
-    assert r == {"sightings_removed": 6, "persons_removed": 3, "cutoff": pytest.approx(time.time() + 3600, abs=60)}
+    assert r.model_dump() == {
+        "sightings_removed": 6,
+        "persons_removed": 3,
+        "cutoff": pytest.approx(time.time() + 3600, abs=60),
+    }
     assert store.persons(redis_client, keys) == []
 
 
@@ -140,7 +144,7 @@ def test_a_ttl_expires_sightings_and_persons_but_not_the_ingest_marks(redis_clie
         publisher.publish(t)
     Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), ttl=3600).start().run(idle_exit=0.3)
     keys = bus_keys
-    persons = [p["person"] for p in store.persons(redis_client, keys)]
+    persons = [p.person for p in store.persons(redis_client, keys)]
     assert len(persons) == 2
     expiring = [keys.sighting(t.tracklet_id) for _, t in truth]
     expiring += [k for p in persons for k in (keys.identity(p), keys.sightings(p))]
@@ -218,7 +222,7 @@ def test_matcher_killed_mid_stream_loses_and_repeats_nothing(tmp_path, redis_cli
     sightings = redis_client.zrange(keys.ingested, 0, -1)
     assert sorted(s.decode() for s in sightings) == sorted(published)  # none lost, none twice (a set)
     total = sum(
-        int(redis_client.hget(keys.identity(p["person"]), "sightings"))
+        int(redis_client.hget(keys.identity(p.person), "sightings"))
         for p in store.persons(redis_client, keys, limit=10**6)
     )
     assert total == len(published)  # each counted in exactly one person
@@ -239,11 +243,11 @@ def test_a_chain_of_merges_in_one_pass_keeps_every_sighting(redis_client, bus_ke
     matcher = Matcher(redis_client, bus_keys, policy, merge_every=1e9).start()
     matcher.run(idle_exit=0.3)
     keys = bus_keys
-    assert [p["person"] for p in store.persons(redis_client, keys)] == [1]
+    assert [p.person for p in store.persons(redis_client, keys)] == [1]
     h = store.history(redis_client, keys, 1)
-    assert [s["camera"] for s in h["sightings"]] == ["cam0", "cam1", "cam2"]
-    assert store.persons(redis_client, keys)[0]["sightings"] == 3
-    assert all(store.sighting(redis_client, keys, f"cam{c}:{c + 1}:0")["identity"] == 1 for c in range(3))
+    assert [s.camera for s in h.sightings] == ["cam0", "cam1", "cam2"]
+    assert store.persons(redis_client, keys)[0].sightings == 3
+    assert all(store.sighting(redis_client, keys, f"cam{c}:{c + 1}:0").identity == 1 for c in range(3))
     merges = [(int(k), json.loads(v)["into"]) for k, v in redis_client.hgetall(keys.merges).items()]
     assert sorted(merges) == [(2, 1), (3, 2)]
 
@@ -277,9 +281,7 @@ def test_writes_behind_keep_every_tracklet_exactly_once(redis_client, bus_keys):
     assert sorted(x.decode() for x in redis_client.zrange(keys.ingested, 0, -1)) == sorted(
         t.tracklet_id for t in first + later
     )
-    total = sum(
-        int(redis_client.hget(keys.identity(p["person"]), "sightings")) for p in store.persons(redis_client, keys)
-    )
+    total = sum(int(redis_client.hget(keys.identity(p.person), "sightings")) for p in store.persons(redis_client, keys))
     assert total == 11 and redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
 
 
@@ -312,7 +314,7 @@ def test_matcher_benchmark_links_every_re_view_to_its_person(redis_client, bus_k
     assert r["link_correct"] == 1.0 and r["exemplars"] == exemplars and r["link_tracklets_per_s"] > 0
     keys = bus_keys
     person = store.history(redis_client, keys, 1)  # its seeded views, on as many cameras, and any re-view
-    assert len(person["sightings"]) >= exemplars and len(person["cameras"]) >= exemplars
+    assert len(person.sightings) >= exemplars and len(person.cameras) >= exemplars
     assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
 
 

@@ -1,0 +1,93 @@
+"""Helpers several verbs share: the site the arguments name, the synthetic scene's options and model, and
+how store views print (text, and JSON as the API answers them)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from pipeline.cli.app import UsageError
+from pipeline.cli.progress import show_training, training_progress
+from pipeline.config import CrosscamConfig
+
+if TYPE_CHECKING:
+    from pipeline.site import Site
+    from pipeline.store import History
+
+
+def open_site(args: argparse.Namespace, config: CrosscamConfig) -> Site:
+    """The site the arguments name (``--site``, ``--redis-url``), connected."""
+    from pipeline.site import Site
+
+    return Site.open(config, getattr(args, "site", None), getattr(args, "redis_url", None))
+
+
+def dump(view: BaseModel) -> dict[str, Any]:
+    """A store view as JSON data, with the keys the API answers (``from``, not ``from_``)."""
+    return view.model_dump(mode="json", by_alias=True)
+
+
+def dump_all(views: Iterable[BaseModel]) -> list[dict[str, Any]]:
+    return [dump(v) for v in views]
+
+
+def when(t: float | None) -> str:
+    """A stream time in seconds, or ``-`` when unknown."""
+    return "-" if t is None else f"{t:.1f}"
+
+
+def history_text(h: History) -> str:
+    """A person's history as lines: one per sighting, in time order."""
+    lines = [f"person {h.person}: {len(h.sightings)} sightings on {', '.join(h.cameras)}"]
+    for s in h.sightings:
+        score = "" if s.score is None else f" score {s.score:.3f}"
+        lines.append(
+            f"  {s.camera:<10} {when(s.t_start):>9} - {when(s.t_end):<9} track {s.track:<5}"
+            f" {s.decision}{score}  ({s.sighting})"
+        )
+    return "\n".join(lines)
+
+
+def add_scene_options(p: argparse.ArgumentParser) -> None:
+    """The synthetic scene's options and the model (``demo`` and ``calibrate``)."""
+    p.add_argument(
+        "--embedder",
+        help="re-ID model (default: synth_tiny trained on synthetic people, cached; for --video and --dataset "
+        "the bundled real model)",
+    )
+    p.add_argument("--people", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--seed", type=int, default=1, help="scene seed")
+
+
+def demo_embedder(args: argparse.Namespace, config: CrosscamConfig, real: bool = False) -> Path:
+    """``--embedder``; else for ``real`` footage the bundled real model, else the demo's synthetic model
+    (trained once, with progress, and cached)."""
+    from models.export import default_cache_dir
+    from pipeline.lab.demo import demo_model
+
+    if args.embedder:
+        if not Path(args.embedder).is_file():
+            raise UsageError(f"--embedder {args.embedder}: no such file")
+        return Path(args.embedder)
+    if real:
+        from models.zoo import default_embedder
+
+        return default_embedder()
+    cache = Path(config.cache_dir or default_cache_dir())
+    with training_progress() as bar:
+        tasks = {}
+
+        def progress(kind: str, p: dict) -> None:
+            if kind == "data":
+                tasks.setdefault(kind, bar.add_task("rendering synthetic training people", total=p["total"], status=""))
+                bar.update(tasks[kind], completed=p["done"])
+            else:
+                tasks.setdefault(kind, bar.add_task("training the demo model (once; cached)", total=None, status=""))
+                show_training(bar, tasks[kind], p)
+
+        return demo_model(cache, progress)
