@@ -38,3 +38,57 @@ def test_bad_requests(site):
     assert site.get("/api/sightings/nope:1:0", headers=h).status_code == 404
     r = site.post("/api/search", headers=h, files=[("images", ("notes.txt", b"not an image", "text/plain"))])
     assert r.status_code == 400 and "notes.txt: not an image" in r.json()["detail"]
+
+
+RESPONSES = {  # (method, path) -> the response model OpenAPI names
+    ("get", "/api/cameras"): "CamerasResponse",
+    ("get", "/api/persons"): "PersonsResponse",
+    ("get", "/api/persons/{person}"): "History",
+    ("get", "/api/sightings/{sighting}"): "Explanation",
+    ("post", "/api/search"): "SearchResponse",
+}
+SIGHTING = {"sighting", "camera", "model", "decision", "reason", "stream_id", "identity", "track", "seq", "excluded"}
+SIGHTING |= {"best", "runner_up", "t_start", "t_end", "score", "runner_up_score", "ingested"}
+
+
+def test_openapi_names_each_routes_response_and_its_fields(site):
+    h = {"X-API-Key": KEY}
+    spec = site.get("/openapi.json").json()
+    routes = {(m, p) for p, ops in spec["paths"].items() if p.startswith("/api/") for m in ops}
+    assert routes == set(RESPONSES) | {("get", "/api/sightings/{sighting}/thumbnail")}
+    for (method, path), name in RESPONSES.items():
+        answers = spec["paths"][path][method]["responses"]
+        assert answers["200"]["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{name}"}
+        assert answers["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    thumbnail = spec["paths"]["/api/sightings/{sighting}/thumbnail"]["get"]["responses"]
+    assert list(thumbnail["200"]["content"]) == ["image/jpeg"] and "404" in thumbnail
+    schemas = spec["components"]["schemas"]
+
+    def fields(name: str) -> set[str]:
+        return set(schemas[name]["properties"])
+
+    def items(name: str, field: str) -> str:
+        return schemas[name]["properties"][field]["items"]["$ref"].rsplit("/", 1)[1]
+
+    assert fields("CamerasResponse") == {"site", "cameras"} and items("CamerasResponse", "cameras") == "CameraStatus"
+    counters = {"frames", "fps", "tracklets", "dropped_frames"}
+    assert fields("CameraStatus") == {"camera", "state", "since", "heartbeat", "error"} | counters
+    assert fields("PersonsResponse") == {"site", "persons"} and items("PersonsResponse", "persons") == "PersonSummary"
+    assert fields("PersonSummary") == {"person", "first_seen", "last_seen", "sightings", "cameras", "thumb"}
+    assert fields("History") == {"person", "asked", "first_seen", "last_seen", "cameras", "thumb", "sightings"}
+    assert items("History", "sightings") == "SightingView" and fields("SightingView") == SIGHTING
+    assert schemas["SightingView"]["properties"]["decision"]["enum"] == ["link", "new", "continuity", "unlinked"]
+    assert fields("Explanation") == SIGHTING | {"merges", "person"} and items("Explanation", "merges") == "MergeStep"
+    assert fields("MergeStep") == {"from", "into", "score"}
+    assert fields("SearchResponse") == {"results"} and items("SearchResponse", "results") == "SearchHit"
+    assert fields("SearchHit") == {"person", "score", "history"}
+
+    # what the routes answer has the documented fields
+    camera = site.get("/api/cameras", headers=h).json()["cameras"][0]
+    assert {"camera", "state", "heartbeat"} <= set(camera) <= fields("CameraStatus")
+    person = site.get("/api/persons", headers=h).json()["persons"][0]
+    assert set(person) == fields("PersonSummary")
+    history = site.get(f"/api/persons/{person['person']}", headers=h).json()
+    assert set(history) == fields("History") and set(history["sightings"][0]) == SIGHTING
+    explanation = site.get(f"/api/sightings/{history['sightings'][0]['sighting']}", headers=h).json()
+    assert set(explanation) == fields("Explanation")
