@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from models.architectures import ARCHITECTURES
 from pipeline.cli import main
 from tests.support.cli import CROSSCAM, run_json
+from tests.support.paths import REPO
 
 
 def test_model_init_and_info(capsys, tmp_path):
@@ -189,6 +189,6 @@ def test_module_entry_point(tmp_path):
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=REPO,
     )
     assert "resnet50_attention" in done.stdout.strip().splitlines()[-1]
