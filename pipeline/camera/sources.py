@@ -176,15 +176,15 @@ _OPENING = threading.Lock()
 
 @contextlib.contextmanager
 def _ffmpeg_options(options: str | None) -> Iterator[None]:
-    """OpenCV reads FFmpeg's options for a capture from this variable while it opens; captures open one at a
-    time under a lock, each with its own options (cameras open on several threads), and the variable is
-    restored after."""
+    """OpenCV reads FFmpeg's options for a capture from this variable while the capture opens. Captures open
+    one at a time under a lock, a live stream's with its own options (cameras open on several threads); the
+    variable is restored after, and left as the user set it for other captures."""
     with _OPENING:
-        before = os.environ.get(_FFMPEG_OPTIONS)
         if options is None:
-            os.environ.pop(_FFMPEG_OPTIONS, None)
-        else:
-            os.environ[_FFMPEG_OPTIONS] = options
+            yield
+            return
+        before = os.environ.get(_FFMPEG_OPTIONS)
+        os.environ[_FFMPEG_OPTIONS] = options
         try:
             yield
         finally:

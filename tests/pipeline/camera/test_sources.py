@@ -131,3 +131,21 @@ def test_http_source(tmp_path):
         server.shutdown()
     assert len(frames) == 25 and frames[0].image.shape == (360, 480, 3)
     assert source.spec.live and source.state_history[:2] == [SourceState.CONNECTING, SourceState.STREAMING]
+
+
+def test_a_live_streams_ffmpeg_options_apply_only_while_it_opens(monkeypatch):
+    """The transport option is set for one open at a time and the user's own setting comes back after."""
+    import os
+
+    from pipeline.camera.sources import _ffmpeg_options
+
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "stimeout;1000")
+    with _ffmpeg_options("rtsp_transport;udp"):
+        assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "rtsp_transport;udp"
+    assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "stimeout;1000"
+    with _ffmpeg_options(None):  # a file or webcam: the user's setting stands
+        assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "stimeout;1000"
+    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+    with _ffmpeg_options("rtsp_transport;tcp"):
+        pass
+    assert "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ
