@@ -2,7 +2,7 @@
 
 ``--dataset NAME --data-root DIR``: a labelled data set from the registry (e.g. Market-1501). Its test
 tracklets are embedded with the model, and the link decisions of the matcher's rule are scored across
-cameras at each threshold (``pipeline.calibrate``, ``LINK_RULE``); prints the same-person and
+cameras at each threshold (``pipeline.lab.calibrate``, ``LINK_RULE``); prints the same-person and
 different-person score distributions and the chosen threshold, writes them as JSON and a plot, and with
 ``--write`` stores the threshold in the model file (``ModelSpec.link_threshold``), which the matcher then
 uses unless the site config sets ``matcher.threshold``.

@@ -84,7 +84,7 @@ def bench_matcher(
     client, keys, batch = site.client, site.keys, site.config.matcher.batch
     rng = np.random.default_rng(seed)
     people = _unit(rng, identities, dim)
-    publisher = Publisher(client, keys, maxlen=max(100_000, 2 * tracklets))
+    publisher = site.publisher()
     progress and progress(f"seeding {identities} identities")
     _seed(client, keys, people, 8, exemplars)
     t = time.perf_counter()

@@ -1,6 +1,6 @@
 """Setting the matcher's link threshold from evidence.
 
-Synthetic scene: a scene runs once through workers and embedder (``pipeline.demo``); every published
+Synthetic scene: a scene runs once through workers and embedder (``pipeline.lab.demo``); every published
 tracklet is kept with its ground-truth person. Each threshold then replays those tracklets through the
 matcher's own rules (``Linker``: same order, merge passes included) in memory, and the result is scored
 with multi-camera IDF1 (``synth.truth.idf1``). The embedding, the slow part, is done once.
@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.bus import records
+from pipeline.bus.connect import Client
 from pipeline.keys import Keys
 from pipeline.matcher.linker import Linker
 from pipeline.matcher.rules import MatchPolicy
@@ -50,7 +51,9 @@ class Labelled:
     weight: float  # seconds it covers
 
 
-def collect(client, keys: Keys, tracklets: dict[str, Tracklet], scene, camera_index: dict[str, int]) -> list[Labelled]:
+def collect(
+    client: Client, keys: Keys, tracklets: dict[str, Tracklet], scene, camera_index: dict[str, int]
+) -> list[Labelled]:
     """Every record on the site's stream, in stream order, with its ground truth from ``scene``."""
     from synth.truth import identify
 
@@ -153,7 +156,7 @@ def embed_for_links(
     embedder, tracklets: Sequence, batch: int = 32, progress: Callable[[int, int], None] | None = None
 ) -> np.ndarray:
     """``float32[N,D]``: each data-set tracklet (``trainer.data.index.Tracklet``) embedded as a worker embeds
-    one: a clip of the model's ``frames`` crops spread evenly over it (``pipeline.tracklets.even_indices``),
+    one: a clip of the model's ``frames`` crops spread evenly over it (``pipeline.camera.tracklets.even_indices``),
     resized to the model's input. A tracklet none of whose images can be read gets a zero row."""
     from pipeline.camera.tracklets import even_indices
     from trainer.data.clips import BadFrames, read_clip
@@ -242,7 +245,7 @@ def link_outcomes(features: np.ndarray, pids: np.ndarray, camids: np.ndarray) ->
 
 
 def _links(best: np.ndarray, runner: np.ndarray, threshold: float, margin: float) -> np.ndarray:
-    """``bool[N]``: where the matcher links (``pipeline.matching.decide``: threshold, then margin)."""
+    """``bool[N]``: where the matcher links (``pipeline.matcher.rules.decide``: threshold, then margin)."""
     with np.errstate(invalid="ignore"):  # -inf - -inf where there is no candidate at all: no link either way
         return (best >= threshold) & (best - runner >= margin)
 

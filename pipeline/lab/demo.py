@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.embedder import Embedder
+from pipeline.bus.connect import Client
 from pipeline.camera.worker import WorkerReport
 from pipeline.config import CrosscamConfig
 from pipeline.keys import Keys
@@ -143,7 +144,7 @@ def run_site(site: Site, cameras: dict[str, str], embedder: Embedder) -> SiteRun
     return run
 
 
-def score_against_truth(client, keys: Keys, run: SiteRun, scene, camera_index: dict[str, int]) -> dict:
+def score_against_truth(client: Client, keys: Keys, run: SiteRun, scene, camera_index: dict[str, int]) -> dict:
     """Multi-camera IDF1 of the stored sightings against the scene's exact ground truth (weights: seconds)."""
     from pipeline import store
     from synth.truth import identify, idf1, passages
