@@ -1,9 +1,9 @@
 """Real footage: the crop-quality rules on real clips with the real detector, and the demo on real videos.
 
-The clips are ``../shared/data/videos``: the two-camera indoor recording (1280x720, one person) and PETS 2009
+The clips are the shared data's ``videos`` folder: the two-camera indoor recording (1280x720, one person) and PETS 2009
 S2.L1 view 1 (480x360, a dozen pedestrians). A soft camera is the same indoor clip seen through a Gaussian
 blur of 2 pixels: its crops' raw sharpness (variance of the Laplacian) falls to about 5-10, as on the real
-indoor camera where the fixed threshold of 15 rejected every crop of a person.
+indoor camera, where an absolute threshold of 15 would reject every crop of a person.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.support.paths import SHARED_DATA, VTEST
 
 CLIPS = SHARED_DATA / "videos" / "chuyko_2cam_indoor"
 DETECTOR = SHARED_DATA / "weights" / "yolov8n_int8_onnx" / "yolov8n_int8.onnx"
-OLD_MIN_SHARPNESS = 15.0  # the fixed rule: variance of the Laplacian of the raw crop below this was blurred
+ABSOLUTE_MIN_SHARPNESS = 15.0  # an absolute rule, for comparison: a raw crop's Laplacian variance below this is blurred
 SOFT_SIGMA = 2.0  # pixels of Gaussian blur that make the indoor clip a soft camera
 VTEST_FRAMES = 300  # 30 s of PETS: every pedestrian of its first half
 ENOUGH_CROPS = 4  # usable crops that make a track worth publishing in any case
@@ -34,12 +34,12 @@ def need_shared_data() -> None:
 
 @dataclass
 class CropStudy:
-    """One clip through the real detector and three tracklet buffers: the default policy, blur off, and the
-    old fixed rule (counted per usable crop)."""
+    """One clip through the real detector and three tracklet buffers: the default policy, blur off, and an
+    absolute sharpness threshold (counted per usable crop)."""
 
     tracklets: dict[str, set[tuple[int, int]]] = field(default_factory=dict)  # policy -> {(track, seq)}
     usable: Counter = field(default_factory=Counter)  # track -> crops that pass the size and edge rules
-    old_kept: Counter = field(default_factory=Counter)  # track -> of those, crops the fixed rule kept
+    absolute_kept: Counter = field(default_factory=Counter)  # track -> of those, crops the absolute rule keeps
     raw_sharpness: list[float] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # the default buffer's counts
 
@@ -71,7 +71,7 @@ def study(path, sigma: float = 0.0, max_frames: int | None = None) -> CropStudy:
                     grey = cv2.cvtColor(frame.image[y1:y2, x1:x2], cv2.COLOR_RGB2GRAY)
                     raw = float(cv2.Laplacian(grey, cv2.CV_64F).var())
                     out.usable[b.track_id] += 1
-                    out.old_kept[b.track_id] += raw >= OLD_MIN_SHARPNESS
+                    out.absolute_kept[b.track_id] += raw >= ABSOLUTE_MIN_SHARPNESS
                     out.raw_sharpness.append(raw)
             for name, buf in buffers.items():
                 out.tracklets[name] |= {(t.track_id, t.seq) for t in buf.add(frame, boxes)}
@@ -118,11 +118,11 @@ def test_the_blur_rule_drops_few_crops_on_sharp_clips(studies):
 
 @pytest.mark.slow
 def test_a_soft_camera_loses_nobody(studies):
-    """The soft indoor camera: the old fixed rule rejects every crop of the person on cam2 (raw sharpness
-    about 8, below 15); the relative rule publishes them."""
+    """The soft indoor camera: an absolute threshold would reject every crop of the person on cam2 (raw
+    sharpness about 8, below 15); the relative rule publishes them."""
     soft = studies["cam2_soft"]
-    assert np.median(soft.raw_sharpness) < OLD_MIN_SHARPNESS
-    assert soft.usable and all(soft.old_kept[t] == 0 for t in soft.usable)  # the old rule: nobody published
+    assert np.median(soft.raw_sharpness) < ABSOLUTE_MIN_SHARPNESS
+    assert soft.usable and all(soft.absolute_kept[t] == 0 for t in soft.usable)  # an absolute rule: nobody published
     assert {t for t, _ in soft.tracklets["default"]} == set(soft.usable)
     for name in ("cam1_soft", "cam2_soft"):
         c = studies[name].counts
