@@ -109,5 +109,6 @@ def test_every_head_runs_on_mobilenetv2(head):
         assert out.intermediate.shape == (4, 3, 512)
 
 
+@pytest.mark.slow
 def test_onnx_export_agrees_with_torch(tmp_path):
     assert_onnx_parity(make_model("mobilenetv2_attention"), tmp_path / "mobilenetv2.onnx")

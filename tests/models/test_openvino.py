@@ -32,6 +32,7 @@ def test_openvino_agrees_with_onnxruntime_on_crosscam_exports(tiny_onnx, arch, f
     assert parity["max_attention_diff"] < 1e-4
 
 
+@pytest.mark.slow
 @needs_shared_data
 def test_openvino_agrees_with_onnxruntime_on_the_osnet_export(tmp_path):
     """osnet_x0_25_attention with torchreid's MSMT17 weights, exported by crosscam: the acceptance check."""

@@ -226,6 +226,7 @@ def test_attention_scores_conv5_maps_and_pools_fc_vectors():
     assert float(out.attention.max() - out.attention.min()) > 1e-3
 
 
+@pytest.mark.slow
 def test_onnx_export_agrees_with_torch(tmp_path):
     from models.backends.torch_runtime import TorchEmbedder
     from models.checkpoint import model_spec

@@ -18,6 +18,7 @@ def first_frames(n: int):
     return frames
 
 
+@pytest.mark.slow
 @needs_video
 def test_yolo_tracks_people_with_per_camera_ids():
     frames = first_frames(40)

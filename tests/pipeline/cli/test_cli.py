@@ -50,6 +50,7 @@ def _export_and_check(capsys, tmp_path, arch):
     assert info["kind"] == "onnx" and info["arch"] == arch and info["model_id"] == data["model_id"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", [a for a in ARCHITECTURES if not a.startswith("resnet50")])
 def test_export_every_small_architecture(capsys, tmp_path, arch):
     _export_and_check(capsys, tmp_path, arch)
@@ -104,6 +105,7 @@ def test_acceptance_commands_verbatim(tmp_path):
         assert r["fraction_of_peak"] == pytest.approx(r["achieved_gflops"] / peak)
 
 
+@pytest.mark.slow
 def test_bench_embedder_reports_every_figure(capsys, tmp_path, cache_dir):
     main(["model", "init", "--arch", "tiny_attention", "--out", str(tmp_path / "m.pt")])
     code, data, err = run_json(
