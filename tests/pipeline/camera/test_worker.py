@@ -74,7 +74,8 @@ def test_worker_publishes_tracklets_from_rtsp(rtsp_server, embedder_file, redis_
 @pytest.mark.slow
 def test_worker_survives_a_server_restart(rtsp_server, embedder_file, redis_client, bus_keys):
     """Acceptance: stop the RTSP server mid-stream and start it again: the worker reports reconnecting,
-    then streaming, and publishes again; no crash, no hang."""
+    then streaming, and publishes again; no crash, no hang. Stopped for good, the server is retried
+    ``source.reconnect_attempts`` times, then the source fails and the worker ends (exit 0)."""
     argv = [
         "worker",
         "--camera",
@@ -99,6 +100,8 @@ def test_worker_survives_a_server_restart(rtsp_server, embedder_file, redis_clie
         "source.reconnect_max=1.0",
         "--set",
         "tracklets.max_seconds=2.0",
+        "--set",
+        "source.reconnect_attempts=15",  # about 13 s of retries, then the source gives up
     ]
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("code", main(argv)), daemon=True)
@@ -114,8 +117,10 @@ def test_worker_survives_a_server_restart(rtsp_server, embedder_file, redis_clie
     rtsp_server.start()
     assert wait_for(lambda: state() == "streaming", 30)
     assert wait_for(lambda: redis_client.xlen(bus_keys.tracklets) > published, 40)  # publishing again
+    rtsp_server.stop()  # for good: the source gives up, and the worker ends before its --max-seconds
     thread.join(90)
     assert not thread.is_alive() and result["code"] == 0
+    assert state() == "failed"
 
 
 @needs_video
