@@ -1,4 +1,4 @@
-"""Cross-camera matching rules (ARCHITECTURE.md, "Matching"): pure values and functions, no Redis.
+"""Cross-camera matching rules (docs/pipeline.md, "Matcher"): pure values and functions, no Redis.
 
 For a tracklet on camera ``c`` over ``[t0, t1]`` the candidates are identities that
 
