@@ -10,6 +10,7 @@ from torch import nn
 
 from crosscam.errors import CrosscamError
 from models.errors import ModelFileError
+from models.zoo import missing_file_error
 
 
 class WeightsUnavailableError(CrosscamError):
@@ -49,7 +50,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a PyTorch weights file: a plain state dict, or a training checkpoint holding one under
     ``state_dict`` (torchreid, BoxMOT); a ``module.`` prefix (``DataParallel``) is removed."""
     if not path.is_file():
-        raise ModelFileError(f"{path}: pre-trained weights file not found; pass an existing .pth file")
+        raise missing_file_error(path) or ModelFileError(
+            f"{path}: pre-trained weights file not found; pass an existing .pth file"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

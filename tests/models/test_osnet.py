@@ -236,3 +236,14 @@ def test_onnx_export_agrees_with_torch(tmp_path):
     reference = TorchEmbedder(model, model_spec(model), device="cpu", fp16=False)
     features, _ = reference.embed(random_clips(2, 4, 256, 128, seed=5))
     assert np.isfinite(features).all()
+
+
+def test_a_missing_known_weights_file_says_where_to_fetch_it(tmp_path):
+    """``model init --pretrained`` with a zoo file that is not here names the model and how to get it."""
+    from models.backbone_base import read_state_dict
+    from models.errors import ModelFileError
+
+    with pytest.raises(ModelFileError, match=r"osnet_x0_25_msmt17.*crosscam model list"):
+        read_state_dict(tmp_path / "osnet_x0_25_msmt17.pth")
+    with pytest.raises(ModelFileError, match="pre-trained weights file not found"):
+        read_state_dict(tmp_path / "mine.pth")
