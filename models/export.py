@@ -50,6 +50,18 @@ def _quiet_exporter():
             lg.setLevel(level)
 
 
+def _forget_rnn_dispatch() -> None:
+    """Clear the dispatcher's cached kernels of the recurrent ops before an export. After one export, PyTorch
+    caches ``aten.gru``'s Python decomposition, which unrolls the time steps, so a later export in the same
+    process would give the clip length a fixed size instead of the GRU op a dynamic one."""
+    import torch
+
+    for op in (torch.ops.aten.gru.input, torch.ops.aten.lstm.input, torch.ops.aten.rnn_tanh.input):
+        cache = getattr(op, "_dispatch_cache", None)  # a private attribute: absent in other releases
+        if isinstance(cache, dict):
+            cache.clear()
+
+
 def export_onnx(model: ReIDNet, spec: ModelSpec, out: str | Path, opset: int = DEFAULT_OPSET) -> Path:
     """Write ``model`` as ONNX: input ``clips float[batch,frames,3,H,W]``, outputs ``feature
     float[batch,D]`` and ``attention float[batch,frames]``; batch and frames are dynamic. The spec
@@ -63,6 +75,7 @@ def export_onnx(model: ReIDNet, spec: ModelSpec, out: str | Path, opset: int = D
     example = torch.randn(2, spec.input.frames, 3, spec.input.height, spec.input.width)
     batch, frames = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("frames", min=1, max=256)
     tmp = out.with_name(out.name + ".tmp")
+    _forget_rnn_dispatch()
     try:
         with _quiet_exporter():
             program = torch.onnx.export(
