@@ -43,11 +43,17 @@ def camera_status(client: Client, keys: Keys, camera_id: str) -> dict[str, str]:
     return {text(k): text(v) for k, v in client.hgetall(keys.camera(camera_id)).items()}
 
 
+def _field_name(name: bytes | str) -> str:
+    """A record's field name as text; bytes that are not UTF-8 are kept as backslash escapes, so a malformed
+    record can always be dead-lettered."""
+    return name.decode(errors="backslashreplace") if isinstance(name, bytes) else str(name)
+
+
 def dead_letter(client: Client, keys: Keys, source_id: str, fields: dict, reason: str) -> None:
     """Move a record that cannot be processed to the dead-letter stream, keeping every original field.
     ``client`` may be a pipeline: the commands then run with the rest of it."""
     entry = {
-        **{text(k): v for k, v in fields.items()},
+        **{_field_name(k): v for k, v in fields.items()},
         "reason": reason,
         "source_id": source_id,
     }

@@ -8,7 +8,7 @@ Schema version 1, every field required:
 | ``site``, ``camera``, ``model`` | UTF-8 text |
 | ``track``, ``seq``, ``dim``, ``frames`` | decimal integers |
 | ``t_start``, ``t_end`` | decimal seconds |
-| ``feature`` | ``dim`` little-endian float16 values |
+| ``feature`` | ``dim`` little-endian float16 values, an L2-normalised vector (norm 1 within ``NORM_TOLERANCE``) |
 | ``attention`` | ``frames`` little-endian float16 values |
 | ``thumb`` | a JPEG image |
 
@@ -27,6 +27,7 @@ from pipeline.types import TrackletEmbedding
 
 SCHEMA_VERSION = 1
 _F16 = np.dtype("<f2")
+NORM_TOLERANCE = 0.01  # float16 storage moves a unit vector's norm by well under 1e-3
 
 
 class RecordError(CrosscamError):
@@ -128,6 +129,12 @@ def decode(fields: dict) -> TrackletEmbedding:
     thumb = _field(fields, "thumb")
     if not thumb.startswith(b"\xff\xd8"):
         raise RecordError("field 'thumb' is not a JPEG image")
+    feature = _vector(fields, "feature", dim)
+    norm = float(np.linalg.norm(feature))
+    if abs(norm - 1.0) > NORM_TOLERANCE:
+        raise RecordError(
+            f"field 'feature' is not L2-normalised (norm {norm:.4g}); a producer must publish unit-length features"
+        )
     return TrackletEmbedding(
         site=_text(fields, "site"),
         camera_id=_text(fields, "camera"),
@@ -135,7 +142,7 @@ def decode(fields: dict) -> TrackletEmbedding:
         seq=_int(fields, "seq"),
         t_start=t_start,
         t_end=t_end,
-        feature=_vector(fields, "feature", dim),
+        feature=feature,
         attention=_vector(fields, "attention", frames),
         thumbnail=thumb,
         model_id=_text(fields, "model"),

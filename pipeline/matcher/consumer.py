@@ -15,7 +15,8 @@ Guarantees:
   gallery is rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
 - **One active matcher per site.** A lease (``pipeline.matcher.lease``) makes further matchers wait as
   standbys; they take over when the lease of a dead one runs out (``lease`` seconds).
-- **Bad records** (malformed, unknown schema version) go to the dead-letter stream, are counted in
+- **Bad records** (malformed or undecodable, unknown schema version, a feature that is not unit length or
+  not of the size of the site's identities) go to the dead-letter stream, are counted in
   ``P:S:stats`` and acknowledged; processing goes on.
 - **The model's own threshold.** A threshold belongs to the model that made the features. Every worker
   announces its model when it starts (``pipeline.bus.site_models.announce_model``: ``HSET P:S:models <model id> <JSON summary>``,
@@ -153,16 +154,26 @@ class Matcher:
         """The records that decode, as (stream id, tracklet); the others go to the dead-letter stream
         through ``dead`` (a transaction, written with the batch)."""
         good = []
+        dim = self.linker.gallery.dim if self.linker is not None else None
         for sid, fields in entries:
             sid = text(sid)
             try:
                 t = records.decode(fields)
                 if t.site != self.keys.site:
                     raise records.RecordError(f"record of site {t.site!r} on site {self.keys.site!r}'s stream")
+                if dim is not None and t.feature.size != dim:
+                    raise records.RecordError(
+                        f"feature of {t.feature.size} values from model {t.model_id!r}; the site's identities hold "
+                        f"{dim}-d features (one model per site: give another model its own site)"
+                    )
+                dim = t.feature.size
                 good.append((sid, t))
-            except records.RecordError as e:
-                log.warning("tracklet record %s moved to %s: %s", sid, self.keys.dead, e)
-                dead_letter(dead, self.keys, sid, fields, str(e))
+            except Exception as e:  # no record, whatever its bytes, stops the consumer
+                reason = (
+                    str(e) if isinstance(e, records.RecordError) else f"undecodable record ({type(e).__name__}: {e})"
+                )
+                log.warning("tracklet record %s moved to %s: %s", sid, self.keys.dead, reason)
+                dead_letter(dead, self.keys, sid, fields, reason)
                 self.counts["dead_letters"] += 1
         return good
 

@@ -47,3 +47,14 @@ def test_missing_field():
     del fields["model"]
     with pytest.raises(RecordError, match="missing field 'model'"):
         records.decode(fields)
+
+
+@pytest.mark.parametrize(
+    "feature",
+    [np.full(8, 10.0, np.float32), np.zeros(8, np.float32), np.full(8, 0.1, np.float32)],
+    ids=["all-ten", "zero", "short"],
+)
+def test_a_feature_that_is_not_unit_length_is_refused(feature):
+    """Features are L2-normalised by contract: an all-10.0 feature would score 23 against a real one."""
+    with pytest.raises(RecordError, match="not L2-normalised"):
+        records.decode(records.encode(make_embedding(feature=feature)))

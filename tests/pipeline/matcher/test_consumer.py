@@ -330,3 +330,25 @@ def test_bench_matcher_cli_reports_the_machine_and_the_date(capsys, redis_client
     assert [r["identities"] for r in data["results"]] == [150, 300]
     assert all(r["link_correct"] == 1.0 and r["link_tracklets_per_s"] > 0 for r in data["results"])
     assert not redis_client.keys(f"{bus_keys.prefix}:bench-*")  # each size's keys are removed after it
+
+
+def test_records_of_another_feature_size_or_undecodable_bytes_are_dead_lettered(redis_client, bus_keys):
+    """A second model's record (another feature size) and a record whose field name is not UTF-8 go to the
+    dead-letter stream with their reason; the matcher links the others and keeps running."""
+    publisher = Publisher(redis_client, bus_keys)
+    truth = walk(bus_keys.site, n_people=2)
+    for _, t in truth[:2]:
+        publisher.publish(t)
+    other = people(1, dim=48, seed=9)[0]
+    publisher.publish(tracklet(bus_keys.site, "cam9", 900, 50.0, other))
+    redis_client.xadd(bus_keys.tracklets, {b"\xff\xfe": b"x", b"v": b"1"})
+    for _, t in truth[2:]:
+        publisher.publish(t)
+    counts = (
+        Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.7), consumer="m", batch=3).start().run(idle_exit=0.3)
+    )
+    assert counts["processed"] == len(truth) and counts["dead_letters"] == 2
+    reasons = sorted(f[b"reason"].decode() for _, f in redis_client.xrange(bus_keys.dead))
+    assert "the site's identities hold 32-d features" in reasons[0]
+    assert "missing field" in reasons[1]
+    assert redis_client.xpending(bus_keys.tracklets, GROUP)["pending"] == 0
