@@ -62,19 +62,19 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         detector = "motion"
     with scratch_redis("crosscam-demo-redis-") as client:
         site = Site(demo_config(config, detector, synthetic=scene is not None), client)
-        skeys = site.keys
+        keys = site.keys
         with step(f"running {len(cameras)} cameras, embedder and matcher on an embedded Redis"):
             run = run_site(site, cameras, embedder)
         metrics = {}
         if scene is not None:
-            metrics = score_against_truth(client, skeys, run, scene, {c: i for i, c in enumerate(cameras)})
-        persons = store.persons(client, skeys, limit=100_000)
-        histories = [store.history(client, skeys, p.person) for p in sorted(persons, key=lambda p: p.first_seen)]
+            metrics = score_against_truth(client, keys, run, scene, {c: i for i, c in enumerate(cameras)})
+        persons = store.persons(client, keys, limit=100_000)
+        histories = [store.history(client, keys, p.person) for p in sorted(persons, key=lambda p: p.first_seen)]
         title = "crosscam demo: " + (
             "synthetic 3-camera scene" if scene is not None else ", ".join(map(str, args.video))
         )
         report = write_report(
-            args.out / "report.html", client, skeys, title, metrics | {"model": str(model)}, list(cameras)
+            args.out / "report.html", client, keys, title, metrics | {"model": str(model)}, list(cameras)
         )
     data = {
         "idf1": metrics.get("idf1"),

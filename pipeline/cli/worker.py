@@ -50,10 +50,10 @@ def _process(args: argparse.Namespace, config: CrosscamConfig):
     return site.cameras(open_embedder(config, args.embedder))
 
 
-def _summary(process, reports: dict) -> dict:
+def _summary(process) -> dict:
+    """What the camera process published, and where."""
     return {
         "site": process.site.name,
-        "cameras": [r.as_dict() for r in reports.values()],
         "published": process.service.counts["published"],
         "dropped_tracklets": process.service.counts["dropped"],
         "stream": process.site.keys.tracklets,
@@ -64,8 +64,7 @@ def cmd_worker(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     process = _process(args, config)
     worker = process.camera(args.camera, args.source, args.detector)
     report = process.run([worker], args.max_seconds)[args.camera]
-    data = _summary(process, {args.camera: report})
-    data = report.as_dict() | {k: v for k, v in data.items() if k != "cameras"}
+    data = report.as_dict() | _summary(process)
     text = (
         f"{args.camera}: {report.frames} frames at {report.fps:.1f} fps, {report.tracklets} tracklets, "
         f"{data['published']} published to {data['stream']}; source {report.final_state}"
@@ -81,7 +80,7 @@ def cmd_run(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         raise UsageError(f"{args.site_config}: no cameras; list them under `cameras:` (id, source, detector)")
     process = _process(args, config)
     reports = process.run(process.configured(), args.max_seconds)
-    data = _summary(process, reports)
+    data = {"site": process.site.name, "cameras": [r.as_dict() for r in reports.values()]} | _summary(process)
     lines = [f"site {data['site']}: {data['published']} tracklets published to {data['stream']}"]
     lines += [
         f"  {c['camera']:<12} {c['frames']:>6} frames {c['fps']:>6.1f} fps {c['tracklets']:>5} tracklets  "

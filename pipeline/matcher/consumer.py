@@ -150,13 +150,12 @@ class Matcher:
             self.merge()
         return len(entries)
 
-    def _decode(self, entries: list[Entry], dead: Pipeline) -> list[tuple[str, TrackletEmbedding]]:
+    def _decode(self, ids: list[str], entries: list[Entry], dead: Pipeline) -> list[tuple[str, TrackletEmbedding]]:
         """The records that decode, as (stream id, tracklet); the others go to the dead-letter stream
-        through ``dead`` (a transaction, written with the batch)."""
+        through ``dead`` (a transaction, written with the batch). ``ids``: the entries' ids as text."""
         good = []
         dim = self.linker.gallery.dim if self.linker is not None else None
-        for sid, fields in entries:
-            sid = text(sid)
+        for sid, (_, fields) in zip(ids, entries, strict=True):
             try:
                 t = records.decode(fields)
                 if t.site != self.keys.site:
@@ -194,22 +193,24 @@ class Matcher:
     def process(self, entries: list[Entry]) -> None:
         """Link a batch of stream entries and queue its write (sent by the next batch or ``flush``)."""
         pipe = self.client.pipeline(transaction=True)
-        fresh = self._fresh(self._decode(entries, pipe))
+        ids = [text(e[0]) for e in entries]
+        fresh = self._fresh(self._decode(ids, entries, pipe))
+        tracklets = [t for _, t in fresh]
         self._recovering(self.writes.send)  # the batch linked before goes to Redis now; this one is linked meanwhile
         if self.thresholds is not None:
-            self.linker.policy = self.thresholds.follow([t for _, t in fresh])
+            self.linker.policy = self.thresholds.follow(tracklets)
         try:
-            linked = self.linker.link([t for _, t in fresh])
+            linked = self.linker.link(tracklets)
             w = Commands()
             store.write_links(w, self.keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
             w.call("HINCRBY", self.keys.stats, "matched", len(fresh))
-            w.xack(self.keys.tracklets, GROUP, [text(e[0]) for e in entries])  # last: a failed script acks nothing
+            w.xack(self.keys.tracklets, GROUP, ids)  # last: a failed script acks nothing
             w.queue(pipe)
         except Exception:
             self.reader.reread()  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
-        self.writes.queue(pipe, {t.tracklet_id for _, t in fresh})
+        self.writes.queue(pipe, {t.tracklet_id for t in tracklets})
         self.counts["processed"] += len(fresh)
         self.counts["new"] += sum(r.new for r in linked)
         self.counts["linked"] += sum(not r.new for r in linked)

@@ -61,8 +61,7 @@ _JPEG = {
 
 def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | None" = None) -> FastAPI:
     """The API and page for the site of ``keys``; ``embedder`` (the workers' model) enables search."""
-    skeys = Keys(keys.site, keys.prefix)
-    cache = _GalleryCache(client, skeys)
+    cache = _GalleryCache(client, keys)
     app = FastAPI(title="crosscam", description="Where else was this person seen, and when.", version="1")
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -95,11 +94,11 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
     def persons(
         camera: str | None = None, since: float | None = None, limit: int = Query(100, ge=1, le=10_000)
     ) -> PersonsResponse:
-        return PersonsResponse(site=keys.site, persons=store.persons(client, skeys, camera, since, limit))
+        return PersonsResponse(site=keys.site, persons=store.persons(client, keys, camera, since, limit))
 
     @app.get("/api/persons/{person}", dependencies=[Depends(authorised)], response_model=History, responses=_NOT_FOUND)
     def history(person: int) -> History:
-        return store.history(client, skeys, person)
+        return store.history(client, keys, person)
 
     @app.get(
         "/api/sightings/{sighting}",
@@ -108,7 +107,7 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
         responses=_NOT_FOUND,
     )
     def explain(sighting: str) -> Explanation:
-        return store.explain(client, skeys, sighting)
+        return store.explain(client, keys, sighting)
 
     @app.get(
         "/api/sightings/{sighting}/thumbnail",
@@ -117,7 +116,7 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
         responses=_NOT_FOUND | _JPEG,
     )
     def thumbnail(sighting: str) -> Response:
-        return Response(store.thumbnail(client, skeys, sighting), media_type="image/jpeg")
+        return Response(store.thumbnail(client, keys, sighting), media_type="image/jpeg")
 
     @app.post(
         "/api/search",
@@ -141,7 +140,7 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
                 raise HTTPException(400, f"{upload.filename}: not an image (send JPEG or PNG crops of one person)")
             crops.append(image)
         feature = embed_images(embedder, crops)
-        return SearchResponse(results=store.search_histories(client, skeys, cache.get(), feature, top_k))
+        return SearchResponse(results=store.search_histories(client, keys, cache.get(), feature, top_k))
 
     return app
 
