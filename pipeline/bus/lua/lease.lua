@@ -1,6 +1,7 @@
 -- Take or renew the matcher's lease, and read the site's epoch (pipeline.matcher.lease.Lease).
 -- KEYS[1]: the lease (P:S:matcher:lease); KEYS[2]: the epoch (P:S:epoch).
--- ARGV[1]: this matcher's consumer name; ARGV[2]: the lease in milliseconds.
+-- ARGV[1]: this matcher's lease token (its consumer name and a random suffix, unique per process);
+-- ARGV[2]: the lease in milliseconds.
 -- Returns {held, epoch}: the lease is taken when free and renewed when ours (held = 1); when another
 -- matcher holds it, held = 0. The epoch (bumped by unlink and prune) comes in the same round trip.
 local holder = redis.call('GET', KEYS[1])
