@@ -10,7 +10,7 @@ For site ``S`` under prefix ``P`` (default ``crosscam``):
 | ``P:S:camera:C`` | hash | workers | camera C's ``state``, ``since``, ``heartbeat``, counters and last ``error`` |
 | ``P:S:stats`` | hash | workers, matcher | site counters (``published``, ``matched``, ``dead_letters``) |
 | ``P:S:models`` | hash | workers | model id -> JSON summary (arch, feature size, calibrated ``link_threshold``) |
-| ``P:S:matcher:lease`` | string | matcher | the active matcher's token (``consumer/random``, unique per process), expiring after ``matcher.lease`` seconds; every matcher write checks it |
+| ``P:S:matcher:lease`` | string | matcher | the active matcher's token (``consumer/random``, new for every tenure, so unique per process), expiring after ``matcher.lease`` seconds; every matcher write checks it |
 | ``P:S:identities`` | sorted set | matcher | identity id, scored by its last sighting's end (stream time) |
 | ``P:S:identity:N`` | hash | matcher | ``exemplars`` (float16), ``dim``, ``recent`` (JSON: camera, track, start, end), ``sightings``, ``first_seen``, ``last_seen``, ``thumb`` (sighting id) |
 | ``P:S:identity:N:sightings`` | sorted set | matcher | sighting ids of identity N by start time |

@@ -100,6 +100,7 @@ class Matcher:
         self.linker: Linker | None = None
         self.epoch: bytes | None = None  # the site's epoch the gallery was loaded at
         self.stale = False  # a write was fenced: the gallery may hold what Redis did not take; reload
+        self.tenure = -1  # the lease's tenure the gallery was loaded in
         self.last_merge = time.monotonic()
         self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
 
@@ -127,6 +128,7 @@ class Matcher:
         """Rebuild the gallery from Redis (at start, and after an unlink or prune)."""
         self._discard()
         self.stale = False
+        self.tenure = self.lease.tenure
         self.epoch = self.client.get(self.keys.epoch)
         self.linker = Linker(
             self.active,
@@ -156,8 +158,8 @@ class Matcher:
             self._discard()  # a batch not yet sent is not ours to write now
             self.acquire(wait=True)
             self.reload()
-        elif epoch != self.epoch or self.stale:
-            self.reload()
+        elif epoch != self.epoch or self.stale or self.lease.tenure != self.tenure:
+            self.reload()  # a lapsed lease taken again: what was linked before is refused, so link it again
         entries = self.reader.read(block_ms)
         if entries:
             self.process(entries)

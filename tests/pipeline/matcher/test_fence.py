@@ -112,6 +112,31 @@ def test_a_matcher_whose_lease_was_taken_writes_nothing_of_its_linked_batch(redi
     check_store(redis_client, keys, published)
 
 
+def test_a_matcher_that_takes_its_lapsed_lease_again_links_its_batch_again(redis_client, bus_keys):
+    """A linked a batch (its write behind) and stalled past its lease; B took over, stored everything and
+    gave the lease up. A takes the free lease again, in a new tenure: the batch it linked in the old one is
+    refused, and nothing is stored twice."""
+    keys = bus_keys
+    publisher = Publisher(redis_client, keys)
+    faces = people(4)
+    published = []
+    for i in range(12):
+        t = tracklet(keys.site, f"cam{i % 3}", i, 10.0 * i, faces[i % 4])
+        publisher.publish(t)
+        published.append(t.tracklet_id)
+    a = Matcher(redis_client, keys, MatchPolicy(threshold=0.7), consumer="a", batch=4, lease=0.3, claim_idle=0.2)
+    a.start(wait=False)
+    assert a.step(block_ms=10) == 4 and redis_client.zcard(keys.ingested) == 0  # linked, its write behind
+    time.sleep(0.5)
+    b = Matcher(redis_client, keys, MatchPolicy(threshold=0.7), consumer="b", batch=4, lease=30, claim_idle=0.2)
+    b.start(wait=False).run(idle_exit=0.3)  # stores everything, then gives the lease up
+    while a.step(block_ms=10):
+        pass
+    a.flush()
+    check_store(redis_client, keys, published)
+    assert len(store.persons(redis_client, keys)) == 4
+
+
 def test_the_same_consumer_name_twice_gets_two_lease_tokens():
     assert consumer_name() != consumer_name()  # unique per process, and per call
 
