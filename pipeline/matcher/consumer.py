@@ -53,6 +53,7 @@ from pipeline.bus import records
 from pipeline.bus.batch import Commands, Fence, Fenced, Recorder
 from pipeline.bus.connect import Client
 from pipeline.bus.publisher import dead_letter
+from pipeline.bus.scripts import script
 from pipeline.keys import GROUP, Keys, text
 from pipeline.matcher.lease import Lease
 from pipeline.matcher.linker import Linker
@@ -142,7 +143,22 @@ class Matcher:
         self.reader.ensure_group()
         self.acquire(wait)
         self.reload()
+        self.forget_ended()
         return self
+
+    def forget_ended(self) -> list[str]:
+        """Delete the group's consumers that ended: nothing pending, idle for ``claim_idle`` seconds or more
+        (each start under a new default name adds one; their records were claimed). Returns their names."""
+        forget = self.client.register_script(script("forget"))
+        gone = []
+        for c in self.client.xinfo_consumers(self.keys.tracklets, GROUP):
+            name = text(c["name"])
+            ended = name != self.consumer and not c["pending"] and c["idle"] >= self.reader.claim_idle * 1000
+            if ended and forget(keys=[self.keys.tracklets], args=[GROUP, name]):
+                gone.append(name)
+        if gone:
+            log.info("matcher %s: forgot %d ended consumers", self.consumer, len(gone))
+        return gone
 
     def backlog(self) -> int:
         """Records not yet delivered to the group plus those pending."""

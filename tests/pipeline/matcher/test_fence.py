@@ -137,6 +137,26 @@ def test_a_matcher_that_takes_its_lapsed_lease_again_links_its_batch_again(redis
     assert len(store.persons(redis_client, keys)) == 4
 
 
+def test_a_starting_matcher_forgets_the_consumers_that_ended(redis_client, bus_keys):
+    """Consumers with nothing pending, idle past ``claim_idle``, are deleted at start (each start under a
+    new default name adds one); one with records pending is kept until they are claimed."""
+    keys = bus_keys
+    publisher = Publisher(redis_client, keys)
+    t = tracklet(keys.site, "cam0", 1, 0.0, people(1)[0])
+    publisher.publish(t)
+    redis_client.xgroup_create(keys.tracklets, GROUP, id="$")
+    redis_client.xreadgroup(GROUP, "ended", {keys.tracklets: ">"})  # nothing new: no records pending
+    publisher.publish(tracklet(keys.site, "cam0", 2, 10.0, people(1)[0]))
+    redis_client.xreadgroup(GROUP, "pending", {keys.tracklets: ">"})
+    time.sleep(0.2)
+    m = Matcher(redis_client, keys, MatchPolicy(), consumer="m", claim_idle=0.1).start()
+    names = {text(c["name"]) for c in redis_client.xinfo_consumers(keys.tracklets, GROUP)}
+    assert "ended" not in names and "pending" in names
+    m.run(idle_exit=0.2)  # claims the pending record
+    time.sleep(0.2)
+    assert m.forget_ended() == ["pending"]
+
+
 def test_the_same_consumer_name_twice_gets_two_lease_tokens():
     assert consumer_name() != consumer_name()  # unique per process, and per call
 
