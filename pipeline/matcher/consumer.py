@@ -15,10 +15,11 @@ Guarantees:
   gallery is rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
 - **One active matcher per site.** A lease (``pipeline.matcher.lease``) makes further matchers wait as
   standbys; they take over when the lease of a dead one runs out (``lease`` seconds). The lease holds a
-  token unique to the process, so two matchers started under one consumer name are one active, one standby.
+  token that is new each time a matcher takes it, so two matchers started under one consumer name are one
+  active, one standby, and a matcher that takes its lapsed lease again starts a new tenure.
 - **Fenced writes.** Every write (a batch, a merge pass, dead letters) runs in the fenced batch script
-  (``pipeline.bus.batch``): it runs only while the lease holds this matcher's token and the site's epoch is
-  the one its gallery was loaded at. A matcher paused past its lease (a stall, SIGSTOP) or whose gallery
+  (``pipeline.bus.batch``): it runs only while the lease holds this matcher's token of the tenure the write
+  was made in and the site's epoch is the one its gallery was loaded at. A matcher paused past its lease (a stall, SIGSTOP) or whose gallery
   predates an ``unlink``/``prune`` writes nothing: it drops what it linked, reads its records again (they
   stay pending) and reloads, or stands by when another matcher took the lease. It never exits for it.
 - **Bad records** (malformed or undecodable, unknown schema version, a feature that is not unit length or
