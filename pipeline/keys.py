@@ -10,7 +10,7 @@ For site ``S`` under prefix ``P`` (default ``crosscam``):
 | ``P:S:camera:C`` | hash | workers | camera C's ``state``, ``since``, ``heartbeat``, counters and last ``error`` |
 | ``P:S:stats`` | hash | workers, matcher | site counters (``published``, ``matched``, ``dead_letters``) |
 | ``P:S:models`` | hash | workers | model id -> JSON summary (arch, feature size, calibrated ``link_threshold``) |
-| ``P:S:matcher:lease`` | string | matcher | the active matcher's consumer name, expiring after ``matcher.lease`` seconds |
+| ``P:S:matcher:lease`` | string | matcher | the active matcher's token (``consumer/random``, new for every tenure, so unique per process), expiring after ``matcher.lease`` seconds; every matcher write checks it |
 | ``P:S:identities`` | sorted set | matcher | identity id, scored by its last sighting's end (stream time) |
 | ``P:S:identity:N`` | hash | matcher | ``exemplars`` (float16), ``dim``, ``recent`` (JSON: camera, track, start, end), ``sightings``, ``first_seen``, ``last_seen``, ``thumb`` (sighting id) |
 | ``P:S:identity:N:sightings`` | sorted set | matcher | sighting ids of identity N by start time |
@@ -19,9 +19,9 @@ For site ``S`` under prefix ``P`` (default ``crosscam``):
 | ``P:S:ingested`` | sorted set | matcher | sighting ids by wall-clock ingest time (retention) |
 | ``P:S:decisions`` | stream | matcher, ``unlink`` | audit log and live feed: every link, new identity, merge and unlink |
 | ``P:S:merges`` | hash | matcher | merged identity -> JSON ``{"into", "score", "at"}`` |
-| ``P:S:cannot_link`` | set | ``unlink`` | ``"a:b"`` identity pairs a user split apart; merges never join them again |
+| ``P:S:cannot_link`` | set | ``unlink``, matcher | ``"a:b"`` identity pairs a user split apart; merges never join them again. An unlink of A into B adds A:B and gives B every pair of A; a merge of C into D gives D every pair of C |
 | ``P:S:next_identity`` | string | matcher | the last identity id handed out |
-| ``P:S:epoch`` | string | ``unlink``, ``prune`` | bumped when stored identities change outside the matcher: it reloads its gallery |
+| ``P:S:epoch`` | string | ``unlink``, ``prune`` | bumped in the transaction of every change to stored identities outside the matcher: it reloads its gallery, and its writes made on the older one are refused |
 | ``P:S:version`` | string | matcher, ``unlink``, ``prune`` | bumped by every write that changes identities: readers' caches reload |
 
 A sighting's id is its tracklet's id, ``camera:track:seq``: the matcher writes each at most once.

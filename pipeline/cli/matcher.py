@@ -18,7 +18,11 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     site.add_argument("--site", help="site name (default: site)")
 
     p = verbs.add_parser("matcher", parents=[common, site], help="link tracklets from every camera into persons")
-    p.add_argument("--consumer", help="consumer name in the group (default: host-pid)")
+    p.add_argument(
+        "--consumer",
+        help="consumer name in the group (default: host-pid-random, unique per process); a matcher restarted "
+        "under the same name reads its own pending records at once",
+    )
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to do")
     p.set_defaults(handler=cmd_matcher)
 

@@ -14,7 +14,14 @@ Guarantees:
   another consumer left pending for ``claim_idle`` seconds (``pipeline.matcher.reader``). The in-memory
   gallery is rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
 - **One active matcher per site.** A lease (``pipeline.matcher.lease``) makes further matchers wait as
-  standbys; they take over when the lease of a dead one runs out (``lease`` seconds).
+  standbys; they take over when the lease of a dead one runs out (``lease`` seconds). The lease holds a
+  token that is new each time a matcher takes it, so two matchers started under one consumer name are one
+  active, one standby, and a matcher that takes its lapsed lease again starts a new tenure.
+- **Fenced writes.** Every write (a batch, a merge pass, dead letters) runs in the fenced batch script
+  (``pipeline.bus.batch``): it runs only while the lease holds this matcher's token of the tenure the write
+  was made in and the site's epoch is the one its gallery was loaded at. A matcher paused past its lease (a stall, SIGSTOP) or whose gallery
+  predates an ``unlink``/``prune`` writes nothing: it drops what it linked, reads its records again (they
+  stay pending) and reloads, or stands by when another matcher took the lease. It never exits for it.
 - **Bad records** (malformed or undecodable, unknown schema version, a feature that is not unit length or
   not of the size of the site's identities) go to the dead-letter stream, are counted in
   ``P:S:stats`` and acknowledged; processing goes on.
@@ -34,17 +41,20 @@ the gallery is rebuilt from Redis and the records of both batches, unacknowledge
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
 
 from pipeline import store
 from pipeline.bus import records
-from pipeline.bus.batch import Commands
-from pipeline.bus.connect import Client, Pipeline
+from pipeline.bus.batch import Commands, Fence, Fenced, Recorder
+from pipeline.bus.connect import Client
 from pipeline.bus.publisher import dead_letter
+from pipeline.bus.scripts import script
 from pipeline.keys import GROUP, Keys, text
 from pipeline.matcher.lease import Lease
 from pipeline.matcher.linker import Linker
@@ -58,8 +68,10 @@ log = logging.getLogger(__name__)
 
 
 def consumer_name() -> str:
-    """A consumer name for this process: host and process id."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """A consumer name unique to this process: host, process id and a random suffix (a process id repeats
+    across restarts of a container). The records a dead matcher left pending are claimed by the next
+    one after ``claim_idle`` seconds; a matcher restarted under a fixed ``--consumer`` reads its own at once."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class Matcher:
@@ -89,8 +101,15 @@ class Matcher:
         self.thresholds = ModelThreshold(client, keys, policy, self.consumer) if model_threshold else None
         self.linker: Linker | None = None
         self.epoch: bytes | None = None  # the site's epoch the gallery was loaded at
+        self.stale = False  # a write was fenced: the gallery may hold what Redis did not take; reload
+        self.tenure = -1  # the lease's tenure the gallery was loaded in
         self.last_merge = time.monotonic()
         self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
+
+    @property
+    def fence(self) -> Fence:
+        """What this matcher's writes need in Redis: its lease token, and the epoch its gallery was loaded at."""
+        return Fence.of(self.keys, self.lease.token, self.epoch)
 
     @property
     def active(self) -> MatchPolicy:
@@ -110,6 +129,8 @@ class Matcher:
     def reload(self) -> None:
         """Rebuild the gallery from Redis (at start, and after an unlink or prune)."""
         self._discard()
+        self.stale = False
+        self.tenure = self.lease.tenure
         self.epoch = self.client.get(self.keys.epoch)
         self.linker = Linker(
             self.active,
@@ -123,7 +144,22 @@ class Matcher:
         self.reader.ensure_group()
         self.acquire(wait)
         self.reload()
+        self.forget_ended()
         return self
+
+    def forget_ended(self) -> list[str]:
+        """Delete the group's consumers that ended: nothing pending, idle for ``claim_idle`` seconds or more
+        (each start under a new default name adds one; their records were claimed). Returns their names."""
+        forget = self.client.register_script(script("forget"))
+        gone = []
+        for c in self.client.xinfo_consumers(self.keys.tracklets, GROUP):
+            name = text(c["name"])
+            ended = name != self.consumer and not c["pending"] and c["idle"] >= self.reader.claim_idle * 1000
+            if ended and forget(keys=[self.keys.tracklets], args=[GROUP, name]):
+                gone.append(name)
+        if gone:
+            log.info("matcher %s: forgot %d ended consumers", self.consumer, len(gone))
+        return gone
 
     def backlog(self) -> int:
         """Records not yet delivered to the group plus those pending."""
@@ -139,20 +175,20 @@ class Matcher:
             self._discard()  # a batch not yet sent is not ours to write now
             self.acquire(wait=True)
             self.reload()
-        elif epoch != self.epoch:
-            self.reload()
+        elif epoch != self.epoch or self.stale or self.lease.tenure != self.tenure:
+            self.reload()  # a lapsed lease taken again: what was linked before is refused, so link it again
         entries = self.reader.read(block_ms)
         if entries:
             self.process(entries)
         if len(entries) < self.batch:  # caught up: nothing left behind
             self.flush()
-        if time.monotonic() - self.last_merge >= self.merge_every:
+        if not self.stale and time.monotonic() - self.last_merge >= self.merge_every:
             self.merge()
         return len(entries)
 
-    def _decode(self, ids: list[str], entries: list[Entry], dead: Pipeline) -> list[tuple[str, TrackletEmbedding]]:
+    def _decode(self, ids: list[str], entries: list[Entry], dead: Recorder) -> list[tuple[str, TrackletEmbedding]]:
         """The records that decode, as (stream id, tracklet); the others go to the dead-letter stream
-        through ``dead`` (a transaction, written with the batch). ``ids``: the entries' ids as text."""
+        through ``dead`` (commands written, fenced, with the batch). ``ids``: the entries' ids as text."""
         good = []
         dim = self.linker.gallery.dim if self.linker is not None else None
         for sid, (_, fields) in zip(ids, entries, strict=True):
@@ -191,40 +227,63 @@ class Matcher:
         return fresh
 
     def process(self, entries: list[Entry]) -> None:
-        """Link a batch of stream entries and queue its write (sent by the next batch or ``flush``)."""
-        pipe = self.client.pipeline(transaction=True)
+        """Link a batch of stream entries and queue its write (sent by the next batch or ``flush``). When the
+        write of the batch before is refused by its fence, this batch is not linked: its records are read
+        again once the matcher has reloaded (or taken the lease back)."""
+        w = Commands()
         ids = [text(e[0]) for e in entries]
-        fresh = self._fresh(self._decode(ids, entries, pipe))
+        fresh = self._fresh(self._decode(ids, entries, w.pipeline()))
         tracklets = [t for _, t in fresh]
-        self._recovering(self.writes.send)  # the batch linked before goes to Redis now; this one is linked meanwhile
+        # the batch linked before goes to Redis now; this one is linked meanwhile
+        if not self._recovering(self.writes.send):
+            return
         if self.thresholds is not None:
             self.linker.policy = self.thresholds.follow(tracklets)
         try:
             linked = self.linker.link(tracklets)
-            w = Commands()
             store.write_links(w, self.keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
             w.call("HINCRBY", self.keys.stats, "matched", len(fresh))
             w.xack(self.keys.tracklets, GROUP, ids)  # last: a failed script acks nothing
-            w.queue(pipe)
         except Exception:
             self.reader.reread()  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
-        self.writes.queue(pipe, {t.tracklet_id for t in tracklets})
-        self.counts["processed"] += len(fresh)
-        self.counts["new"] += sum(r.new for r in linked)
-        self.counts["linked"] += sum(not r.new for r in linked)
+        counts = {"processed": len(fresh), "new": sum(r.new for r in linked)}
+        counts["linked"] = len(linked) - counts["new"]
+        self.writes.queue(
+            functools.partial(w.run, self.client, self.fence),
+            {t.tracklet_id for t in tracklets},
+            functools.partial(self._count, counts),  # once Redis took the batch
+        )
+
+    def _count(self, counts: dict[str, int]) -> None:
+        for k, v in counts.items():
+            self.counts[k] += v
 
     # --- writes behind ----------------------------------------------------------------------------------
-    def _recovering(self, write: Callable[[], None]) -> None:
-        """Run ``write`` (a send or wait of ``writes``); if a batch's write failed, its records are read again
-        and the gallery is rebuilt from Redis before the error is raised."""
+    def _recovering(self, write: Callable[[], None]) -> bool:
+        """Run ``write`` (a send or wait of ``writes``). A batch refused by its fence is dropped (``_fenced``)
+        and False returned; if a batch's write failed otherwise, its records are read again and the gallery is
+        rebuilt from Redis before the error is raised."""
         try:
             write()
+        except Fenced as e:
+            self._fenced(e)
+            return False
         except Exception:
             self.reader.reread()
             self.reload()
             raise
+        return True
+
+    def _fenced(self, error: Fenced) -> None:
+        """A write was refused: the lease is another's, or the site's epoch moved on (``unlink``, ``prune``).
+        Nothing of it was written; the batch waiting behind it is dropped too, their records (still pending)
+        are read again, and the next step reloads the gallery, or stands by when the lease is another's."""
+        log.warning("matcher %s: %s; its records will be read again after a reload", self.consumer, error)
+        self.stale = True
+        self._discard()
+        self.reader.reread()
 
     def _discard(self) -> None:
         """Before a reload: drop the batch not yet sent and wait for the one in flight (an error is logged);
@@ -232,7 +291,9 @@ class Matcher:
         dropped, error = self.writes.discard()
         if dropped or error is not None:
             self.reader.reread()
-        if error is not None:
+        if isinstance(error, Fenced):
+            log.warning("matcher %s: %s; its records will be read again", self.consumer, error)
+        elif error is not None:
             log.error(
                 "matcher %s: a batch's write failed; its records will be read again", self.consumer, exc_info=error
             )
@@ -248,16 +309,32 @@ class Matcher:
             log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
 
     def merge(self) -> list[tuple[int, int, float]]:
-        """The periodic merge pass (same constraints as linking), written in one transaction."""
+        """The periodic merge pass (same constraints as linking), written as one fenced script call; returns
+        the merges written (none when the fence refused them: the gallery is then reloaded)."""
         self.flush()
         self.last_merge = time.monotonic()
+        if self.stale:  # a write was just refused: nothing to merge until the gallery is reloaded
+            return []
         merges = self.linker.merges()
         if merges:
-            pipe, carried = self.client.pipeline(transaction=True), {}
+            w, carried = Commands(), {}
             for source, into, score in merges:
-                store.write_merge(pipe, self.client, self.keys, source, into, score, self.linker.gallery, carried)
+                store.write_merge(
+                    w,
+                    self.client,
+                    self.keys,
+                    source,
+                    into,
+                    score,
+                    self.linker.gallery,
+                    self.linker.cannot_link,
+                    carried,
+                )
             try:
-                pipe.execute()
+                w.run(self.client, self.fence)
+            except Fenced as e:
+                self._fenced(e)
+                return []
             except Exception:
                 self.reload()
                 raise
