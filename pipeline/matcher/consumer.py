@@ -64,6 +64,19 @@ BACKLOG_WARNING = 0.5  # warn when the records waiting reach this fraction of th
 BACKLOG_EVERY = 10.0  # seconds between looks at the backlog
 
 
+class _Counted:
+    """A batch's write (a transaction) with what it adds to ``Matcher.counts`` once Redis has taken it: a
+    batch dropped and read again (a reload, an outage) is counted once."""
+
+    def __init__(self, pipe: Pipeline, counts: dict[str, int]) -> None:
+        self.pipe, self.counts, self.written = pipe, counts, False
+
+    def execute(self) -> list:
+        out = self.pipe.execute()
+        self.written = True
+        return out
+
+
 def consumer_name() -> str:
     """A consumer name for this process: host and process id."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -106,6 +119,7 @@ class Matcher:
         self.backlog_warned = False
         # identities' deadlines, with a TTL: forgotten a little before their keys expire
         self.expiry = Expiry(margin=min(1.0, ttl / 10)) if ttl else None
+        self.unsettled: list[_Counted] = []  # writes queued or in flight, their counts not yet added
         self.counts = {
             "processed": 0,
             "duplicates": 0,
@@ -174,9 +188,14 @@ class Matcher:
             log.info("matcher %s: %d identities expired (matcher.ttl)", self.consumer, len(due))
 
     def start(self, wait: bool = True) -> Matcher:
-        self.reader.ensure_group()
-        self.acquire(wait)
-        self.reload()
+        """Create the group, take the lease (with ``wait``, standing by) and load the gallery; a Redis outage
+        meanwhile is ridden out (``ride_out``)."""
+        try:
+            self.reader.ensure_group()
+            self.acquire(wait)
+            self.reload()
+        except OUTAGE as e:
+            self.ride_out(e)
         return self
 
     def backlog(self) -> int:
@@ -233,6 +252,7 @@ class Matcher:
             self.flush()
         if time.monotonic() - self.last_merge >= self.merge_every:
             self.merge()
+        self._settle()
         return len(entries)
 
     def _decode(self, ids: list[str], entries: list[Entry], dead: Pipeline) -> list[tuple[str, TrackletEmbedding]]:
@@ -257,8 +277,7 @@ class Matcher:
                     str(e) if isinstance(e, records.RecordError) else f"undecodable record ({type(e).__name__}: {e})"
                 )
                 log.warning("tracklet record %s moved to %s: %s", sid, self.keys.dead, reason)
-                dead_letter(dead, self.keys, sid, fields, reason)
-                self.counts["dead_letters"] += 1
+                dead_letter(dead, self.keys, sid, fields, reason)  # counted once written (``_Counted``)
         return good
 
     def _fresh(self, good: list[tuple[str, TrackletEmbedding]]) -> list[tuple[str, TrackletEmbedding]]:
@@ -288,10 +307,8 @@ class Matcher:
                 gone,
                 self.keys.tracklets,
             )
-            ids_kept, entries = [sid for sid, _ in kept], [e for _, e in kept]
-        else:
-            ids_kept = ids
-        fresh = self._fresh(self._decode(ids_kept, entries, pipe))
+        good = self._decode([sid for sid, _ in kept], [e for _, e in kept], pipe)
+        fresh = self._fresh(good)
         tracklets = [t for _, t in fresh]
         self._recovering(self.writes.send)  # the batch linked before goes to Redis now; this one is linked meanwhile
         if self.thresholds is not None:
@@ -310,13 +327,24 @@ class Matcher:
             self.reader.reread()  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
-        self.writes.queue(pipe, {t.tracklet_id for t in tracklets})
+        new = sum(r.new for r in linked)
+        counted = _Counted(
+            pipe,
+            {"processed": len(fresh), "new": new, "linked": len(linked) - new, "dead_letters": len(kept) - len(good)},
+        )
+        counted.counts["trimmed"] = gone
+        self.unsettled.append(counted)
+        self.writes.queue(counted, {t.tracklet_id for t in tracklets})
         if self.expiry is not None and linked:  # keys expire ``ttl`` after the write, which is not sent yet
             self.expiry.set({r.identity for r in linked}, built + self.ttl)
-        self.counts["trimmed"] += gone
-        self.counts["processed"] += len(fresh)
-        self.counts["new"] += sum(r.new for r in linked)
-        self.counts["linked"] += sum(not r.new for r in linked)
+
+    def _settle(self, drop: bool = False) -> None:
+        """Add the counts of the writes Redis has taken; with ``drop``, forget the others (read again)."""
+        for c in self.unsettled:
+            if c.written:
+                for k, v in c.counts.items():
+                    self.counts[k] += v
+        self.unsettled = [] if drop else [c for c in self.unsettled if not c.written]
 
     # --- writes behind ----------------------------------------------------------------------------------
     def _recovering(self, write: Callable[[], None]) -> None:
@@ -333,6 +361,7 @@ class Matcher:
         """Before a reload: drop the batch not yet sent and wait for the one in flight (an error is logged);
         the records of either are read again."""
         dropped, error = self.writes.discard()
+        self._settle(drop=True)
         if dropped or error is not None:
             self.reader.reread()
         if error is not None:
@@ -345,6 +374,7 @@ class Matcher:
         are read again) and is raised, or with ``raise_errors=False`` logged."""
         try:
             self._recovering(self.writes.flush)
+            self._settle()
         except Exception:
             if raise_errors:
                 raise
@@ -379,6 +409,7 @@ class Matcher:
         self.counts["outages"] += 1
         log.warning("matcher %s: Redis unreachable (%s); waiting for it to come back", self.consumer, error)
         self.writes.discard()  # whether they reached Redis is unknown: their records are read again
+        self._settle(drop=True)
         self.reader.reread()
         delay = 0.1
         while not stop():

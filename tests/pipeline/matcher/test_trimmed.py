@@ -47,7 +47,7 @@ def test_pending_records_trimmed_before_processing_are_counted_not_dead_lettered
     assert redis_client.xtrim(keys.tracklets, maxlen=10, approximate=False) == 20
     name = "dead" if path == "own pending" else "next"
     matcher = Matcher(redis_client, keys, MatchPolicy(threshold=0.7), consumer=name, batch=8, claim_idle=0.01)
-    counts = matcher.start().run(idle_exit=0.5)
+    counts = matcher.start().run(idle_exit=2)
     assert redis_client.xlen(keys.dead) == 0
     assert redis_client.xpending(keys.tracklets, GROUP)["pending"] == 0
     assert (counts.get("trimmed"), counts["dead_letters"], counts["processed"]) == (20, 0, 10)
