@@ -18,6 +18,11 @@ Guarantees:
 - **Bad records** (malformed or undecodable, unknown schema version, a feature that is not unit length or
   not of the size of the site's identities) go to the dead-letter stream, are counted in
   ``P:S:stats`` and acknowledged; processing goes on.
+- **Trimmed records** (pending, trimmed from the stream before they were written) are counted as
+  ``trimmed`` and acknowledged, never dead-lettered; a backlog near ``maxlen`` is warned of.
+- **Redis outages** never end ``run``: it waits for Redis with a growing delay, then takes up from what
+  Redis holds (``ride_out``).
+- **Retention** (``ttl``): identities leave the gallery before their keys expire (``pipeline.matcher.expiry``).
 - **The model's own threshold.** A threshold belongs to the model that made the features. Every worker
   announces its model when it starts (``pipeline.bus.site_models.announce_model``: ``HSET P:S:models <model id> <JSON summary>``,
   with the spec's calibrated ``link_threshold``), before it publishes a record; a record names its model by
