@@ -107,3 +107,14 @@ def test_persons_fills_a_partial_summary_left_by_older_versions(redis_client, bu
         (7, 30.0, 42.0, "cam0:3:0", 2)
     ]
     assert store.history(redis_client, keys, 7).first_seen is None  # history reads it as unknown
+
+
+def test_expiry_gives_each_identity_once_within_the_margin_of_its_latest_deadline():
+    from pipeline.matcher.expiry import Expiry
+
+    e = Expiry(margin=0.5)
+    e.set([1, 2, 3], 10.0)
+    e.set([1], 20.0)  # written again: the later deadline counts
+    e.discard([3])  # merged away
+    assert e.due(9.4) == [] and e.due(9.5) == [2] and e.due(9.6) == []
+    assert e.due(19.0) == [] and e.due(19.5) == [1] and len(e) == 0
