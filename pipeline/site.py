@@ -108,6 +108,7 @@ class Site:
             ttl=m.ttl,
             lease=m.lease,
             model_threshold=not m.threshold_is_set,
+            maxlen=self.config.redis.maxlen,
         )
 
     # --- camera processes ---------------------------------------------------------------------------

@@ -80,8 +80,7 @@ def cmd_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     matcher = site.matcher(args.consumer).start()
     try:
         counts = matcher.run(idle_exit=args.idle_exit)
-    except KeyboardInterrupt:
-        matcher.release()
+    except KeyboardInterrupt:  # ``run`` wrote what was left and released the lease on its way out
         counts = dict(matcher.counts)
     text = ", ".join(f"{k} {v}" for k, v in counts.items())
     return Result({"site": site.name, "consumer": matcher.consumer, **counts}, f"matcher {matcher.consumer}: {text}")

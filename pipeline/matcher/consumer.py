@@ -25,6 +25,11 @@ Guarantees:
 - **Bad records** (malformed or undecodable, unknown schema version, a feature that is not unit length or
   not of the size of the site's identities) go to the dead-letter stream, are counted in
   ``P:S:stats`` and acknowledged; processing goes on.
+- **Trimmed records** (pending, trimmed from the stream before they were written) are counted as
+  ``trimmed`` and acknowledged, never dead-lettered; a backlog near ``maxlen`` is warned of.
+- **Redis outages** never end ``run``: it waits for Redis with a growing delay, then takes up from what
+  Redis holds (``ride_out``).
+- **Retention** (``ttl``): identities leave the gallery before their keys expire (``pipeline.matcher.expiry``).
 - **The model's own threshold.** A threshold belongs to the model that made the features. Every worker
   announces its model when it starts (``pipeline.bus.site_models.announce_model``: ``HSET P:S:models <model id> <JSON summary>``,
   with the spec's calibrated ``link_threshold``), before it publishes a record; a record names its model by
@@ -49,6 +54,8 @@ import socket
 import time
 from collections.abc import Callable
 
+import redis
+
 from pipeline import store
 from pipeline.bus import records
 from pipeline.bus.batch import Commands, Fence, Fenced, Recorder
@@ -56,15 +63,20 @@ from pipeline.bus.connect import Client
 from pipeline.bus.publisher import dead_letter
 from pipeline.bus.scripts import script
 from pipeline.keys import GROUP, Keys, text
+from pipeline.matcher.expiry import Expiry
 from pipeline.matcher.lease import Lease
 from pipeline.matcher.linker import Linker
-from pipeline.matcher.reader import Entry, GroupReader
+from pipeline.matcher.reader import Entry, GroupReader, trimmed
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.matcher.thresholds import ModelThreshold
 from pipeline.matcher.writer import WriteBehind
 from pipeline.types import TrackletEmbedding
 
 log = logging.getLogger(__name__)
+
+OUTAGE = (redis.ConnectionError, redis.TimeoutError)  # Redis unreachable, restarting or loading its data
+BACKLOG_WARNING = 0.5  # warn when the records waiting reach this fraction of the stream's length limit
+BACKLOG_EVERY = 10.0  # seconds between looks at the backlog
 
 
 def consumer_name() -> str:
@@ -89,9 +101,13 @@ class Matcher:
         ttl: float | None = None,
         lease: float = 10.0,
         model_threshold: bool = False,
+        maxlen: int | None = None,
+        give_up: float | None = None,
     ) -> None:
         """``model_threshold``: link at the threshold announced for the records' model (see the module's
-        docstring), ``policy.threshold`` being the fallback; else always at ``policy.threshold``."""
+        docstring), ``policy.threshold`` being the fallback; else always at ``policy.threshold``.
+        ``maxlen``: the stream's length limit (``redis.maxlen``), to warn when the backlog nears it.
+        ``give_up``: seconds of a Redis outage after which ``run`` raises (default: it waits for Redis)."""
         self.client, self.keys, self.policy = client, keys, policy
         self.consumer = consumer or consumer_name()
         self.batch, self.merge_every, self.ttl = batch, merge_every, ttl
@@ -104,7 +120,22 @@ class Matcher:
         self.stale = False  # a write was fenced: the gallery may hold what Redis did not take; reload
         self.tenure = -1  # the lease's tenure the gallery was loaded in
         self.last_merge = time.monotonic()
-        self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
+        self.maxlen, self.give_up = maxlen, give_up
+        self.next_backlog = 0.0  # when to look at the backlog next (monotonic clock)
+        self.backlog_warned = False
+        # identities' deadlines, with a TTL: forgotten a little before their keys expire
+        self.expiry = Expiry(margin=min(1.0, ttl / 10)) if ttl else None
+        self.counts = {
+            "processed": 0,
+            "duplicates": 0,
+            "dead_letters": 0,
+            "trimmed": 0,
+            "new": 0,
+            "linked": 0,
+            "merged": 0,
+            "expired": 0,
+            "outages": 0,
+        }
 
     @property
     def fence(self) -> Fence:
@@ -138,13 +169,46 @@ class Matcher:
             store.load_gallery(self.client, self.keys),
             store.cannot_link(self.client, self.keys),
         )
+        if self.expiry is not None:
+            self._load_deadlines()
         log.info("matcher %s: gallery of %d identities loaded", self.consumer, len(self.linker.gallery))
 
+    def _load_deadlines(self) -> None:
+        """Each loaded identity's deadline from its key's remaining TTL; one gone since is forgotten now."""
+        self.expiry.clear()
+        ids = list(self.linker.gallery.identities)
+        pipe = self.client.pipeline(transaction=False)
+        for n in ids:
+            pipe.pttl(self.keys.identity(n))
+        now, gone = time.monotonic(), []
+        for n, ms in zip(ids, pipe.execute(), strict=True):
+            if ms == -2:
+                gone.append(n)
+            elif ms >= 0:  # -1: written without a TTL, which the next write of it sets
+                self.expiry.set([n], now + ms / 1000)
+        self.linker.forget(gone)
+
+    def _forget_expired(self) -> None:
+        """Take identities whose keys expire (``ttl``) out of the gallery, so a person seen again after
+        that is a new identity, written whole."""
+        if self.expiry is None or self.linker is None:
+            return
+        due = self.expiry.due(time.monotonic())
+        if due:
+            self.linker.forget(due)
+            self.counts["expired"] += len(due)
+            log.info("matcher %s: %d identities expired (matcher.ttl)", self.consumer, len(due))
+
     def start(self, wait: bool = True) -> Matcher:
-        self.reader.ensure_group()
-        self.acquire(wait)
-        self.reload()
-        self.forget_ended()
+        """Create the group, take the lease (with ``wait``, standing by), load the gallery and forget ended
+        consumers; a Redis outage meanwhile is ridden out (``ride_out``)."""
+        try:
+            self.reader.ensure_group()
+            self.acquire(wait)
+            self.reload()
+            self.forget_ended()
+        except OUTAGE as e:
+            self.ride_out(e)
         return self
 
     def forget_ended(self) -> list[str]:
@@ -165,6 +229,32 @@ class Matcher:
         """Records not yet delivered to the group plus those pending."""
         return self.reader.backlog()
 
+    def check_backlog(self) -> str | None:
+        """Warn (log, and ``backlog_warning`` in ``P:S:stats``) while the records waiting for the matcher reach
+        ``BACKLOG_WARNING`` of the stream's length limit: the stream trims its oldest records, read or not,
+        so more would be lost (counted as ``trimmed``). Returns the warning, or None."""
+        self.next_backlog = time.monotonic() + BACKLOG_EVERY
+        waiting = self.backlog()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.stats, "backlog", waiting)
+        warning = None
+        if self.maxlen and waiting >= BACKLOG_WARNING * self.maxlen:
+            warning = (
+                f"{waiting} records wait for the matcher, {waiting / self.maxlen:.0%} of the stream's redis.maxlen "
+                f"{self.maxlen}: the oldest are trimmed unread when it is reached; raise redis.maxlen (a few times "
+                "the longest backlog expected) or give the matcher more throughput"
+            )
+            pipe.hset(self.keys.stats, "backlog_warning", warning)
+            if not self.backlog_warned:
+                log.warning("matcher %s: %s", self.consumer, warning)
+        else:
+            pipe.hdel(self.keys.stats, "backlog_warning")
+            if self.backlog_warned:
+                log.info("matcher %s: backlog down to %d records", self.consumer, waiting)
+        pipe.execute()
+        self.backlog_warned = warning is not None
+        return warning
+
     # --- the loop -------------------------------------------------------------------------------------
     def step(self, block_ms: int = 500) -> int:
         """Read and process one batch; returns how many records it handled. After a full batch its write
@@ -177,6 +267,11 @@ class Matcher:
             self.reload()
         elif epoch != self.epoch or self.stale or self.lease.tenure != self.tenure:
             self.reload()  # a lapsed lease taken again: what was linked before is refused, so link it again
+        self._forget_expired()
+        if self.maxlen and time.monotonic() >= self.next_backlog:
+            self.check_backlog()
+        if self.reader.rewinding():
+            self.flush()  # the records of a batch behind are pending too: written first, not read again
         entries = self.reader.read(block_ms)
         if entries:
             self.process(entries)
@@ -208,8 +303,7 @@ class Matcher:
                     str(e) if isinstance(e, records.RecordError) else f"undecodable record ({type(e).__name__}: {e})"
                 )
                 log.warning("tracklet record %s moved to %s: %s", sid, self.keys.dead, reason)
-                dead_letter(dead, self.keys, sid, fields, reason)
-                self.counts["dead_letters"] += 1
+                dead_letter(dead, self.keys, sid, fields, reason)  # counted once the batch is written
         return good
 
     def _fresh(self, good: list[tuple[str, TrackletEmbedding]]) -> list[tuple[str, TrackletEmbedding]]:
@@ -232,29 +326,45 @@ class Matcher:
         again once the matcher has reloaded (or taken the lease back)."""
         w = Commands()
         ids = [text(e[0]) for e in entries]
-        fresh = self._fresh(self._decode(ids, entries, w.pipeline()))
+        kept = [(sid, e) for sid, e in zip(ids, entries, strict=True) if not trimmed(e)]
+        gone = len(entries) - len(kept)  # trimmed from the stream before they were processed: counted, acked
+        if gone:
+            log.warning(
+                "matcher %s: %d pending records were trimmed from %s before they were processed (redis.maxlen)",
+                self.consumer,
+                gone,
+                self.keys.tracklets,
+            )
+        good = self._decode([sid for sid, _ in kept], [e for _, e in kept], w.pipeline())
+        fresh = self._fresh(good)
         tracklets = [t for _, t in fresh]
         # the batch linked before goes to Redis now; this one is linked meanwhile
         if not self._recovering(self.writes.send):
             return
         if self.thresholds is not None:
             self.linker.policy = self.thresholds.follow(tracklets)
+        built = time.monotonic()
         try:
             linked = self.linker.link(tracklets)
             store.write_links(w, self.keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
             w.call("HINCRBY", self.keys.stats, "matched", len(fresh))
+            if gone:
+                w.call("HINCRBY", self.keys.stats, "trimmed", gone)
             w.xack(self.keys.tracklets, GROUP, ids)  # last: a failed script acks nothing
         except Exception:
             self.reader.reread()  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
-        counts = {"processed": len(fresh), "new": sum(r.new for r in linked)}
-        counts["linked"] = len(linked) - counts["new"]
+        new = sum(r.new for r in linked)
+        counts = {"processed": len(fresh), "new": new, "linked": len(linked) - new}
+        counts |= {"dead_letters": len(kept) - len(good), "trimmed": gone}
         self.writes.queue(
             functools.partial(w.run, self.client, self.fence),
             {t.tracklet_id for t in tracklets},
             functools.partial(self._count, counts),  # once Redis took the batch
         )
+        if self.expiry is not None and linked:  # keys expire ``ttl`` after the write, which is not sent yet
+            self.expiry.set({r.identity for r in linked}, built + self.ttl)
 
     def _count(self, counts: dict[str, int]) -> None:
         for k, v in counts.items():
@@ -338,19 +448,73 @@ class Matcher:
             except Exception:
                 self.reload()
                 raise
+            if self.expiry is not None:
+                self.expiry.discard(source for source, _, _ in merges)
             self.counts["merged"] += len(merges)
         return merges
 
+    def ride_out(self, error: Exception, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Wait for Redis after a connection error (logged once), retrying with a growing delay (0.1 s up to
+        5 s), then carry on from what Redis holds: group, lease (standing by if another matcher took it
+        meanwhile), epoch and gallery; the records of batches not known to be written are read again (a
+        tracklet already stored is a duplicate). Raises ``error`` after ``give_up`` seconds, if set; returns
+        False when ``stop()`` ends the wait first."""
+        started = time.monotonic()
+        self.counts["outages"] += 1
+        log.warning("matcher %s: Redis unreachable (%s); waiting for it to come back", self.consumer, error)
+        self.writes.discard()  # whether they reached Redis is unknown: their records are read again
+        self.reader.reread()
+        delay = 0.1
+        while not stop():
+            if self.give_up is not None and time.monotonic() - started >= self.give_up:
+                log.error("matcher %s: Redis unreachable for %.0f s; giving up", self.consumer, self.give_up)
+                raise error
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+            try:
+                self.client.ping()
+                self.reader.ensure_group()
+                if not self.lease.hold()[0]:
+                    log.warning("matcher %s lost its lease during the outage; standing by", self.consumer)
+                    self.acquire(wait=True)
+                self.reload()
+            except OUTAGE:
+                continue
+            self.reader.next_claim = 0.0
+            log.warning("matcher %s: Redis is back after %.1f s", self.consumer, time.monotonic() - started)
+            return True
+        return False
+
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> dict:
-        """Process until ``stop()``; with ``idle_exit``, also stop after that many seconds with nothing to do."""
+        """Process until ``stop()``; with ``idle_exit``, also stop after that many seconds with nothing to do.
+        A Redis outage is ridden out (``ride_out``): the matcher never stops for one (unless ``give_up``)."""
         idle_since = time.monotonic()
         try:
             while not stop():
-                if self.step(block_ms=200):
+                try:
+                    handled = self.step(block_ms=200)
+                except OUTAGE as e:
+                    self.ride_out(e, stop)
+                    idle_since = time.monotonic()
+                    continue
+                if handled:
                     idle_since = time.monotonic()
                 elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                     break
-            self.merge()
+            try:
+                self.merge()
+            except OUTAGE as e:  # the last merge pass: the next start merges
+                log.warning(
+                    "matcher %s: Redis unreachable at exit (%s); merges left to the next start", self.consumer, e
+                )
         finally:
-            self.release()
+            try:
+                self.release()
+            except OUTAGE as e:
+                log.warning(
+                    "matcher %s: lease not released, Redis unreachable (%s); a standby takes over in %g s",
+                    self.consumer,
+                    e,
+                    self.lease.seconds,
+                )
         return dict(self.counts)

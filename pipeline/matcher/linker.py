@@ -98,6 +98,15 @@ class Linker:
         ]
         return renamed, real
 
+    def forget(self, identities: list[int]) -> None:
+        """Take identities out of the gallery and the merge candidates (their keys expired in the store): a
+        tracklet of the same person is then a new identity."""
+        if not identities:
+            return
+        self.gallery.remove_all(identities)
+        gone = set(identities)
+        self.candidates = {k: v for k, v in self.candidates.items() if k[0] not in gone and k[1] not in gone}
+
     def merges(self) -> list[tuple[int, int, float]]:
         """One merge pass over the candidate pairs recorded since the last: best pair first (a pair's score
         is the best a tracklet of one reached with an exemplar of the other, so this is single-linkage

@@ -50,7 +50,7 @@ def write_links(
         return
     now = time.time()
     at = repr(now)
-    ttl_s = str(int(ttl)) if ttl else None
+    ttl_ms = str(max(1, round(ttl * 1000))) if ttl else None  # PEXPIRE: a TTL under a second stays one
     sids = [link.tracklet.tracklet_id for link in links]
     starts = [repr(link.tracklet.t_start) for link in links]
     features = np.stack([np.asarray(link.tracklet.feature, np.float32) for link in links]).astype(F16)
@@ -64,8 +64,8 @@ def write_links(
         # the audit log's entry; the details are in the sighting's hash
         w.add(["XADD", decisions, "MAXLEN", "~", _DECISIONS_MAXLEN, "*", "sighting", sid, "identity", str(link.identity),
                "decision", link.decision.kind, "at", at])  # fmt: skip
-        if ttl_s:
-            w.add(["EXPIRE", key, ttl_s])
+        if ttl_ms:
+            w.add(["PEXPIRE", key, ttl_ms])
         by_identity.setdefault(link.identity, []).append(i)
         by_camera.setdefault(t.camera_id, []).extend((starts[i], sid))
     for camera, members in by_camera.items():
@@ -78,15 +78,17 @@ def write_links(
         first = links[group[0]]
         if first.new:
             fields |= {"thumb": sids[group[0]], "created": at}
-        else:
-            del fields["first_seen"]  # kept from creation: the recent history is bounded
         key, sightings = keys.identity(name), keys.sightings(name)
+        if not first.new:  # first_seen and thumb are kept from creation (the recent history is bounded), and
+            # set here only where the hash is gone (expired under the matcher): never a summary without them
+            w.add(["HSETNX", key, "first_seen", fields.pop("first_seen")])
+            w.add(["HSETNX", key, "thumb", sids[group[0]]])
         w.hset(key, fields)
         w.zadd_args(sightings, [x for i in group for x in (starts[i], sids[i])])
         w.hset_card(key, "sightings", sightings)  # counted, not incremented: it cannot go stale
-        if ttl_s:
-            w.add(["EXPIRE", key, ttl_s])
-            w.add(["EXPIRE", sightings, ttl_s])
+        if ttl_ms:
+            w.add(["PEXPIRE", key, ttl_ms])
+            w.add(["PEXPIRE", sightings, ttl_ms])
     w.zadd_args(keys.identities, last_seen, gt=True)  # GT still adds new members
     w.add(["INCR", keys.version])
     # last: the ingest marks make a re-read record a duplicate, so they follow every other write (a script
