@@ -74,7 +74,7 @@ def test_api_refuses_a_port_out_of_range(capsys, port):
 
 def test_api_refuses_a_key_a_browser_cannot_send(capsys, monkeypatch):
     monkeypatch.setenv("CROSSCAM_API_KEY", "schlüssel")
-    code, data, err = run_json(capsys, "api", "--redis-url", "redis://127.0.0.1:9/0")
+    code, data, _ = run_json(capsys, "api", "--redis-url", "redis://127.0.0.1:9/0")
     assert code == 2 and "$CROSSCAM_API_KEY" in data["error"] and "printable ASCII" in data["error"]
     code, data, _ = run_json(capsys, "config", "show", "--set", "api.key=schlüssel")
     assert code == 2 and "api.key" in data["error"]
