@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -54,15 +55,18 @@ def check_pixels(name: str, data: bytes, limits: SearchLimits) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
-    except Image.DecompressionBombError:
-        width = height = None
+    except Image.DecompressionBombError as e:  # Pillow's own bound, far above ours: its message has the count
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        raise too_large(
+            f"{name}: {found.group(1) + ' pixels, ' if found else ''}more than the {limits.max_pixels} pixels one "
+            "image may have (api.max_pixels); send a crop of the person"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise HTTPException(400, f"{name}: not an image (send JPEG or PNG crops of one person)") from e
-    if width is None or width * height > limits.max_pixels:
-        size = "" if width is None else f"{width}x{height} = {width * height} pixels, "
+    if width * height > limits.max_pixels:
         raise too_large(
-            f"{name}: {size}more than the {limits.max_pixels} pixels one image may have (api.max_pixels); "
-            "send a crop of the person"
+            f"{name}: {width}x{height} = {width * height} pixels, more than the {limits.max_pixels} pixels one "
+            "image may have (api.max_pixels); send a crop of the person"
         )
 
 
