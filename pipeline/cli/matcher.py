@@ -169,7 +169,13 @@ def cmd_search(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     site = open_site(args, config)
     client, keys = site.client, site.keys
     feature = embed_images(load_embedder(path, device="cpu", cache_dir=config.cache_dir), images)
-    results = store.search_histories(client, keys, store.load_gallery(client, keys), feature, args.top_k)
+    gallery = store.load_gallery(client, keys)
+    if gallery.dim is not None and feature.shape[-1] != gallery.dim:
+        raise UsageError(
+            f"{path}: the model gives {feature.shape[-1]}-d features; site {keys.site!r}'s persons hold "
+            f"{gallery.dim}-d features: search with the model the site's workers embed with"
+        )
+    results = store.search_histories(client, keys, gallery, feature, args.top_k)
     lines = [f"{len(results)} matches for {len(images)} image(s)"]
     for r in results:
         lines.append(f"score {r.score:.3f}  " + history_text(r.history))

@@ -92,3 +92,22 @@ def test_invalid_yaml_is_one_line_naming_file_line_and_column(capsys, tmp_path):
     bad.write_bytes(b"site: \xff\n")
     code, data, _ = run_json(capsys, "config", "show", "--config", str(bad))
     assert code == 2 and data["error"] == f"{bad}: not UTF-8 text (byte 6); save the file as UTF-8"
+
+
+def test_search_with_a_model_of_another_feature_size_names_both_sizes(
+    capsys, redis_client, bus_keys, embedder_file, tmp_path
+):
+    import cv2
+    import numpy as np
+
+    key = bus_keys.identity(1)
+    redis_client.hset(key, mapping={"exemplars": np.ones((1, 7), np.float16).tobytes(), "dim": 7, "recent": "[]"})
+    redis_client.zadd(bus_keys.identities, {"1": 1.0})
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), np.full((128, 64, 3), 90, np.uint8))
+    code, data, err = run_json(
+        capsys, "search", str(image), "--embedder", str(embedder_file),
+        "--site", bus_keys.site, "--redis-url", redis_url(redis_client), "--set", f"redis.prefix={bus_keys.prefix}",
+    )  # fmt: skip
+    assert code == 2 and "Traceback" not in err
+    assert "-d features" in data["error"] and "7-d" in data["error"] and str(embedder_file) in data["error"]
