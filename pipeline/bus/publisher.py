@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 import time
 
 import redis
@@ -36,6 +37,7 @@ class Publisher:
         self.counts: collections.Counter[str] = collections.Counter()
         self._unsent: dict[str, tuple[str, str, dict[str, float]]] = {}  # camera -> its latest failed status
         self._status_down = False
+        self._lock = threading.Lock()  # cameras report from their own threads
 
     def publish(self, tracklet: TrackletEmbedding) -> str:
         """Append one tracklet record; returns its stream id. The record and the ``published`` count are one
@@ -50,6 +52,8 @@ class Publisher:
         pipe.xadd(self.keys.tracklets, fields, maxlen=self.maxlen, approximate=True)
         pipe.hincrby(self.keys.stats, "published", 1)
         entry, _ = pipe.execute()
+        if self._unsent:
+            self._send_unsent()
         return text(entry)
 
     def count(self, name: str, amount: int) -> None:
@@ -60,24 +64,31 @@ class Publisher:
         """Record a camera's state (``connecting``, ``streaming``, ...) with a heartbeat and counters; ``error``
         is stored with credentials redacted. When Redis cannot be reached the status is kept (the latest per
         camera) and written with the next status that gets through; this never raises for it."""
-        self._unsent.pop(camera_id, None)
-        try:
-            self._write_status(camera_id, state, error, counters)
-        except redis.RedisError as e:
-            self._unsent[camera_id] = (state, error, counters)
-            if not self._status_down:
-                log.warning("camera status not written, kept for later (Redis: %s)", redact(e))
-            self._status_down = True
-            return
-        if self._status_down:
-            log.info("camera status written again")
-        self._status_down = False
-        for camera, (s, err, c) in list(self._unsent.items()):
+        with self._lock:
+            self._unsent.pop(camera_id, None)
             try:
-                self._write_status(camera, s, err, c)
-            except redis.RedisError:
+                self._write_status(camera_id, state, error, counters)
+            except redis.RedisError as e:
+                self._unsent[camera_id] = (state, error, counters)
+                if not self._status_down:
+                    log.warning("camera status not written, kept for later (Redis: %s)", redact(e))
+                self._status_down = True
                 return
-            self._unsent.pop(camera, None)
+        self._send_unsent()
+
+    def _send_unsent(self) -> None:
+        """Write the statuses kept while Redis was unreachable (the latest of each camera)."""
+        with self._lock:
+            for camera, (s, err, c) in list(self._unsent.items()):
+                try:
+                    self._write_status(camera, s, err, c)
+                except redis.RedisError:
+                    self._status_down = True
+                    return
+                self._unsent.pop(camera, None)
+            if self._status_down:
+                log.info("camera status written again")
+            self._status_down = False
 
     def _write_status(self, camera_id: str, state: str, error: str, counters: dict[str, float]) -> None:
         now = time.time()
