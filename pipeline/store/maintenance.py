@@ -11,6 +11,7 @@ from pipeline.keys import Keys, text
 from pipeline.matcher.rules import MatchPolicy, Sighting, merge_exemplars
 from pipeline.store.fields import DECISIONS_MAXLEN, F16, summary
 from pipeline.store.queries import resolve, sighting
+from pipeline.store.retention import trim_site
 from pipeline.store.views import PruneResult, UnlinkResult
 from pipeline.store.writes import next_identities
 
@@ -86,4 +87,6 @@ def prune(client: Client, keys: Keys, older_than: float, policy: MatchPolicy, no
     pipe.incr(keys.epoch)
     pipe.incr(keys.version)
     pipe.execute()
-    return PruneResult(sightings_removed=len(sids), persons_removed=removed, cutoff=cutoff)
+    return PruneResult(
+        sightings_removed=len(sids), persons_removed=removed, cutoff=cutoff, trimmed=trim_site(client, keys, cutoff)
+    )

@@ -17,6 +17,7 @@ from pipeline.cli import main
 from pipeline.serve.api import create_app
 from tests.support.api import KEY
 from tests.support.cli import redis_url
+from tests.support.redis_scan import every_value
 
 PASSWORD = "s3cret"
 
@@ -50,30 +51,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def every_value(client) -> list[bytes]:
-    """Every key, field and value in the Redis server, streams' entries included."""
-    out: list[bytes] = []
-    for key in client.scan_iter(count=1000):
-        out.append(key)
-        kind = client.type(key).decode()
-        if kind == "string":
-            out.append(client.get(key))
-        elif kind == "hash":
-            for k, v in client.hgetall(key).items():
-                out += [k, v]
-        elif kind == "set":
-            out += list(client.smembers(key))
-        elif kind == "zset":
-            out += [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
-        elif kind == "list":
-            out += client.lrange(key, 0, -1)
-        elif kind == "stream":
-            for _, fields in client.xrange(key):
-                for k, v in fields.items():
-                    out += [k, v]
-    return out
 
 
 def test_a_dead_cameras_password_is_in_no_status_api_output_or_log(
