@@ -53,8 +53,8 @@ class RedisConfig(Section):
     backlog: int = Field(
         5000,
         ge=1,
-        description="embedded tracklets a camera process keeps in memory while Redis is unreachable (about 20 KB "
-        "each: 5000 is about 100 MB); when full the oldest is dropped and counted (stats backlog_dropped)",
+        description="embedded tracklets a camera process keeps in memory while Redis is unreachable (7-20 KB each: "
+        "5000 is 35-100 MB); when full the oldest is dropped and counted (stats backlog_dropped)",
     )
 
 
