@@ -73,6 +73,11 @@ def test_a_worker_rides_out_a_redis_restart_and_publishes_every_tracklet_once(se
     client = server.client()
     ids = stream_ids(client, site.keys.tracklets)
     assert len(ids) == len(set(ids)) == service.counts["submitted"] == report.tracklets  # all, exactly once
+    by_track: dict[str, list[int]] = {}
+    for tid in ids:  # in order: each track's tracklets in the order they closed
+        camera, track, seq = tid.rsplit(":", 2)
+        by_track.setdefault(f"{camera}:{track}", []).append(int(seq))
+    assert all(seqs == sorted(seqs) for seqs in by_track.values())
     assert service.counts["published"] == len(ids)
     assert service.counts["backlog_dropped"] == service.counts["dropped"] == service.counts["failed"] == 0
     assert int(client.hget(site.keys.stats, "published")) == len(ids)
