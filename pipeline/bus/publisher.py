@@ -8,6 +8,7 @@ camera's latest status is written with the next one that succeeds; it never rais
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -42,11 +43,14 @@ class Publisher:
     def publish(self, tracklet: TrackletEmbedding) -> str:
         """Append one tracklet record; returns its stream id. The record and the ``published`` count are one
         transaction, so a retry after a failure never counts twice. A tracklet with a field over its size
-        limit raises ``records.RecordTooLarge`` naming the field and the limit, and is counted ``refused``."""
+        limit raises ``records.RecordTooLarge`` naming the field and the limit, and is counted ``refused`` (here and
+        in the site's ``stats``)."""
         try:
             fields = records.encode(tracklet)
         except records.RecordTooLarge as e:
             self.counts["refused"] += 1
+            with contextlib.suppress(redis.RedisError):  # the site's count, when Redis answers
+                self.client.hincrby(self.keys.stats, "refused", 1)
             raise records.RecordTooLarge(f"tracklet {tracklet.tracklet_id} not published: {e}") from None
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.keys.tracklets, fields, maxlen=self.maxlen, approximate=True)

@@ -21,6 +21,7 @@ def test_the_publisher_refuses_a_10mb_thumbnail_naming_the_field_and_limit(redis
     with pytest.raises(records.RecordTooLarge, match=rf"'thumb' holds {len(TEN_MB_JPEG)} bytes; the limit is 262144"):
         publisher.publish(make_embedding(thumbnail=TEN_MB_JPEG))
     assert redis_client.xlen(bus_keys.tracklets) == 0 and publisher.counts["refused"] == 1
+    assert redis_client.hget(bus_keys.stats, "refused") == b"1"
     publisher.publish(make_embedding(seq=1))  # the next one goes through
     assert redis_client.xlen(bus_keys.tracklets) == 1
 
