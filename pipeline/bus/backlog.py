@@ -116,7 +116,6 @@ class Backlog(Generic[T]):
     def _failed(self, error: BaseException, now: float) -> None:
         if self._down_since is None:
             self._down_since = now
-            self._outage_drops = 0
             log.warning(
                 "Redis unreachable (%s): keeping up to %d items in memory and retrying", redact(error), self.capacity
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
@@ -52,7 +53,10 @@ def stream_ids(client, key: str) -> list[str]:
     return [records.decode(fields).tracklet_id for _, fields in client.xrange(key)]
 
 
-def test_a_worker_rides_out_a_redis_restart_and_publishes_every_tracklet_once(server, tiny_checkpoints, caplog):
+@pytest.mark.parametrize("outage", [0.0, pytest.param(30.0, marks=pytest.mark.slow)], ids=["restart", "30s"])
+def test_a_worker_rides_out_a_redis_restart_and_publishes_every_tracklet_once(outage, server, tiny_checkpoints, caplog):
+    """Redis stays down until tracklets were made meanwhile, and at least ``outage`` seconds (the source may
+    end during a long outage: the service then keeps trying while the process stops)."""
     caplog.set_level(logging.INFO)
     site, process = camera_process(server, tiny_checkpoints["tiny_attention"])
     service = process.service
@@ -60,10 +64,11 @@ def test_a_worker_rides_out_a_redis_restart_and_publishes_every_tracklet_once(se
     assert wait_for(lambda: site.client.xlen(site.keys.tracklets) >= 2, 120), "nothing published before the stop"
 
     server.stop()
+    stopped = time.monotonic()
     made_before = service.counts["submitted"]
     # tracklets keep coming while Redis is down: they wait in the backlog
     assert wait_for(lambda: service.counts["submitted"] >= made_before + 3, 120), "no tracklets during the outage"
-    assert thread.is_alive()
+    time.sleep(max(0.0, outage - (time.monotonic() - stopped)))
     server.start()
 
     thread.join(300)
