@@ -128,7 +128,13 @@ class CameraProcess:
         announce_model(site.client, site.keys, embedder.spec)
         e = config.embedder
         self.service = EmbeddingService(
-            embedder, site.name, self.publisher.publish, max_batch=e.max_batch, max_wait=e.max_wait
+            embedder,
+            site.name,
+            self.publisher.publish,
+            max_batch=e.max_batch,
+            max_wait=e.max_wait,
+            backlog=config.redis.backlog,
+            report_drops=lambda n: self.publisher.count("backlog_dropped", n),
         )
 
     def tracklet_policy(self) -> TrackletPolicy:

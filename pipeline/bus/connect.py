@@ -11,6 +11,7 @@ from pathlib import Path
 import redis
 
 from crosscam.errors import CrosscamError
+from crosscam.redact import redact
 
 Client = redis.Redis  # the client type every function of the pipeline takes (a redis-py client)
 Pipeline = redis.client.Pipeline  # a transaction or pipeline of a Client
@@ -54,7 +55,7 @@ def connect(url: str | None = None, embedded_db: str | Path | None = None) -> Cl
             client = redis.Redis.from_url(url, socket_connect_timeout=5)
             client.ping()
         except (redis.RedisError, ValueError) as e:
-            raise BusError(f"cannot reach Redis at {url} ({e}); check --redis-url / CROSSCAM_REDIS_URL") from e
+            raise BusError(f"cannot reach Redis at {redact(url)} ({e}); check --redis-url / CROSSCAM_REDIS_URL") from e
         return client
     path = Path(embedded_db or Path.home() / ".cache" / "crosscam" / "redis" / "crosscam.db")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -139,7 +139,10 @@ def cmd_prune(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     site = open_site(args, config)
     client, keys = site.client, site.keys
     r = store.prune(client, keys, parse_age(args.older_than), site.policy())
-    return Result(dump(r), f"removed {r.sightings_removed} sightings and {r.persons_removed} persons")
+    streams = ", ".join(f"{n} {name}" for name, n in r.trimmed.items())
+    return Result(
+        dump(r), f"removed {r.sightings_removed} sightings and {r.persons_removed} persons; trimmed {streams}"
+    )
 
 
 def read_images(paths: list[Path]):

@@ -52,6 +52,12 @@ class RedisConfig(Section):
     embedded_db: Path | None = Field(None, description="data file of the embedded server (default under the cache dir)")
     prefix: str = Field("crosscam", pattern=r"^[A-Za-z0-9_.-]+$")
     maxlen: int = Field(100_000, ge=100, description="approximate length the tracklet stream is trimmed to")
+    backlog: int = Field(
+        5000,
+        ge=1,
+        description="embedded tracklets a camera process keeps in memory while Redis is unreachable (7-20 KB each: "
+        "5000 is 35-100 MB); when full the oldest is dropped and counted (stats backlog_dropped)",
+    )
 
 
 class DetectorConfig(Section):

@@ -70,6 +70,7 @@ from pipeline.matcher.reader import Entry, GroupReader, trimmed
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.matcher.thresholds import ModelThreshold
 from pipeline.matcher.writer import WriteBehind
+from pipeline.store.retention import trim_site
 from pipeline.types import TrackletEmbedding
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class Matcher:
             "merged": 0,
             "expired": 0,
             "outages": 0,
+            "stream_trimmed": 0,
         }
 
     @property
@@ -423,6 +425,9 @@ class Matcher:
         the merges written (none when the fence refused them: the gallery is then reloaded)."""
         self.flush()
         self.last_merge = time.monotonic()
+        if self.ttl is not None:  # retention: the streams forget what the identities forgot
+            trimmed = trim_site(self.client, self.keys, time.time() - self.ttl)
+            self.counts["stream_trimmed"] += sum(trimmed.values())
         if self.stale:  # a write was just refused: nothing to merge until the gallery is reloaded
             return []
         merges = self.linker.merges()

@@ -22,6 +22,7 @@ from pipeline.keys import Keys, text
 from pipeline.matcher.rules import MatchPolicy, Sighting, merge_exemplars
 from pipeline.store.fields import DECISIONS_MAXLEN, F16, summary
 from pipeline.store.queries import resolve, sighting
+from pipeline.store.retention import trim_site
 from pipeline.store.views import PruneResult, UnlinkResult
 from pipeline.store.writes import cannot_link, next_identities
 
@@ -185,4 +186,6 @@ def prune(
             chunk = max(1, chunk // 2)
             continue
         sightings += len(sids)
-    return PruneResult(sightings_removed=sightings, persons_removed=persons, cutoff=cutoff)
+    return PruneResult(
+        sightings_removed=sightings, persons_removed=persons, cutoff=cutoff, trimmed=trim_site(client, keys, cutoff)
+    )

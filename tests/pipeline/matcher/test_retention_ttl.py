@@ -118,3 +118,22 @@ def test_expiry_gives_each_identity_once_within_the_margin_of_its_latest_deadlin
     e.discard([3])  # merged away
     assert e.due(9.4) == [] and e.due(9.5) == [2] and e.due(9.6) == []
     assert e.due(19.0) == [] and e.due(19.5) == [1] and len(e) == 0
+
+
+def test_with_a_ttl_the_matcher_trims_the_streams_of_what_it_forgot(redis_client, bus_keys):
+    """Retention under the matcher: the tracklet and decisions streams hold thumbnails and features too; the
+    matcher's periodic pass trims their entries older than ``ttl``, as ``prune`` does."""
+    keys = bus_keys
+    publisher = Publisher(redis_client, keys)
+    for k in range(3):
+        publisher.publish(seen(keys.site, "cam1", k, 10.0 * k, person(k)))
+    matcher = Matcher(redis_client, keys, MatchPolicy(threshold=0.7), consumer="m", ttl=TTL, merge_every=0.1).start()
+    drain(matcher)
+    assert redis_client.xlen(keys.tracklets) == 3 and redis_client.xlen(keys.decisions) == 3
+
+    def trimmed() -> bool:  # the decisions were added after the records: trimmed a pass later, maybe
+        matcher.step(block_ms=10)
+        return redis_client.xlen(keys.tracklets) == redis_client.xlen(keys.decisions) == 0
+
+    assert wait_for(trimmed, timeout=10)
+    assert matcher.counts["stream_trimmed"] == 6
