@@ -122,8 +122,6 @@ def encode(t: TrackletEmbedding) -> dict[str, bytes]:
             f"feature of {feature.size} values or attention of {attention.size}; the limits are {MAX_DIM} and "
             f"{MAX_FRAMES} values"
         )
-    if not is_camera_id(t.camera_id):
-        raise RecordError(f"camera {t.camera_id[:64]!r} is not a camera id ({CAMERA_ID_RULE})")
     fields = {
         "v": str(SCHEMA_VERSION).encode(),
         "site": t.site.encode(),
@@ -140,6 +138,8 @@ def encode(t: TrackletEmbedding) -> dict[str, bytes]:
         "thumb": bytes(t.thumbnail),
     }
     check_size(fields)
+    if not is_camera_id(t.camera_id):
+        raise RecordError(f"camera {t.camera_id[:64]!r} is not a camera id ({CAMERA_ID_RULE})")
     return fields
 
 
