@@ -1,11 +1,12 @@
 """The one place that builds a running site from its configuration.
 
-A site is one Redis, one tracklet stream, one matcher, and camera processes that publish to it
+A site is one Redis (a server, or one slot of a Redis Cluster), one tracklet stream, one matcher, and camera processes that publish to it
 (``docs/architecture.md``). Everything that runs a site builds it here: ``crosscam worker``, ``run``,
 ``matcher``, ``api`` and the queries, the demo, calibration and the benchmarks. Library classes below take
 explicit arguments; this module is where the configuration turns into them.
 
-- ``Site.open(config)`` connects to the site's Redis (``connect``; the URL resolved by ``redis_url``).
+- ``Site.open(config)`` connects to the site's Redis (``connect``; the URL resolved by ``redis_url``:
+  ``redis+cluster://`` for a Redis Cluster).
 - ``site.cameras(embedder)`` gives a ``CameraProcess``: the publisher, the embedder and its batching service
   that the cameras of one process share, and ``camera(...)`` builds each camera's worker.
 - ``site.matcher()`` builds the site's matcher; ``site.policy()`` its rules.
@@ -85,8 +86,10 @@ class Site:
         return cls(config, connect(redis_url(redis, config), embedded_db(config)), name)
 
     def publisher(self) -> Publisher:
-        """The site's publisher (its tracklet stream trimmed to about ``redis.maxlen`` records)."""
-        return Publisher(self.client, self.keys, maxlen=self.config.redis.maxlen)
+        """The site's publisher (its tracklet stream trimmed to about ``redis.maxlen`` records; a record is
+        published once ``redis.replicas`` replicas hold it)."""
+        r = self.config.redis
+        return Publisher(self.client, self.keys, r.maxlen, r.replicas, r.replica_timeout)
 
     # --- the matcher process ------------------------------------------------------------------------
     def policy(self, model_threshold: float | None = None) -> MatchPolicy:
@@ -108,6 +111,8 @@ class Site:
             ttl=m.ttl,
             lease=m.lease,
             model_threshold=not m.threshold_is_set,
+            replicas=self.config.redis.replicas,
+            replica_timeout=self.config.redis.replica_timeout,
         )
 
     # --- camera processes ---------------------------------------------------------------------------

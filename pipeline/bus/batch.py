@@ -11,15 +11,19 @@ A script stops at the first command that fails; the commands before it stay appl
 roll scripts back). Callers put what must not happen after a failure last: the matcher its ingest
 marks and its stream acknowledgements.
 
-Every key is named in the commands, so this suits a single Redis server (not Redis Cluster, where a
-script must declare its keys).
+The commands name their keys themselves; the script call declares one key of the site (the matcher's
+lease), which routes it on Redis Cluster to the master of the site's slot. Every key of a site hashes to
+that slot (``pipeline.keys``), so the commands run there as on a single server. On a cluster the script
+goes as EVAL (a replica promoted by a failover has not loaded it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgpack
 
-from pipeline.bus.connect import Pipeline
+from pipeline.bus.connect import Pipeline, is_cluster
 from pipeline.bus.scripts import script
 
 
@@ -75,9 +79,14 @@ class Commands:
         trim = ["MAXLEN", "~", maxlen] if maxlen else []
         self.call("XADD", key, *trim, "*", *(x for kv in fields.items() for x in kv))
 
-    def queue(self, pipe: Pipeline) -> None:
-        """Add the collected commands to ``pipe`` as one script call (nothing when empty)."""
+    def queue(self, pipe: Pipeline, keys: Sequence[str] = ()) -> None:
+        """Add the collected commands to ``pipe`` as one script call (nothing when empty). ``keys``: the
+        script's declared keys, ``[the site's lease key]`` (KEYS[1]; what routes it on Redis Cluster)."""
         if not self.commands:
             return
         # use_bin_type=False: the raw string types of the MessagePack spec that Redis' cmsgpack reads
-        pipe.register_script(script("batch"))(args=[msgpack.packb(self.commands, use_bin_type=False)], client=pipe)
+        arg = msgpack.packb(self.commands, use_bin_type=False)
+        if is_cluster(pipe):
+            pipe.execute_command("EVAL", script("batch"), len(keys), *keys, arg)
+        else:
+            pipe.register_script(script("batch"))(keys=list(keys), args=[arg], client=pipe)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from pipeline.bus import records
-from pipeline.bus.connect import Client
+from pipeline.bus.connect import Client, master_of, wait_replicas
 from pipeline.keys import Keys, text
 from pipeline.types import TrackletEmbedding
 
@@ -15,13 +15,25 @@ DEFAULT_MAXLEN = 100_000
 class Publisher:
     """Writes a site's tracklets and camera status to Redis."""
 
-    def __init__(self, client: Client, keys: Keys, maxlen: int = DEFAULT_MAXLEN) -> None:
+    def __init__(
+        self, client: Client, keys: Keys, maxlen: int = DEFAULT_MAXLEN, replicas: int = 0, replica_timeout: float = 1.0
+    ) -> None:
+        """``replicas``: a record counts as published once that many replicas hold it (``wait_replicas``)."""
         self.client, self.keys, self.maxlen = client, keys, maxlen
+        self.replicas, self.replica_timeout = replicas, replica_timeout
 
     def publish(self, tracklet: TrackletEmbedding) -> str:
-        """Append one tracklet record; returns its stream id."""
+        """Append one tracklet record; returns its stream id. With ``replicas``, returns once they hold it and
+        raises ``ReplicationError`` (a ``ConnectionError``: publish it again) when they do not in time."""
+        if self.replicas:
+            node = master_of(self.client, self.keys.stats)  # pinned before the write: see wait_replicas
         entry = self.client.xadd(self.keys.tracklets, records.encode(tracklet), maxlen=self.maxlen, approximate=True)
-        self.client.hincrby(self.keys.stats, "published", 1)
+        if self.replicas:  # the counter goes on the pinned connection, and WAIT after it
+            wait_replicas(
+                node, self.keys.stats, self.replicas, self.replica_timeout, ("HINCRBY", self.keys.stats, "published", 1)
+            )
+        else:
+            self.client.hincrby(self.keys.stats, "published", 1)
         return text(entry)
 
     def camera_status(self, camera_id: str, state: str, error: str = "", **counters: float) -> None:

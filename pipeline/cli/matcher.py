@@ -50,6 +50,13 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--older-than", required=True, help="age such as 3600, 90m, 12h, 7d")
     p.set_defaults(handler=cmd_prune)
 
+    p = verbs.add_parser(
+        "migrate-keys",
+        parents=[common, site],
+        help="rename a site's keys from the layout before hash tags (P:S:...) to P:{S}:... (workers and matcher stopped)",
+    )
+    p.set_defaults(handler=cmd_migrate_keys)
+
 
 def parse_age(text: str) -> float:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
@@ -137,6 +144,23 @@ def cmd_prune(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     client, keys = site.client, site.keys
     r = store.prune(client, keys, parse_age(args.older_than), site.policy())
     return Result(dump(r), f"removed {r.sightings_removed} sightings and {r.persons_removed} persons")
+
+
+def cmd_migrate_keys(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline.store.migrate import MigrateError, migrate_keys
+
+    site = open_site(args, config)
+    try:
+        r = migrate_keys(site.client, site.keys)
+    except MigrateError as e:
+        raise UsageError(f"migrate-keys: {e}") from None
+    lines = [f"site {r.site}: {r.renamed} keys renamed to {site.keys.pattern[:-1]}..."]
+    if r.conflicts:
+        lines.append(
+            f"{len(r.conflicts)} old keys left alone, their new names exist already (merge or delete them): "
+            + ", ".join(r.conflicts[:10])
+        )
+    return Result({"site": r.site, "renamed": r.renamed, "conflicts": r.conflicts}, "\n".join(lines))
 
 
 def read_images(paths: list[Path]):

@@ -45,11 +45,20 @@ class ExportConfig(Section):
 
 class RedisConfig(Section):
     url: str | None = Field(
-        None, description="redis://host:port/db; default $CROSSCAM_REDIS_URL, else an embedded server"
+        None,
+        description="redis://host:port/db, or redis+cluster://host:port for a Redis Cluster (any node); "
+        "default $CROSSCAM_REDIS_URL, else an embedded server",
     )
     embedded_db: Path | None = Field(None, description="data file of the embedded server (default under the cache dir)")
     prefix: str = Field("crosscam", pattern=r"^[A-Za-z0-9_.-]+$")
     maxlen: int = Field(100_000, ge=100, description="approximate length the tracklet stream is trimmed to")
+    replicas: int = Field(
+        0,
+        ge=0,
+        description="replicas that must hold a published record or a matcher batch before it counts as done "
+        "(WAIT); >0 keeps acknowledged writes through a failover, and stalls writes while fewer replicas are up",
+    )
+    replica_timeout: float = Field(1.0, gt=0, description="seconds to wait for those replicas before writing again")
 
 
 class DetectorConfig(Section):

@@ -62,7 +62,7 @@ def _seed(client: Client, keys: Keys, people: np.ndarray, cams: int, exemplars: 
                 links.append(Linked(t, i + 1, new, k == 0))
         w, pipe = Commands(), client.pipeline(transaction=True)
         store.write_links(w, keys, links, ["0-0"] * len(links), gallery, None)
-        w.queue(pipe)
+        w.queue(pipe, [keys.lease])
         pipe.execute()
     client.set(keys.next_identity, len(people))
 

