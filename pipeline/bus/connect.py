@@ -21,6 +21,8 @@ from pathlib import Path
 import redis
 from redis import cluster as rc
 from redis import exceptions as rex
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from crosscam.errors import CrosscamError
 
@@ -63,9 +65,24 @@ def _retryable(e: BaseException) -> bool:
     return isinstance(e, rex.ConnectionError | rex.TimeoutError) or is_failover(e)
 
 
-def _ride_out(client: ClusterClient, attempt, what: str):
+def maybe_applied(e: BaseException) -> bool:
+    """Whether a command that failed with ``e`` may have run on the server, its reply lost: a connection
+    that broke after the command went out. A refused connection or a redirection / cluster-down reply means
+    it did not run."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:  # the error, and those it was raised while handling
+        seen.add(id(e))
+        if isinstance(e, rex.ConnectionError | rex.TimeoutError) and "connecting to" not in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _ride_out(client: ClusterClient, attempt, what: str, once: bool = False):
     """Call ``attempt()``, again after each failover error with back-off (0.05 s doubling to 1 s), for up to
-    ``client.failover_wait`` seconds; then raise ``FailoverError``."""
+    ``client.failover_wait`` seconds; then raise ``FailoverError``. With ``once`` (a transaction), an error
+    after which it may have run is raised as ``FailoverError`` at once: running it twice would apply it
+    twice (the matcher reads its records again instead, and finds them ingested if it ran)."""
     deadline, delay = time.monotonic() + client.failover_wait, 0.05
     while True:
         try:
@@ -75,6 +92,8 @@ def _ride_out(client: ClusterClient, attempt, what: str):
         except Exception as e:
             if not _retryable(e):
                 raise
+            if once and maybe_applied(e):
+                raise FailoverError(f"Redis Cluster: {what} may or may not have run: {type(e).__name__}: {e}") from e
             if time.monotonic() >= deadline:
                 raise FailoverError(f"Redis Cluster: {what} failed for {client.failover_wait:g} s: {e}") from e
             log.warning("Redis Cluster: %s failed (%s: %s); retrying in %.2f s", what, type(e).__name__, e, delay)
@@ -85,9 +104,13 @@ def _ride_out(client: ClusterClient, attempt, what: str):
 
 
 class ClusterClient(rc.RedisCluster):
-    """redis-py's Redis Cluster client, riding out failovers (see the module's docstring)."""
+    """redis-py's Redis Cluster client, riding out failovers (see the module's docstring). redis-py's own
+    retries are off (``retry``: none): they would send a transaction again after a lost reply."""
 
     failover_wait = FAILOVER_WAIT
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **{"retry": Retry(NoBackoff(), 0)} | kwargs)
 
     def execute_command(self, *args, **kwargs):
         return _ride_out(self, lambda: super(ClusterClient, self).execute_command(*args, **kwargs), str(args[0]))
@@ -114,9 +137,8 @@ class ClusterClient(rc.RedisCluster):
 
 
 class ClusterClientPipeline(rc.ClusterPipeline):
-    """A pipeline or transaction of a ``ClusterClient``: sent again, whole, after a failover error. Like
-    redis-py's single-server client, which retries a transaction after a lost connection, a transaction
-    whose reply was lost may run twice; the matcher's writes are idempotent but for counters."""
+    """A pipeline or transaction of a ``ClusterClient``: sent again, whole, after a failover error; a
+    transaction only when it cannot have run (``maybe_applied``)."""
 
     failover_wait = FAILOVER_WAIT
 
@@ -139,7 +161,11 @@ class ClusterClientPipeline(rc.ClusterPipeline):
             first[0] = False
             return rc.ClusterPipeline.execute(self, raise_on_error)
 
-        return _ride_out(self, attempt, "a pipeline of " + ", ".join(dict.fromkeys(str(a[0]) for a, _ in queued)))
+        transaction = isinstance(self._execution_strategy, rc.TransactionStrategy)
+        what = ("a transaction of " if transaction else "a pipeline of ") + ", ".join(
+            dict.fromkeys(str(a[0]) for a, _ in queued)
+        )
+        return _ride_out(self, attempt, what, once=transaction)
 
 
 def is_cluster(client: object) -> bool:
