@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from crosscam.errors import ConfigError
 from models.embedder import Embedder, load_embedder
 from pipeline.bus.connect import Client, connect
 from pipeline.bus.publisher import Publisher
@@ -83,7 +84,13 @@ class Site:
     @classmethod
     def open(cls, config: CrosscamConfig, name: str | None = None, redis: str | None = None) -> Site:
         """Connect to the site's Redis (``redis``: a URL; see ``redis_url``)."""
-        return cls(config, connect(redis_url(redis, config), embedded_db(config)), name)
+        url = redis_url(redis, config)
+        if url is None and config.redis.replicas:
+            raise ConfigError(
+                f"redis.replicas: {config.redis.replicas} needs a Redis with replicas, and the embedded server has "
+                "none: give a Redis URL (--redis-url, $CROSSCAM_REDIS_URL or redis.url) or set redis.replicas: 0"
+            )
+        return cls(config, connect(url, embedded_db(config)), name)
 
     def publisher(self) -> Publisher:
         """The site's publisher (its tracklet stream trimmed to about ``redis.maxlen`` records; a record is

@@ -177,7 +177,7 @@ def master_of(client: Client, key: str) -> redis.Redis:
     """A single-server client for the master that holds ``key`` now: ``client`` itself unless it is a cluster."""
     if not is_cluster(client):
         return client
-    return client.get_redis_connection(client.get_node_from_key(key))
+    return _ride_out(client, lambda: client.get_redis_connection(client.get_node_from_key(key)), "finding a master")
 
 
 def wait_replicas(node: redis.Redis, key: str, replicas: int, timeout: float, write: tuple | None = None) -> None:
@@ -199,8 +199,8 @@ def wait_replicas(node: redis.Redis, key: str, replicas: int, timeout: float, wr
         raise ReplicationError(f"cannot confirm the write on {replicas} replica(s): {type(e).__name__}: {e}") from e
     if acked < replicas:
         raise ReplicationError(
-            f"write confirmed by {acked} of {replicas} replica(s) within {timeout:g} s (redis.replicas); "
-            "it is written again"
+            f"write confirmed by {acked} of {replicas} replica(s) within {timeout:g} s: not counted as done "
+            "(write it again; redis.replicas must not exceed the replicas each master has)"
         )
 
 

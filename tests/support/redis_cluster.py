@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +151,15 @@ class RedisCluster:
                 node.proc.kill()
             node.proc.wait(timeout=10)
             node.proc = None
+
+    def stall(self, node: Node, seconds: float) -> threading.Thread:
+        """Make ``node`` unresponsive for ``seconds`` (DEBUG SLEEP, sent on a thread): a replica so stalled
+        falls behind its master, whose writes pile up unreplicated."""
+        t = threading.Thread(
+            target=lambda: node.client(timeout=seconds + 10).execute_command("DEBUG", "SLEEP", seconds), daemon=True
+        )
+        t.start()
+        return t
 
     def restart(self, node: Node) -> None:
         """Start a killed node again on its data and nodes.conf: it rejoins (a dead master as a replica)."""
