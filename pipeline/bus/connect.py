@@ -34,6 +34,9 @@ Pipeline = redis.client.Pipeline | rc.ClusterPipeline
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}  # URL scheme -> a node's scheme
 FAILOVER_WAIT = 30.0  # seconds a cluster client keeps trying through a failover before it raises
+# a cluster node that answers nothing for this long is taken for dead (a host that died without closing its
+# connections would otherwise hold a command forever); no command crosscam sends takes nearly as long
+CLUSTER_SOCKET_TIMEOUT = 20.0
 
 
 class BusError(CrosscamError):
@@ -267,7 +270,9 @@ def connect(url: str | None = None, embedded_db: str | Path | None = None) -> Cl
         node = cluster_url(url)
         try:
             if node is not None:
-                client = ClusterClient.from_url(node, socket_connect_timeout=5)
+                client = ClusterClient.from_url(
+                    node, socket_connect_timeout=5, socket_timeout=CLUSTER_SOCKET_TIMEOUT, socket_keepalive=True
+                )
             else:
                 client = redis.Redis.from_url(url, socket_connect_timeout=5)
             client.ping()

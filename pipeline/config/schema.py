@@ -58,7 +58,9 @@ class RedisConfig(Section):
         description="replicas that must hold a published record or a matcher batch before it counts as done "
         "(WAIT); >0 keeps acknowledged writes through a failover, and stalls writes while fewer replicas are up",
     )
-    replica_timeout: float = Field(1.0, gt=0, description="seconds to wait for those replicas before writing again")
+    replica_timeout: float = Field(
+        1.0, gt=0, le=10, description="seconds to wait for those replicas before writing again"
+    )
 
 
 class DetectorConfig(Section):

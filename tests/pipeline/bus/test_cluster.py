@@ -15,7 +15,15 @@ import pytest
 import redis
 
 from crosscam.errors import ConfigError
-from pipeline.bus.connect import FailoverError, ReplicationError, connect, is_cluster, wait_replicas
+from pipeline.bus.connect import (
+    FailoverError,
+    ReplicationError,
+    connect,
+    is_cluster,
+    is_failover,
+    maybe_applied,
+    wait_replicas,
+)
 from pipeline.bus.publisher import Publisher
 from pipeline.config import CrosscamConfig
 from pipeline.keys import Keys, text
@@ -218,3 +226,34 @@ def test_replicas_on_a_server_without_replicas(redis_client, bus_keys, monkeypat
     monkeypatch.delenv("CROSSCAM_REDIS_URL", raising=False)
     with pytest.raises(ConfigError, match=r"redis\.replicas: 1 needs a Redis with replicas"):
         Site.open(CrosscamConfig.model_validate({"redis": {"replicas": 1}}), redis=None)
+
+
+def test_failover_errors_are_connection_errors():
+    """What a retry loop catches: ``redis.exceptions.ConnectionError`` covers the cluster's failover errors."""
+    assert issubclass(FailoverError, redis.exceptions.ConnectionError)
+    assert issubclass(ReplicationError, redis.exceptions.ConnectionError)
+    for e in (
+        redis.exceptions.ClusterDownError("CLUSTERDOWN The cluster is down"),
+        redis.exceptions.TryAgainError("TRYAGAIN"),
+        redis.exceptions.MovedError("3999 127.0.0.1:6381"),
+        redis.exceptions.SlotNotCoveredError('Slot "12" is not covered by the cluster.'),
+        redis.exceptions.RedisClusterException("Redis Cluster cannot be connected. Please provide ..."),
+    ):
+        assert is_failover(e), e
+    assert not is_failover(redis.exceptions.CrossSlotTransactionError("All keys ... same slot"))
+    assert not is_failover(redis.exceptions.ResponseError("WRONGTYPE"))
+
+
+def test_a_transaction_whose_reply_was_lost_is_not_sent_again():
+    refused = redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:7000. Connection refused.")
+    assert not maybe_applied(refused)  # never reached the server
+    assert not maybe_applied(redis.exceptions.ClusterDownError("CLUSTERDOWN"))  # refused by the server
+    lost = redis.exceptions.ConnectionError("Connection closed by server.")
+    assert maybe_applied(lost)
+    try:  # the slot map refresh that follows a lost reply fails too: still a lost reply
+        try:
+            raise lost
+        except redis.exceptions.ConnectionError:
+            raise redis.exceptions.RedisClusterException("Redis Cluster cannot be connected.") from None
+    except redis.exceptions.RedisClusterException as e:
+        assert maybe_applied(e)
