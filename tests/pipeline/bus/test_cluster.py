@@ -6,6 +6,7 @@ lagged.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from crosscam.errors import ConfigError
+from pipeline import store
 from pipeline.bus.connect import (
     FailoverError,
     ReplicationError,
@@ -149,12 +151,22 @@ def test_cluster_client_keys_and_scripts_on_one_slot(cluster):
     slots = {cluster.key_slot(k) for k in (keys.tracklets, keys.lease, keys.sighting("c:1:0"), keys.identity(7))}
     assert len(slots) == 1  # the hash tag puts the whole site on one slot
     site = Site(config(), client, "lobby")
-    site.publisher().publish(tracklet("lobby", 1))
+    one, two = tracklet("lobby", 1), tracklet("lobby", 4)
+    two = dataclasses.replace(two, camera_id="cam-2", feature=one.feature)  # the same person on another camera
+    for t in (one, two):
+        site.publisher().publish(t)
     matcher = site.matcher(merge_every=3600).start()
-    assert matcher.run(idle_exit=0.5)["processed"] == 1  # XREADGROUP, the lease script, the batch script
+    assert matcher.run(idle_exit=0.5)["processed"] == 2  # XREADGROUP, the lease script, the batch script
     found = {text(k) for k in client.scan_iter(keys.pattern)}  # SCAN over every master
-    assert {keys.tracklets, keys.stats, keys.identity(1), keys.sighting("cam-1:1:0"), keys.ingested} <= found
+    assert {keys.tracklets, keys.stats, keys.identity(1), keys.sighting(one.tracklet_id), keys.ingested} <= found
     assert all(k.startswith("crosscam:{lobby}:") for k in found)
+    # the readers' pipelines and the maintenance transactions
+    assert [(p.person, p.sightings) for p in store.persons(client, keys)] == [(1, 2)]
+    assert [s.sighting for s in store.history(client, keys, 1).sightings] == [one.tracklet_id, two.tracklet_id]
+    assert store.unlink(client, keys, two.tracklet_id, site.policy()).person == 2
+    assert sorted(p.person for p in store.persons(client, keys)) == [1, 2]
+    assert client.mget(keys.version, keys.epoch)[1] == b"1"  # one MGET of the API's cache stamp
+    assert store.prune(client, keys, 0, site.policy(), now=time.time() + 1).persons_removed == 2
 
 
 def test_wait_replicas_refuses_a_write_no_replica_holds(cluster):
