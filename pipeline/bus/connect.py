@@ -254,6 +254,14 @@ def _embedded_client() -> type:
     return EmbeddedRedis
 
 
+def _cluster_enabled(client: redis.Redis) -> bool:
+    """Whether a server says it is a Redis Cluster node (a server that will not say is taken for one server)."""
+    try:
+        return str(client.info("cluster").get("cluster_enabled", 0)) == "1"
+    except redis.RedisError:
+        return False
+
+
 def cluster_url(url: str) -> str | None:
     """The URL of a cluster node for a ``redis+cluster://`` (``rediss+cluster://``) URL; None for any other."""
     scheme, sep, rest = url.partition("://")
@@ -279,6 +287,11 @@ def connect(url: str | None = None, embedded_db: str | Path | None = None) -> Cl
         except (redis.RedisError, rex.RedisClusterException, ValueError) as e:
             what = "the Redis Cluster" if node is not None else "Redis"
             raise BusError(f"cannot reach {what} at {url} ({e}); check --redis-url / CROSSCAM_REDIS_URL") from e
+        if node is None and _cluster_enabled(client):
+            raise BusError(
+                f"{url} is a node of a Redis Cluster, which one-server URLs cannot use (most keys live on other "
+                "nodes): give the URL as redis+cluster://host:port (rediss+cluster:// with TLS)"
+            )
         return client
     path = Path(embedded_db or Path.home() / ".cache" / "crosscam" / "redis" / "crosscam.db")
     path.parent.mkdir(parents=True, exist_ok=True)

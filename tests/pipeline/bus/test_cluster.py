@@ -18,6 +18,7 @@ import redis
 from crosscam.errors import ConfigError
 from pipeline import store
 from pipeline.bus.connect import (
+    BusError,
     FailoverError,
     ReplicationError,
     connect,
@@ -167,6 +168,11 @@ def test_cluster_client_keys_and_scripts_on_one_slot(cluster):
     assert sorted(p.person for p in store.persons(client, keys)) == [1, 2]
     assert client.mget(keys.version, keys.epoch)[1] == b"1"  # one MGET of the API's cache stamp
     assert store.prune(client, keys, 0, site.policy(), now=time.time() + 1).persons_removed == 2
+
+
+def test_a_cluster_node_given_as_one_server_is_refused(cluster):
+    with pytest.raises(BusError, match=r"is a node of a Redis Cluster.*redis\+cluster://"):
+        connect(cluster.url.replace("redis+cluster://", "redis://"))
 
 
 def test_wait_replicas_refuses_a_write_no_replica_holds(cluster):
