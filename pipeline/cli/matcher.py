@@ -1,4 +1,5 @@
-"""``crosscam matcher`` and the queries: ``persons``, ``history``, ``search``, ``explain``, ``unlink``, ``prune``."""
+"""``crosscam matcher`` and the queries: ``persons``, ``history``, ``search``, ``explain``, ``unlink``, ``prune``,
+``migrate-keys``."""
 
 from __future__ import annotations
 
