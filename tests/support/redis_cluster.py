@@ -96,30 +96,21 @@ class RedisCluster:
     def _start(self, node: Node) -> None:
         node.dir.mkdir(parents=True, exist_ok=True)
         log = open(node.dir / "redis.log", "ab")  # noqa: SIM115 - the process keeps it
+        options = {
+            "port": node.port,
+            "bind": "127.0.0.1",
+            "dir": node.dir,
+            "cluster-enabled": "yes",
+            "cluster-config-file": "nodes.conf",
+            "cluster-node-timeout": self.node_timeout_ms,
+            "cluster-replica-validity-factor": 0,  # a replica always takes over from a dead master
+            "cluster-require-full-coverage": "no",  # the other masters serve on during a failover
+            "appendonly": "yes",
+            "save": "",
+            "daemonize": "no",
+        }
         node.proc = subprocess.Popen(
-            [
-                str(SERVER),
-                "--port",
-                str(node.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(node.dir),
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                str(self.node_timeout_ms),
-                "--cluster-replica-validity-factor",
-                "0",  # a replica always takes over from a dead master
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-            ],
+            [str(SERVER), *(x for k, v in options.items() for x in (f"--{k}", str(v)))],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
