@@ -68,8 +68,8 @@ def sites_on_different_masters(cluster: RedisCluster, count: int) -> list[str]:
     raise AssertionError("no site names on different masters")
 
 
-def noise_jpeg(side: int = 256) -> bytes:
-    """A JPEG of noise (about 77 KB at 256 x 256): records heavy enough to outrun a stalled replica's buffers."""
+def noise_jpeg(side: int = 160) -> bytes:
+    """A JPEG of noise (about 30 KB at 160 x 160): records heavy enough to outrun a stalled replica's buffers."""
     image = np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8)
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
     assert ok
