@@ -16,12 +16,16 @@ A script stops at the first command that fails; the commands before it stay appl
 roll scripts back). Callers put what must not happen after a failure last: the matcher its ingest
 marks and its stream acknowledgements.
 
-The script declares its keys (the lease and the epoch); every other key it writes is the same site's, so
-on Redis Cluster, where a site's keys share one hash slot, it runs on the node that holds them.
+The script declares its keys (the lease, the epoch, the last batch's id); every other key it writes is the
+same site's, so on Redis Cluster, where a site's keys share one hash slot (``pipeline.keys``), it runs on the
+master of that slot. On a cluster the script goes as EVAL (a replica promoted by a failover has not loaded
+it). A batch runs at most once: a client that sends it again after a lost reply (redis-py's retries, a
+cluster client riding out a failover) finds its id stored and runs nothing.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import msgpack
@@ -29,7 +33,7 @@ import redis
 from redis.commands.core import CoreCommands
 
 from crosscam.errors import CrosscamError
-from pipeline.bus.connect import Client
+from pipeline.bus.connect import Client, is_cluster
 from pipeline.bus.scripts import script
 from pipeline.keys import Keys, text
 
@@ -41,16 +45,17 @@ class Fenced(CrosscamError):
 @dataclass(frozen=True)
 class Fence:
     """What a batch needs to run: the lease key ``lease`` holding ``token`` ('' : no matcher holds it) and the
-    epoch key ``epoch`` at ``at`` ('' : the site has no epoch yet)."""
+    epoch key ``epoch`` at ``at`` ('' : the site has no epoch yet); ``last``: the key of the last batch's id."""
 
     lease: str
     epoch: str
+    last: str
     token: str
     at: str
 
     @classmethod
     def of(cls, keys: Keys, token: str, epoch: bytes | str | None) -> Fence:
-        return cls(keys.lease, keys.epoch, token, text(epoch))
+        return cls(keys.lease, keys.epoch, keys.last_batch, token, text(epoch))
 
 
 def _arg(v) -> str | bytes:
@@ -71,6 +76,7 @@ class Commands:
 
     def __init__(self) -> None:
         self.commands: list[list] = []
+        self.id = secrets.token_hex(8)  # the script runs a batch of this id once, however often it is sent
 
     def __len__(self) -> int:
         return len(self.commands)
@@ -122,10 +128,11 @@ class Commands:
             return 0
         # use_bin_type=False: the raw string types of the MessagePack spec that Redis' cmsgpack reads
         packed = msgpack.packb(self.commands, use_bin_type=False)
+        keys, args = [fence.lease, fence.epoch, fence.last], [fence.token, fence.at, packed, self.id]
         try:
-            return client.register_script(script("batch"))(
-                keys=[fence.lease, fence.epoch], args=[fence.token, fence.at, packed]
-            )
+            if is_cluster(client):  # EVAL: a replica promoted by a failover has not loaded the script
+                return client.execute_command("EVAL", script("batch"), len(keys), *keys, *args)
+            return client.register_script(script("batch"))(keys=keys, args=args)
         except redis.ResponseError as e:
             if str(e).startswith("FENCED "):
                 raise Fenced(f"batch refused: {str(e).removeprefix('FENCED ')}") from None

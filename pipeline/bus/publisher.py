@@ -17,7 +17,7 @@ import redis
 
 from crosscam.redact import redact
 from pipeline.bus import records
-from pipeline.bus.connect import Client
+from pipeline.bus.connect import Client, master_of, wait_replicas
 from pipeline.keys import Keys, text
 from pipeline.types import TrackletEmbedding
 
@@ -33,8 +33,12 @@ limits, and about 200 MB for ordinary records."""
 class Publisher:
     """Writes a site's tracklets and camera status to Redis."""
 
-    def __init__(self, client: Client, keys: Keys, maxlen: int = DEFAULT_MAXLEN) -> None:
+    def __init__(
+        self, client: Client, keys: Keys, maxlen: int = DEFAULT_MAXLEN, replicas: int = 0, replica_timeout: float = 1.0
+    ) -> None:
+        """``replicas``: a record counts as published once that many replicas hold it (``wait_replicas``)."""
         self.client, self.keys, self.maxlen = client, keys, maxlen
+        self.replicas, self.replica_timeout = replicas, replica_timeout
         self.counts: collections.Counter[str] = collections.Counter()
         self._unsent: dict[str, tuple[str, str, dict[str, float]]] = {}  # camera -> its latest failed status
         self._status_down = False
@@ -44,7 +48,8 @@ class Publisher:
         """Append one tracklet record; returns its stream id. The record and the ``published`` count are one
         transaction, so a retry after a failure never counts twice. A tracklet with a field over its size
         limit raises ``records.RecordTooLarge`` naming the field and the limit, and is counted ``refused`` (here and
-        in the site's ``stats``)."""
+        in the site's ``stats``). With ``replicas``, returns once they hold it and raises ``ReplicationError`` (a
+        ``ConnectionError``: publish it again) when they do not in time."""
         try:
             fields = records.encode(tracklet)
         except records.RecordTooLarge as e:
@@ -52,10 +57,13 @@ class Publisher:
             with contextlib.suppress(redis.RedisError):  # the site's count, when Redis answers
                 self.client.hincrby(self.keys.stats, "refused", 1)
             raise records.RecordTooLarge(f"tracklet {tracklet.tracklet_id} not published: {e}") from None
+        node = master_of(self.client, self.keys.stats) if self.replicas else None  # pinned: see wait_replicas
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.keys.tracklets, fields, maxlen=self.maxlen, approximate=True)
         pipe.hincrby(self.keys.stats, "published", 1)
         entry, _ = pipe.execute()
+        if node is not None:
+            wait_replicas(node, self.keys.stats, self.replicas, self.replica_timeout)
         if self._unsent:
             self._send_unsent()
         return text(entry)

@@ -1,4 +1,5 @@
-"""``crosscam matcher`` and the queries: ``persons``, ``history``, ``search``, ``explain``, ``unlink``, ``prune``."""
+"""``crosscam matcher`` and the queries: ``persons``, ``history``, ``search``, ``explain``, ``unlink``, ``prune``,
+``migrate-keys``."""
 
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = verbs.add_parser("prune", parents=[common, site], help="delete sightings older than a retention period")
     p.add_argument("--older-than", required=True, help="age such as 3600, 90m, 12h, 7d")
     p.set_defaults(handler=cmd_prune)
+
+    p = verbs.add_parser(
+        "migrate-keys",
+        parents=[common, site],
+        help="rename a site's keys from the layout before hash tags (P:S:...) to P:{S}:... (workers and matcher stopped)",
+    )
+    p.set_defaults(handler=cmd_migrate_keys)
 
 
 def parse_age(text: str) -> float:
@@ -143,6 +151,23 @@ def cmd_prune(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     return Result(
         dump(r), f"removed {r.sightings_removed} sightings and {r.persons_removed} persons; trimmed {streams}"
     )
+
+
+def cmd_migrate_keys(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline.store.migrate import MigrateError, migrate_keys
+
+    site = open_site(args, config)
+    try:
+        r = migrate_keys(site.client, site.keys)
+    except MigrateError as e:
+        raise UsageError(f"migrate-keys: {e}") from None
+    lines = [f"site {r.site}: {r.renamed} keys renamed to {site.keys.pattern[:-1]}..."]
+    if r.conflicts:
+        lines.append(
+            f"{len(r.conflicts)} old keys left alone, their new names exist already (merge or delete them): "
+            + ", ".join(r.conflicts[:10])
+        )
+    return Result({"site": r.site, "renamed": r.renamed, "conflicts": r.conflicts}, "\n".join(lines))
 
 
 def read_images(paths: list[Path]):

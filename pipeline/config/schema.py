@@ -47,7 +47,9 @@ class ExportConfig(Section):
 
 class RedisConfig(Section):
     url: str | None = Field(
-        None, description="redis://host:port/db; default $CROSSCAM_REDIS_URL, else an embedded server"
+        None,
+        description="redis://host:port/db, or redis+cluster://host:port for a Redis Cluster (any node); "
+        "default $CROSSCAM_REDIS_URL, else an embedded server",
     )
     embedded_db: Path | None = Field(None, description="data file of the embedded server (default under the cache dir)")
     prefix: str = Field("crosscam", pattern=r"^[A-Za-z0-9_.-]+$")
@@ -57,6 +59,15 @@ class RedisConfig(Section):
         ge=1,
         description="embedded tracklets a camera process keeps in memory while Redis is unreachable (7-20 KB each: "
         "5000 is 35-100 MB); when full the oldest is dropped and counted (stats backlog_dropped)",
+    )
+    replicas: int = Field(
+        0,
+        ge=0,
+        description="replicas that must hold a published record or a matcher batch before it counts as done "
+        "(WAIT); >0 keeps acknowledged writes through a failover, and stalls writes while fewer replicas are up",
+    )
+    replica_timeout: float = Field(
+        1.0, gt=0, le=10, description="seconds to wait for those replicas before writing again"
     )
 
 

@@ -24,14 +24,14 @@ Guarantees:
   stay pending) and reloads, or stands by when another matcher took the lease. It never exits for it.
 - **Bad records** (malformed or undecodable, unknown schema version, a feature that is not unit length or
   not of the size of the site's identities) go to the dead-letter stream, are counted in
-  ``P:S:stats`` and acknowledged; processing goes on.
+  ``P:{S}:stats`` and acknowledged; processing goes on.
 - **Trimmed records** (pending, trimmed from the stream before they were written) are counted as
   ``trimmed`` and acknowledged, never dead-lettered; a backlog near ``maxlen`` is warned of.
 - **Redis outages** never end ``run``: it waits for Redis with a growing delay, then takes up from what
   Redis holds (``ride_out``).
 - **Retention** (``ttl``): identities leave the gallery before their keys expire (``pipeline.matcher.expiry``).
 - **The model's own threshold.** A threshold belongs to the model that made the features. Every worker
-  announces its model when it starts (``pipeline.bus.site_models.announce_model``: ``HSET P:S:models <model id> <JSON summary>``,
+  announces its model when it starts (``pipeline.bus.site_models.announce_model``: ``HSET P:{S}:models <model id> <JSON summary>``,
   with the spec's calibrated ``link_threshold``), before it publishes a record; a record names its model by
   id. With ``model_threshold`` the matcher links at the threshold announced for the model of the records it
   reads (``pipeline.matcher.thresholds``), so a site config only sets ``matcher.threshold`` to override it.
@@ -59,7 +59,7 @@ import redis
 from pipeline import store
 from pipeline.bus import records
 from pipeline.bus.batch import Commands, Fence, Fenced, Recorder
-from pipeline.bus.connect import Client
+from pipeline.bus.connect import Client, master_of, wait_replicas
 from pipeline.bus.publisher import dead_letter
 from pipeline.bus.scripts import script
 from pipeline.keys import GROUP, Keys, text
@@ -104,12 +104,15 @@ class Matcher:
         model_threshold: bool = False,
         maxlen: int | None = None,
         give_up: float | None = None,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
         """``model_threshold``: link at the threshold announced for the records' model (see the module's
         docstring), ``policy.threshold`` being the fallback; else always at ``policy.threshold``.
         ``maxlen``: the stream's length limit (``redis.maxlen``), to warn when the backlog nears it.
         ``give_up``: seconds of a Redis outage after which ``run`` raises (default: it waits for Redis)."""
         self.client, self.keys, self.policy = client, keys, policy
+        self.replicas, self.replica_timeout = replicas, replica_timeout  # a write is done once replicated
         self.consumer = consumer or consumer_name()
         self.batch, self.merge_every, self.ttl = batch, merge_every, ttl
         self.reader = GroupReader(client, keys, self.consumer, batch, claim_idle)
@@ -232,7 +235,7 @@ class Matcher:
         return self.reader.backlog()
 
     def check_backlog(self) -> str | None:
-        """Warn (log, and ``backlog_warning`` in ``P:S:stats``) while the records waiting for the matcher reach
+        """Warn (log, and ``backlog_warning`` in ``P:{S}:stats``) while the records waiting for the matcher reach
         ``BACKLOG_WARNING`` of the stream's length limit: the stream trims its oldest records, read or not,
         so more would be lost (counted as ``trimmed``). Returns the warning, or None."""
         self.next_backlog = time.monotonic() + BACKLOG_EVERY
@@ -361,7 +364,7 @@ class Matcher:
         counts = {"processed": len(fresh), "new": new, "linked": len(linked) - new}
         counts |= {"dead_letters": len(kept) - len(good), "trimmed": gone}
         self.writes.queue(
-            functools.partial(w.run, self.client, self.fence),
+            self._write(w),
             {t.tracklet_id for t in tracklets},
             functools.partial(self._count, counts),  # once Redis took the batch
         )
@@ -373,6 +376,22 @@ class Matcher:
             self.counts[k] += v
 
     # --- writes behind ----------------------------------------------------------------------------------
+    def _write(self, w: Commands) -> Callable[[], int]:
+        """Sending ``w`` behind this matcher's fence (as it is now); with ``replicas``, done once that many
+        replicas hold it: until then its records stay pending, so a write a failover loses is read and written
+        again (``pipeline.bus.connect.wait_replicas``)."""
+        fence = self.fence
+
+        def write() -> int:
+            if self.replicas <= 0:
+                return w.run(self.client, fence)
+            node = master_of(self.client, self.keys.stats)  # pinned before the write: a failover is noticed
+            n = w.run(self.client, fence)
+            wait_replicas(node, self.keys.stats, self.replicas, self.replica_timeout)
+            return n
+
+        return write
+
     def _recovering(self, write: Callable[[], None]) -> bool:
         """Run ``write`` (a send or wait of ``writes``). A batch refused by its fence is dropped (``_fenced``)
         and False returned; if a batch's write failed otherwise, its records are read again and the gallery is
@@ -446,7 +465,7 @@ class Matcher:
                     carried,
                 )
             try:
-                w.run(self.client, self.fence)
+                self._write(w)()
             except Fenced as e:
                 self._fenced(e)
                 return []

@@ -1,4 +1,4 @@
-"""The lease that keeps one matcher active per site (key ``P:S:matcher:lease``, ``lua/lease.lua`` and
+"""The lease that keeps one matcher active per site (key ``P:{S}:matcher:lease``, ``lua/lease.lua`` and
 ``lua/release.lua``).
 
 A matcher holds the lease while it renews it; further matchers wait as standbys and take over when the

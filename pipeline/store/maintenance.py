@@ -85,7 +85,7 @@ def _pair(a: int, b: int) -> str:
 def unlink(client: Client, keys: Keys, sid: str, policy: MatchPolicy) -> UnlinkResult:
     """Take a sighting out of its person into a new one; the two are never merged again.
 
-    What is remembered (``P:S:cannot_link``) is a pair of identities: the old and the new. The new one also
+    What is remembered (``P:{S}:cannot_link``) is a pair of identities: the old and the new. The new one also
     takes over every pair of the old one (the sighting was split from those persons too), and a merge hands
     the pairs of the merged identity on to the one it goes into (``pipeline.store.writes.write_merge``). So
     the sighting stays apart from the person it was taken from however often it is unlinked again or merged

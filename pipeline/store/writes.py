@@ -131,7 +131,7 @@ def load_gallery(client: Client, keys: Keys, chunk: int = 2000) -> Gallery:
 
 
 def cannot_link(client: Client, keys: Keys) -> set[tuple[int, int]]:
-    """The identity pairs merges must never join, both ways round (``P:S:cannot_link``; see ``unlink``)."""
+    """The identity pairs merges must never join, both ways round (``P:{S}:cannot_link``; see ``unlink``)."""
     out = set()
     for raw in client.smembers(keys.cannot_link):
         a, b = text(raw).split(":")

@@ -1,5 +1,5 @@
 -- Take or renew the matcher's lease, and read the site's epoch (pipeline.matcher.lease.Lease).
--- KEYS[1]: the lease (P:S:matcher:lease); KEYS[2]: the epoch (P:S:epoch).
+-- KEYS[1]: the lease (P:{S}:matcher:lease); KEYS[2]: the epoch (P:{S}:epoch).
 -- ARGV[1]: the token this matcher holds the lease with; ARGV[2]: the lease in milliseconds; ARGV[3]: the
 -- token to take a free lease with (a new one for every tenure, so writes made in an earlier tenure stay
 -- refused after a lapse, even when no other matcher took the lease meanwhile).

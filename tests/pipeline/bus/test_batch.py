@@ -53,3 +53,20 @@ def test_large_sets_and_acknowledgements_fit_the_script(redis_client, bus_keys):
     w.run(redis_client, free(bus_keys))
     assert redis_client.zcard(f"{k}:z") == 10_000 and redis_client.zscore(f"{k}:z", "m9999") == 9999.0
     assert redis_client.xpending(f"{k}:s", "g")["pending"] == 0
+
+
+def test_a_batch_sent_again_runs_once(redis_client, bus_keys):
+    """A client that sends a batch again after its reply was lost (redis-py retries a command on a broken
+    connection; a cluster client rides out a failover) must not apply it twice: the decisions stream and the
+    site's counters would count its tracklets twice."""
+    k = f"{bus_keys.prefix}:once"
+    w = Commands()
+    w.call("HINCRBY", f"{k}:h", "n", 1)
+    w.xadd(f"{k}:s", {"x": "1"})
+    assert w.run(redis_client, free(bus_keys)) == 2
+    assert w.run(redis_client, free(bus_keys)) == 2  # the same batch again: nothing runs
+    assert redis_client.hget(f"{k}:h", "n") == b"1" and redis_client.xlen(f"{k}:s") == 1
+    other = Commands()
+    other.call("HINCRBY", f"{k}:h", "n", 1)
+    other.run(redis_client, free(bus_keys))  # another batch runs
+    assert redis_client.hget(f"{k}:h", "n") == b"2"

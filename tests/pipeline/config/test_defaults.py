@@ -55,6 +55,8 @@ PAIRS = [
     ("embedder", "max_wait", argument_defaults(EmbeddingService.__init__)["max_wait"]),
     ("redis", "maxlen", argument_defaults(Publisher.__init__)["maxlen"]),
     ("redis", "backlog", argument_defaults(EmbeddingService.__init__)["backlog"]),
+    *[("redis", k, argument_defaults(Publisher.__init__)[k]) for k in ("replicas", "replica_timeout")],
+    *[("redis", k, argument_defaults(Matcher.__init__)[k]) for k in ("replicas", "replica_timeout")],
     ("source", "buffer", argument_defaults(Source.__init__)["capacity"]),
     ("source", "reconnect_initial", Reconnect.initial),
     ("source", "reconnect_max", Reconnect.max_delay),
