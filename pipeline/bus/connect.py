@@ -38,6 +38,9 @@ FAILOVER_WAIT = 30.0  # seconds a cluster client keeps trying through a failover
 # a cluster node that answers nothing for this long is taken for dead (a host that died without closing its
 # connections would otherwise hold a command forever); no command crosscam sends takes nearly as long
 CLUSTER_SOCKET_TIMEOUT = 20.0
+# a server that answers nothing for this long is taken for gone (a hung Redis would otherwise hold a status
+# write, a publish or a matcher batch forever): the error is a TimeoutError, ridden out like a lost connection
+SOCKET_TIMEOUT = 30.0
 
 
 class BusError(CrosscamError):
@@ -261,7 +264,7 @@ def connect(url: str | None = None, embedded_db: str | Path | None = None) -> Cl
                     node, socket_connect_timeout=5, socket_timeout=CLUSTER_SOCKET_TIMEOUT, socket_keepalive=True
                 )
             else:
-                client = redis.Redis.from_url(url, socket_connect_timeout=5)
+                client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=SOCKET_TIMEOUT)
             client.ping()
         except (redis.RedisError, rex.RedisClusterException, ValueError) as e:
             what = "the Redis Cluster" if node is not None else "Redis"

@@ -137,7 +137,13 @@ class MatcherConfig(Section):
     continuity_gap: float = Field(10.0, ge=0, description="seconds within which a track keeps its identity")
     merge_threshold: float = Field(0.85, ge=-1, le=1, description="merge pass: least exemplar agreement")
     merge_every: float = Field(10.0, gt=0, description="seconds between merge passes")
-    batch: int = Field(128, ge=1, le=10_000, description="records read and written at once")
+    batch: int = Field(
+        128,
+        ge=1,
+        le=1000,
+        description="records read and written at once (at most 1000: a batch's write is one script argument, "
+        "which Redis limits to 512 MB, and records are up to 320 KiB)",
+    )
     claim_idle: float = Field(30.0, gt=0, description="seconds before another consumer's pending records are claimed")
     lease: float = Field(10.0, gt=0, description="seconds a dead matcher's lease blocks a standby")
     ttl: float | None = Field(

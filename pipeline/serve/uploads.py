@@ -46,6 +46,18 @@ def check_size(name: str, size: int, limits: SearchLimits) -> None:
         )
 
 
+def _pillow_open():
+    """Pillow's own ``Image.open``. Ultralytics replaces it, once imported, with one that installs a HEIF
+    plugin from PyPI (``pip``) the first time Pillow cannot identify a file: a request must never do that."""
+    from PIL import Image
+
+    try:
+        from ultralytics.utils import patches
+    except ImportError:
+        return Image.open
+    return getattr(patches, "_image_open", Image.open)
+
+
 def check_pixels(name: str, data: bytes, limits: SearchLimits) -> None:
     """413 when the image's header declares more than ``max_pixels`` pixels; 400 when it is not an image."""
     from PIL import Image, UnidentifiedImageError
@@ -53,7 +65,7 @@ def check_pixels(name: str, data: bytes, limits: SearchLimits) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with _pillow_open()(io.BytesIO(data)) as image:
                 width, height = image.size
     except Image.DecompressionBombError as e:  # Pillow's own bound, far above ours: its message has the count
         found = re.search(r"\((\d+) pixels\)", str(e))

@@ -6,6 +6,7 @@ import yaml
 
 from pipeline.bus import records
 from pipeline.bus.publisher import camera_status
+from pipeline.cli.worker import EXIT_SOURCE_FAILED
 from tests.support.cli import redis_url, run_json
 
 SCENE = "synth://?cameras=3&people=6&seconds=12&seed=3"
@@ -32,7 +33,7 @@ def test_site_with_a_dead_camera(capsys, tmp_path, redis_client, bus_keys):
     }
     (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
     code, data, err = run_json(capsys, "run", str(tmp_path / "site.yaml"), "--redis-url", redis_url(redis_client))
-    assert code == 0, err
+    assert code == EXIT_SOURCE_FAILED, err  # the others ran to their end; the exit code says one camera failed
     states = {c["camera"]: c["final_state"] for c in data["cameras"]}
     assert states == {"hall": "ended", "dead": "failed", "door": "ended"}
     published = [records.decode(f) for _, f in redis_client.xrange(bus_keys.tracklets)]

@@ -218,3 +218,12 @@ def test_the_gallery_reloads_in_the_background(redis_client, bus_keys, site_embe
     gate.set()
     cache.wait(30)
     assert cache.get() is not first and len(cache.get()) == 3
+
+
+def test_a_file_that_is_no_image_gets_400_with_ultralytics_loaded(site):
+    """Ultralytics, once imported (the camera side does), patches Pillow's ``Image.open`` to install a HEIF
+    plugin from PyPI on the first file Pillow cannot identify; the API reads headers with Pillow's own."""
+    import ultralytics.utils.patches  # noqa: F401  (applies the patch)
+
+    r = site.post("/api/search", headers=H, files=[("images", ("notes.txt", b"not an image", "text/plain"))])
+    assert r.status_code == 400 and "notes.txt: not an image" in r.json()["detail"]

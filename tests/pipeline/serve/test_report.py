@@ -8,8 +8,10 @@ import html
 import cv2
 import numpy as np
 
-from pipeline.bus.publisher import Publisher
-from pipeline.matcher.consumer import Matcher
+from pipeline import store
+from pipeline.bus.batch import Commands, Fence
+from pipeline.matcher.gallery import Gallery
+from pipeline.matcher.linker import Linker
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.serve.report import write_report
 from pipeline.types import TrackletEmbedding
@@ -22,14 +24,21 @@ def test_the_report_lists_every_person_and_camera_with_the_stores_text_escaped(t
     faces = np.random.default_rng(2).normal(size=(3, 32))
     faces = (faces / np.linalg.norm(faces, axis=1, keepdims=True)).astype(np.float32)
     seen = [(0, HALL, 0.0), (0, DOOR, 10.0), (1, DOOR, 20.0), (2, HALL, 30.0)]  # (person, camera, start)
-    publisher = Publisher(redis_client, bus_keys)
-    for track, (person, camera, t0) in enumerate(seen, start=1):
-        publisher.publish(
-            TrackletEmbedding(
-                bus_keys.site, camera, track, 0, t0, t0 + 4, faces[person], np.ones(4, np.float32), THUMB, "m1"
-            )
+    # stored as a version before camera ids were checked would have stored it (records with such an id are
+    # refused now): linked and written the way the matcher does
+    tracklets = [
+        TrackletEmbedding(
+            bus_keys.site, camera, track, 0, t0, t0 + 4, faces[person], np.ones(4, np.float32), THUMB, "m1"
         )
-    Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.9)).start().run(idle_exit=0.3)
+        for track, (person, camera, t0) in enumerate(seen, start=1)
+    ]
+    linker = Linker(
+        MatchPolicy(threshold=0.9), lambda n: store.next_identities(redis_client, bus_keys, n), Gallery(), set()
+    )
+    linked = linker.link(tracklets)
+    w = Commands()
+    store.write_links(w, bus_keys, linked, ["0-0"] * len(linked), linker.gallery, None)
+    w.run(redis_client, Fence.of(bus_keys, "", None))
 
     metrics = {"idf1": 0.5, "note": "<x> & y"}
     path = write_report(tmp_path / "out" / "report.html", redis_client, bus_keys, "<i>site</i>", metrics, [HALL, DOOR])
