@@ -160,8 +160,11 @@ class ClusterClientPipeline(rc.ClusterPipeline):
     def execute(self, raise_on_error: bool = True) -> list:
         queued, self._queued = self._queued, []
         first = [True]
+        watched = bool(getattr(self._execution_strategy, "_watching", False))
 
         def attempt():
+            if not first[0] and watched:  # the failed attempt's reset dropped the WATCH: the caller reads again
+                raise redis.WatchError("a Redis Cluster failover interrupted a watched transaction")
             if not first[0]:  # the failed attempt's reset emptied the queue: queue the commands again
                 for args, kwargs in queued:
                     rc.ClusterPipeline.execute_command(self, *args, **kwargs)

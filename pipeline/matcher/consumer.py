@@ -54,10 +54,9 @@ import socket
 import time
 from collections.abc import Callable
 
-import redis
-
 from pipeline import store
 from pipeline.bus import records
+from pipeline.bus.backlog import TRANSIENT
 from pipeline.bus.batch import Commands, Fence, Fenced, Recorder
 from pipeline.bus.connect import Client, master_of, wait_replicas
 from pipeline.bus.publisher import dead_letter
@@ -75,7 +74,9 @@ from pipeline.types import TrackletEmbedding
 
 log = logging.getLogger(__name__)
 
-OUTAGE = (redis.ConnectionError, redis.TimeoutError)  # Redis unreachable, restarting or loading its data
+# Redis unreachable, restarting or loading its data, out of memory, a read-only replica, a cluster failover:
+# waited out, never a reason to exit (the same errors the camera processes wait out)
+OUTAGE = TRANSIENT
 BACKLOG_WARNING = 0.5  # warn when the records waiting reach this fraction of the stream's length limit
 BACKLOG_EVERY = 10.0  # seconds between looks at the backlog
 
@@ -168,14 +169,15 @@ class Matcher:
         self.stale = False
         self.tenure = self.lease.tenure
         self.epoch = self.client.get(self.keys.epoch)
-        self.linker = Linker(
-            self.active,
-            lambda n: store.next_identities(self.client, self.keys, n),
-            store.load_gallery(self.client, self.keys),
-            store.cannot_link(self.client, self.keys),
-        )
-        if self.expiry is not None:
-            self._load_deadlines()
+        with self.lease.kept():  # a large gallery may take longer to load than the lease lasts
+            self.linker = Linker(
+                self.active,
+                lambda n: store.next_identities(self.client, self.keys, n),
+                store.load_gallery(self.client, self.keys),
+                store.cannot_link(self.client, self.keys),
+            )
+            if self.expiry is not None:
+                self._load_deadlines()
         log.info("matcher %s: gallery of %d identities loaded", self.consumer, len(self.linker.gallery))
 
     def _load_deadlines(self) -> None:

@@ -14,12 +14,18 @@ lease meanwhile or one took it and gave it up again.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
+import threading
 import time
+from collections.abc import Iterator
 
 from pipeline.bus.connect import Client
 from pipeline.bus.scripts import script
 from pipeline.keys import Keys
+
+log = logging.getLogger(__name__)
 
 
 class Lease:
@@ -45,6 +51,27 @@ class Lease:
         if held == 2:
             self.token, self.tenure = fresh, self.tenure + 1
         return bool(held), epoch
+
+    @contextlib.contextmanager
+    def kept(self) -> Iterator[None]:
+        """Renew the lease from a thread (every third of it) while the block runs: a gallery load that takes
+        longer than the lease must not let it lapse, or the next step would find a new tenure and load again."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.seconds / 3):
+                try:
+                    self.hold()
+                except Exception as e:  # an outage: the step after the block finds it too
+                    log.debug("lease renewal failed: %s", e)
+
+        thread = threading.Thread(target=renew, name=f"lease-{self.holder}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def acquire(self, wait: bool = True) -> bool:
         """Hold the lease; with ``wait``, stand by until it is free. Returns whether it is held."""
