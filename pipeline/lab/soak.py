@@ -222,6 +222,7 @@ def memory_report(child: Child, warmup: float, judge_after: float, max_slope: fl
         "slope_mb_per_min": None if slope is None else round(slope, 2),
         "judged_over_s": round(span, 1),
         "flat": (slope <= max_slope) if judged else None,
+        "series": [[round(t), round(m, 1)] for t, m in samples],  # seconds since the start, MB
     }
 
 
@@ -443,6 +444,8 @@ def _inject(f: Fault, t: float, matcher: Child, servers: list, redis_server: Red
             matcher.proc.send_signal(signal.SIGKILL)
             matcher.proc.wait(10)
             event["pid"] = matcher.proc.pid
+        else:
+            event["note"] = "no matcher running (the last one killed is not back yet)"
         restarts.append((t + f.down, lambda: matcher.alive() or matcher.start(now()), "matcher"))
     elif f.kind == "rtsp":
         server = servers[f.target]
