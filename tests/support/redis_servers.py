@@ -47,6 +47,7 @@ def _under(path: str, folder: Path) -> bool:
 def stop(pids: list[int], timeout: float = 5.0) -> None:
     """SIGTERM, then SIGKILL whatever is still there after ``timeout`` seconds."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = [pid for pid in pids if _alive(pid)]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
