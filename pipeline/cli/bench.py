@@ -132,7 +132,10 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="re-ID model the workers embed with (default: the demo model in the cache, trained on first use)",
     )
     sk.add_argument(
-        "--video", type=Path, help="a video every RTSP server streams (default: a rendered synthetic scene)"
+        "--video",
+        type=Path,
+        help="a video every RTSP server streams (the workers detect with the motion detector); a worker "
+        "reconnects when it ends and it plays again (default: a rendered synthetic scene)",
     )
     sk.add_argument("--max-slope", type=float, default=2.0, help="MB/min a process may grow and still count as flat")
     sk.add_argument("--keep", type=Path, help="keep the logs and the Redis data in this folder")
