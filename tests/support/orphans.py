@@ -24,7 +24,10 @@ _basetemp = pytest.StashKey[Path]()
 
 @pytest.hookimpl(trylast=True)  # after the tmp_path plugin has set up its factory
 def pytest_configure(config: pytest.Config) -> None:
-    base = config._tmp_path_factory.getbasetemp()  # the run's own numbered folder (or --basetemp)
+    factory = getattr(config, "_tmp_path_factory", None)  # absent under -p no:tmpdir
+    if factory is None:
+        return
+    base = factory.getbasetemp()  # the run's own numbered folder (or --basetemp)
     tmp = base / "tmp"
     tmp.mkdir(exist_ok=True)
     os.environ["TMPDIR"] = str(tmp)
@@ -37,7 +40,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     result = yield  # the runner's own hook tears the remaining fixtures down first
     if not Path("/proc").is_dir():
         return result
-    leaked = run_servers(session.config.stash[_basetemp], os.getpid())
+    base = session.config.stash.get(_basetemp, None)
+    if base is None:
+        return result
+    leaked = run_servers(base, os.getpid())
     if leaked:
         stop([p.pid for p in leaked])
         lines = [
