@@ -23,7 +23,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({e})") from e
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({yaml_problem(e)})") from None
     return [p.strip() for p in parts], value
 
 
@@ -49,12 +49,32 @@ def describe_error(error: ValidationError, source: str) -> str:
     return f"invalid configuration in {source}:\n  " + "\n  ".join(lines)
 
 
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong, in one line, where the YAML error says: ``line 4, column 4: expected <block end>, but
+    found '<block mapping start>' (while parsing a block collection at line 3, column 3)``."""
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return " ".join(str(error).split())
+    mark = error.problem_mark or error.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = " ".join((error.problem or "invalid YAML").split())
+    if error.context:
+        context = " ".join(error.context.split())
+        cm = error.context_mark
+        if cm is not None and (mark is None or (cm.line, cm.column) != (mark.line, mark.column)):
+            context += f" at line {cm.line + 1}, column {cm.column + 1}"
+        problem += f" ({context})"
+    return where + problem
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML file whose top level is a mapping (an empty file gives ``{}``)."""
+    """A YAML file whose top level is a mapping (an empty file gives ``{}``). Errors are one line naming the
+    file, the line and column, and what is wrong."""
     try:
-        loaded = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+        loaded = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(loaded).__name__}")
     return loaded or {}

@@ -3,6 +3,12 @@
 A bounded queue decouples it from the camera threads, so a slow embedder never stalls detection: when
 the queue is full the oldest waiting tracklet is dropped and counted (``counts["dropped"]``), the same
 policy as a live camera's frame buffer.
+
+Embedded tracklets wait in a bounded backlog (``pipeline.bus.backlog``) until they are published: while Redis
+is unreachable the service goes on embedding, keeps up to ``backlog`` tracklets in memory, retries with a
+bounded backoff and publishes them in order once Redis is back; when the backlog is full the oldest is
+dropped and counted (``counts["backlog_dropped"]``, reported to ``report_drops`` once Redis is back). A
+tracklet the publisher refuses (a field over its size limit) is logged and counted (``counts["refused"]``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import cv2
 import numpy as np
 
 from models.embedder import Embedder
+from pipeline.bus.backlog import Backlog, Retry
 from pipeline.types import Tracklet, TrackletEmbedding
 
 log = logging.getLogger(__name__)
@@ -58,7 +65,8 @@ def embed_batch(embedder: Embedder, tracklets: list[Tracklet], site: str) -> lis
 
 class EmbeddingService:
     """``submit`` tracklets from any thread; a worker thread embeds them in batches of up to ``max_batch``,
-    waiting at most ``max_wait`` seconds for a batch to fill, and hands each result to ``publish``."""
+    waiting at most ``max_wait`` seconds for a batch to fill, and hands each result to ``publish`` in order,
+    through a backlog of at most ``backlog`` results that rides out a Redis outage (module docstring)."""
 
     def __init__(
         self,
@@ -68,13 +76,19 @@ class EmbeddingService:
         max_batch: int = 32,
         max_wait: float = 0.05,
         capacity: int = 256,
+        backlog: int = 5000,
+        retry: Retry | None = None,
+        report_drops: Callable[[int], object] | None = None,
     ) -> None:
         self.embedder, self.site, self.publish = embedder, site, publish
         self.max_batch, self.max_wait, self.capacity = max_batch, max_wait, capacity
         self.queue: collections.deque[Tracklet] = collections.deque()
+        self.backlog: Backlog[TrackletEmbedding] = Backlog(backlog, retry)
+        self.report_drops = report_drops
         self.cond = threading.Condition()
         self.counts: collections.Counter[str] = collections.Counter()
         self._stop = False
+        self._stop_by = float("inf")
         self._thread = threading.Thread(target=self._run, name="embedding-service", daemon=True)
 
     def start(self) -> EmbeddingService:
@@ -91,16 +105,20 @@ class EmbeddingService:
             self.cond.notify_all()
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Embed what is queued, then stop."""
+        """Embed what is queued and publish the backlog (trying for up to ``timeout`` seconds while Redis is
+        unreachable), then stop; what is still unpublished then is logged and counted ``unpublished``."""
         with self.cond:
             self._stop = True
+            self._stop_by = time.monotonic() + timeout
             self.cond.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(timeout + 5.0)
 
     def _next_batch(self) -> list[Tracklet]:
         with self.cond:
-            while not self.queue and not self._stop:
-                self.cond.wait(0.5)
+            if not self.queue and not self._stop:
+                self.cond.wait(0.2 if self.backlog else 0.5)
+            if not self.queue:
+                return []
             deadline = time.monotonic() + self.max_wait
             while len(self.queue) < self.max_batch and not self._stop and (left := deadline - time.monotonic()) > 0:
                 self.cond.wait(left)
@@ -109,15 +127,43 @@ class EmbeddingService:
     def _run(self) -> None:
         while True:
             batch = self._next_batch()
-            if not batch:
-                if self._stop:
+            if batch:
+                self._embed(batch)
+            published = self._flush()
+            if self._stop and not batch and not self.queue:
+                if published:
                     return
-                continue
+                if time.monotonic() >= self._stop_by:
+                    self.counts["unpublished"] += len(self.backlog)
+                    log.error("%d embedded tracklets not published: Redis still unreachable at stop", len(self.backlog))
+                    return
+                with self.cond:
+                    self.cond.wait(0.2)
+
+    def _embed(self, batch: list[Tracklet]) -> None:
+        try:
+            results = embed_batch(self.embedder, batch, self.site)
+        except Exception:  # one bad batch must not end the service: log, count, go on
+            log.exception("embedding a batch of %d tracklets failed", len(batch))
+            self.counts["failed"] += len(batch)
+            return
+        for result in results:
+            self.backlog.add(result)
+        self.counts["batches"] += 1
+
+    def _publish_one(self, result: TrackletEmbedding) -> None:
+        self.publish(result)
+        self.counts["published"] += 1
+
+    def _flush(self) -> bool:
+        """Publish the backlog in order (when its backoff allows); True when nothing is left waiting."""
+        done = self.backlog.flush(self._publish_one)
+        self.counts["backlog_dropped"] = self.backlog.counts["dropped"]
+        self.counts["refused"] = self.backlog.counts["refused"]
+        if done and self.backlog.unreported_drops and self.report_drops is not None:
             try:
-                for result in embed_batch(self.embedder, batch, self.site):
-                    self.publish(result)
-                    self.counts["published"] += 1
-                self.counts["batches"] += 1
-            except Exception:  # one bad batch must not end the service: log, count, go on
-                log.exception("embedding or publishing a batch of %d tracklets failed", len(batch))
-                self.counts["failed"] += len(batch)
+                self.report_drops(self.backlog.unreported_drops)
+                self.backlog.unreported_drops = 0
+            except Exception as e:  # reported with a later flush
+                log.debug("dropped-tracklet count not reported yet: %s", e)
+        return done

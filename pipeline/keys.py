@@ -1,35 +1,40 @@
 """Every Redis key of a site, in one table. Nothing else in crosscam spells a key.
 
-For site ``S`` under prefix ``P`` (default ``crosscam``):
+For site ``S`` under prefix ``P`` (default ``crosscam``), every key starts ``P:{S}:``: the braces are a Redis
+Cluster hash tag, so all of a site's keys hash to one cluster slot (the slot of ``S``) and live on one master.
+The batch and lease scripts and the matcher's transactions touch only keys of one site, so they run on
+Redis Cluster as on a single server; different sites spread over the masters. ``legacy_prefix`` is the layout
+before hash tags (``P:S:``), which ``crosscam migrate-keys`` moves a site from.
 
 | key | type | written by | holds |
 |---|---|---|---|
-| ``P:S:tracklets`` | stream | workers | tracklet records (``pipeline.bus.records``); consumer group ``matcher`` |
-| ``P:S:tracklets:dead`` | stream | matcher | records it could not decode, with ``reason`` and ``source_id`` |
-| ``P:S:cameras`` | set | workers | camera ids that have reported |
-| ``P:S:camera:C`` | hash | workers | camera C's ``state``, ``since``, ``heartbeat``, counters and last ``error`` |
-| ``P:S:stats`` | hash | workers, matcher | site counters (``published``, ``matched``, ``dead_letters``) |
-| ``P:S:models`` | hash | workers | model id -> JSON summary (arch, feature size, calibrated ``link_threshold``) |
-| ``P:S:matcher:lease`` | string | matcher | the active matcher's consumer name, expiring after ``matcher.lease`` seconds |
-| ``P:S:identities`` | sorted set | matcher | identity id, scored by its last sighting's end (stream time) |
-| ``P:S:identity:N`` | hash | matcher | ``exemplars`` (float16), ``dim``, ``recent`` (JSON: camera, track, start, end), ``sightings``, ``first_seen``, ``last_seen``, ``thumb`` (sighting id) |
-| ``P:S:identity:N:sightings`` | sorted set | matcher | sighting ids of identity N by start time |
-| ``P:S:sighting:ID`` | hash | matcher | ``identity``, ``camera``, ``track``, ``seq``, ``t_start``, ``t_end``, ``feature`` (float16), ``thumb`` (JPEG), ``model``, ``stream_id``, ``ingested`` (wall clock) and the decision: ``decision``, ``score``, ``best``, ``runner_up``, ``runner_up_score``, ``reason``, ``excluded`` |
-| ``P:S:timeline:C`` | sorted set | matcher | sighting ids seen on camera C by start time |
-| ``P:S:ingested`` | sorted set | matcher | sighting ids by wall-clock ingest time (retention) |
-| ``P:S:decisions`` | stream | matcher, ``unlink`` | audit log and live feed: every link, new identity, merge and unlink |
-| ``P:S:merges`` | hash | matcher | merged identity -> JSON ``{"into", "score", "at"}`` |
-| ``P:S:cannot_link`` | set | ``unlink`` | ``"a:b"`` identity pairs a user split apart; merges never join them again |
-| ``P:S:next_identity`` | string | matcher | the last identity id handed out |
-| ``P:S:epoch`` | string | ``unlink``, ``prune`` | bumped when stored identities change outside the matcher: it reloads its gallery |
-| ``P:S:version`` | string | matcher, ``unlink``, ``prune`` | bumped by every write that changes identities: readers' caches reload |
+| ``P:{S}:tracklets`` | stream | workers | tracklet records (``pipeline.bus.records``); consumer group ``matcher`` |
+| ``P:{S}:tracklets:dead`` | stream | matcher | records it could not decode, with ``reason`` and ``source_id`` |
+| ``P:{S}:cameras`` | set | workers | camera ids that have reported |
+| ``P:{S}:camera:C`` | hash | workers | camera C's ``state``, ``since``, ``heartbeat``, counters and last ``error`` |
+| ``P:{S}:stats`` | hash | workers, matcher | site counters (``published``, ``matched``, ``dead_letters``, ``trimmed``, ``refused``, ``backlog_dropped``) and the matcher's ``backlog`` and ``backlog_warning`` |
+| ``P:{S}:models`` | hash | workers | model id -> JSON summary (arch, feature size, calibrated ``link_threshold``) |
+| ``P:{S}:matcher:lease`` | string | matcher | the active matcher's token (``consumer/random``, new for every tenure, so unique per process), expiring after ``matcher.lease`` seconds; every matcher write checks it |
+| ``P:{S}:matcher:batch`` | string | matcher | the id of the last batch written: a batch sent again after a lost reply runs nothing |
+| ``P:{S}:identities`` | sorted set | matcher | identity id, scored by its last sighting's end (stream time) |
+| ``P:{S}:identity:N`` | hash | matcher | ``exemplars`` (float16), ``dim``, ``recent`` (JSON: camera, track, start, end), ``sightings``, ``first_seen``, ``last_seen``, ``thumb`` (sighting id) |
+| ``P:{S}:identity:N:sightings`` | sorted set | matcher | sighting ids of identity N by start time |
+| ``P:{S}:sighting:ID`` | hash | matcher | ``identity``, ``camera``, ``track``, ``seq``, ``t_start``, ``t_end``, ``feature`` (float16), ``thumb`` (JPEG), ``model``, ``stream_id``, ``ingested`` (wall clock) and the decision: ``decision``, ``score``, ``best``, ``runner_up``, ``runner_up_score``, ``reason``, ``excluded`` |
+| ``P:{S}:timeline:C`` | sorted set | matcher | sighting ids seen on camera C by start time |
+| ``P:{S}:ingested`` | sorted set | matcher | sighting ids by wall-clock ingest time (retention) |
+| ``P:{S}:decisions`` | stream | matcher, ``unlink`` | audit log and live feed: every link, new identity, merge and unlink |
+| ``P:{S}:merges`` | hash | matcher | merged identity -> JSON ``{"into", "score", "at"}`` |
+| ``P:{S}:cannot_link`` | set | ``unlink``, matcher | ``"a:b"`` identity pairs a user split apart; merges never join them again. An unlink of A into B adds A:B and gives B every pair of A; a merge of C into D gives D every pair of C |
+| ``P:{S}:next_identity`` | string | matcher | the last identity id handed out |
+| ``P:{S}:epoch`` | string | ``unlink``, ``prune`` | bumped in the transaction of every change to stored identities outside the matcher: it reloads its gallery, and its writes made on the older one are refused |
+| ``P:{S}:version`` | string | matcher, ``unlink``, ``prune`` | bumped by every write that changes identities: readers' caches reload |
 
 A sighting's id is its tracklet's id, ``camera:track:seq``: the matcher writes each at most once.
 Identity ids increase; a gap means a batch whose write failed (its ids are not reused).
 
 The tracklet stream is trimmed to about ``redis.maxlen`` entries (default 100,000; about 1 GB with 2048-d
 features and thumbnails): Redis trims the oldest entries, read or not, so size it for the longest outage of
-the matcher. The decisions stream is trimmed to about 100,000 entries.
+the matcher. The decisions stream is trimmed to about 100,000 entries, the dead-letter stream to about 10,000.
 """
 
 from __future__ import annotations
@@ -47,11 +52,16 @@ class Keys:
     prefix: str = "crosscam"
 
     def _k(self, *parts: object) -> str:
-        return ":".join([self.prefix, self.site, *map(str, parts)])
+        return ":".join([self.prefix, "{" + self.site + "}", *map(str, parts)])
+
+    @property
+    def legacy_prefix(self) -> str:
+        """What every key of the site started with before keys carried a hash tag (``P:S:``)."""
+        return f"{self.prefix}:{self.site}:"
 
     @property
     def pattern(self) -> str:
-        """A SCAN pattern matching every key of the site."""
+        """A SCAN pattern matching every key of the site (braces are plain characters in a pattern)."""
         return self._k("*")
 
     # --- written by the workers --------------------------------------------------------------------
@@ -118,6 +128,10 @@ class Keys:
     @property
     def next_identity(self) -> str:
         return self._k("next_identity")
+
+    @property
+    def last_batch(self) -> str:
+        return self._k("matcher", "batch")
 
     @property
     def epoch(self) -> str:

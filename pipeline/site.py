@@ -1,11 +1,12 @@
 """The one place that builds a running site from its configuration.
 
-A site is one Redis, one tracklet stream, one matcher, and camera processes that publish to it
+A site is one Redis (a server, or one slot of a Redis Cluster), one tracklet stream, one matcher, and camera processes that publish to it
 (``docs/architecture.md``). Everything that runs a site builds it here: ``crosscam worker``, ``run``,
 ``matcher``, ``api`` and the queries, the demo, calibration and the benchmarks. Library classes below take
 explicit arguments; this module is where the configuration turns into them.
 
-- ``Site.open(config)`` connects to the site's Redis (``connect``; the URL resolved by ``redis_url``).
+- ``Site.open(config)`` connects to the site's Redis (``connect``; the URL resolved by ``redis_url``:
+  ``redis+cluster://`` for a Redis Cluster).
 - ``site.cameras(embedder)`` gives a ``CameraProcess``: the publisher, the embedder and its batching service
   that the cameras of one process share, and ``camera(...)`` builds each camera's worker.
 - ``site.matcher()`` builds the site's matcher; ``site.policy()`` its rules.
@@ -18,6 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from crosscam.errors import ConfigError
 from models.embedder import Embedder, load_embedder
 from pipeline.bus.connect import Client, connect
 from pipeline.bus.publisher import Publisher
@@ -82,11 +84,19 @@ class Site:
     @classmethod
     def open(cls, config: CrosscamConfig, name: str | None = None, redis: str | None = None) -> Site:
         """Connect to the site's Redis (``redis``: a URL; see ``redis_url``)."""
-        return cls(config, connect(redis_url(redis, config), embedded_db(config)), name)
+        url = redis_url(redis, config)
+        if url is None and config.redis.replicas:
+            raise ConfigError(
+                f"redis.replicas: {config.redis.replicas} needs a Redis with replicas, and the embedded server has "
+                "none: give a Redis URL (--redis-url, $CROSSCAM_REDIS_URL or redis.url) or set redis.replicas: 0"
+            )
+        return cls(config, connect(url, embedded_db(config)), name)
 
     def publisher(self) -> Publisher:
-        """The site's publisher (its tracklet stream trimmed to about ``redis.maxlen`` records)."""
-        return Publisher(self.client, self.keys, maxlen=self.config.redis.maxlen)
+        """The site's publisher (its tracklet stream trimmed to about ``redis.maxlen`` records; a record is
+        published once ``redis.replicas`` replicas hold it)."""
+        r = self.config.redis
+        return Publisher(self.client, self.keys, r.maxlen, r.replicas, r.replica_timeout)
 
     # --- the matcher process ------------------------------------------------------------------------
     def policy(self, model_threshold: float | None = None) -> MatchPolicy:
@@ -108,6 +118,9 @@ class Site:
             ttl=m.ttl,
             lease=m.lease,
             model_threshold=not m.threshold_is_set,
+            maxlen=self.config.redis.maxlen,
+            replicas=self.config.redis.replicas,
+            replica_timeout=self.config.redis.replica_timeout,
         )
 
     # --- camera processes ---------------------------------------------------------------------------
@@ -127,7 +140,13 @@ class CameraProcess:
         announce_model(site.client, site.keys, embedder.spec)
         e = config.embedder
         self.service = EmbeddingService(
-            embedder, site.name, self.publisher.publish, max_batch=e.max_batch, max_wait=e.max_wait
+            embedder,
+            site.name,
+            self.publisher.publish,
+            max_batch=e.max_batch,
+            max_wait=e.max_wait,
+            backlog=config.redis.backlog,
+            report_drops=lambda n: self.publisher.count("backlog_dropped", n),
         )
 
     def tracklet_policy(self) -> TrackletPolicy:

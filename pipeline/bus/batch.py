@@ -1,4 +1,4 @@
-"""Many Redis writes sent as one command: a list of commands run by a tiny server-side script.
+"""Many Redis writes sent as one command: a list of commands run by a tiny server-side script, fenced.
 
 redis-py spends tens of microseconds of Python per pipelined command (queueing, packing, parsing its
 reply). The matcher writes several commands per tracklet, so at thousands of tracklets per second that
@@ -7,20 +7,55 @@ overhead dominates. ``Commands`` collects the writes as plain lists instead and 
 values included. Redis' Lua has MessagePack built in (``cmsgpack``); with binary values inline the script
 needs no pass over the arguments to resolve references (a batch of 128 tracklets runs in about 5.5 ms).
 
+**Fenced.** The script first checks, atomically with the writes, that the site's matcher lease holds the
+writer's token and that the site's epoch is the one the writer's state was loaded at (a ``Fence``: one
+``GET`` and compare each). Otherwise it runs nothing and the call raises ``Fenced``: a matcher that was
+paused past its lease, or whose gallery predates an ``unlink`` or ``prune``, writes nothing.
+
 A script stops at the first command that fails; the commands before it stay applied (Redis does not
 roll scripts back). Callers put what must not happen after a failure last: the matcher its ingest
 marks and its stream acknowledgements.
 
-Every key is named in the commands, so this suits a single Redis server (not Redis Cluster, where a
-script must declare its keys).
+The script declares its keys (the lease, the epoch, the last batch's id); every other key it writes is the
+same site's, so on Redis Cluster, where a site's keys share one hash slot (``pipeline.keys``), it runs on the
+master of that slot. On a cluster the script goes as EVAL (a replica promoted by a failover has not loaded
+it). A batch runs at most once: a client that sends it again after a lost reply (redis-py's retries, a
+cluster client riding out a failover) finds its id stored and runs nothing.
 """
 
 from __future__ import annotations
 
-import msgpack
+import secrets
+from dataclasses import dataclass
 
-from pipeline.bus.connect import Pipeline
+import msgpack
+import redis
+from redis.commands.core import CoreCommands
+
+from crosscam.errors import CrosscamError
+from pipeline.bus.connect import Client, is_cluster
 from pipeline.bus.scripts import script
+from pipeline.keys import Keys, text
+
+
+class Fenced(CrosscamError):
+    """A batch refused by its fence: the lease is not the writer's, or the site's epoch moved on."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a batch needs to run: the lease key ``lease`` holding ``token`` ('' : no matcher holds it) and the
+    epoch key ``epoch`` at ``at`` ('' : the site has no epoch yet); ``last``: the key of the last batch's id."""
+
+    lease: str
+    epoch: str
+    last: str
+    token: str
+    at: str
+
+    @classmethod
+    def of(cls, keys: Keys, token: str, epoch: bytes | str | None) -> Fence:
+        return cls(keys.lease, keys.epoch, keys.last_batch, token, text(epoch))
 
 
 def _arg(v) -> str | bytes:
@@ -37,10 +72,11 @@ CHUNK = 1000  # members per ZADD (2,000 values), ids per XACK 2,000: within the 
 
 
 class Commands:
-    """Write commands collected for one ``EVALSHA``; ``queue(pipe)`` adds it to a pipeline or transaction."""
+    """Write commands collected for one fenced ``EVALSHA``; ``run(client, fence)`` sends them."""
 
     def __init__(self) -> None:
         self.commands: list[list] = []
+        self.id = secrets.token_hex(8)  # the script runs a batch of this id once, however often it is sent
 
     def __len__(self) -> int:
         return len(self.commands)
@@ -52,11 +88,21 @@ class Commands:
         """A command whose arguments are all ``str`` or ``bytes`` already (hot paths: nothing converted)."""
         self.commands.append(args)
 
+    def pipeline(self) -> Recorder:
+        """A pipeline-like front: redis-py's command methods (``xadd``, ``hset``, ...) on it add commands here,
+        for code written against a pipeline (its commands then run, fenced, with this batch)."""
+        return Recorder(self)
+
     def hset(self, key: str, mapping: dict) -> None:
         args = ["HSET", key]
         for k, v in mapping.items():
             args += (k, v if type(v) is str or type(v) is bytes else _arg(v))
         self.commands.append(args)
+
+    def hset_card(self, key: str, field: str, zset: str) -> None:
+        """Set ``key``'s ``field`` to the size of the sorted set ``zset`` when the batch runs (a counter that
+        cannot go stale: it is counted, not incremented)."""
+        self.commands.append(["HSETCARD", key, field, zset])
 
     def zadd(self, key: str, mapping: dict, gt: bool = False) -> None:
         self.zadd_args(key, [_arg(x) for m, s in mapping.items() for x in (s, m)], gt)
@@ -75,9 +121,33 @@ class Commands:
         trim = ["MAXLEN", "~", maxlen] if maxlen else []
         self.call("XADD", key, *trim, "*", *(x for kv in fields.items() for x in kv))
 
-    def queue(self, pipe: Pipeline) -> None:
-        """Add the collected commands to ``pipe`` as one script call (nothing when empty)."""
+    def run(self, client: Client, fence: Fence) -> int:
+        """Run the collected commands now, as one script call behind ``fence``; returns how many ran (0 when
+        empty: nothing is sent). Raises ``Fenced`` when the fence refuses them (then none ran)."""
         if not self.commands:
-            return
+            return 0
         # use_bin_type=False: the raw string types of the MessagePack spec that Redis' cmsgpack reads
-        pipe.register_script(script("batch"))(args=[msgpack.packb(self.commands, use_bin_type=False)], client=pipe)
+        packed = msgpack.packb(self.commands, use_bin_type=False)
+        keys, args = [fence.lease, fence.epoch, fence.last], [fence.token, fence.at, packed, self.id]
+        try:
+            if is_cluster(client):  # EVAL: a replica promoted by a failover has not loaded the script
+                return client.execute_command("EVAL", script("batch"), len(keys), *keys, *args)
+            return client.register_script(script("batch"))(keys=keys, args=args)
+        except redis.ResponseError as e:
+            if str(e).startswith("FENCED "):
+                raise Fenced(f"batch refused: {str(e).removeprefix('FENCED ')}") from None
+            raise
+
+
+class Recorder(CoreCommands):
+    """redis-py's command methods, each adding its command to a ``Commands`` instead of sending it."""
+
+    def __init__(self, commands: Commands) -> None:
+        self._commands = commands
+
+    def execute_command(self, *args, **options) -> None:
+        self._commands.call(*args)
+
+    def execute(self) -> list:
+        """Nothing to send here: the commands run with their batch (``Commands.run``)."""
+        return []

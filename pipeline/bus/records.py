@@ -14,6 +14,12 @@ Schema version 1, every field required:
 
 A consumer that meets another version or a malformed record gets ``RecordError`` and moves the
 entry to the dead-letter stream (``pipeline.bus.publisher.dead_letter``); it never stops on one.
+
+Sizes are bounded (``FIELD_LIMITS``, ``MAX_FIELDS``, ``MAX_RECORD_BYTES``): ``encode`` refuses a tracklet
+with an oversized field and ``decode`` rejects such a record, both with ``RecordTooLarge`` naming the field
+and its limit. The limits leave ample room for what a worker makes (a thumbnail is one crop at the
+embedder's input size, JPEG quality 85: 5-30 KB; features have at most a few thousand values) while a
+batch of the matcher's records stays far below Redis's 512 MB limit on one argument.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import math
 import numpy as np
 
 from crosscam.errors import CrosscamError
+from pipeline.ids import CAMERA_ID_RULE, is_camera_id
 from pipeline.types import TrackletEmbedding
 
 SCHEMA_VERSION = 1
@@ -30,14 +37,92 @@ _F16 = np.dtype("<f2")
 NORM_TOLERANCE = 0.01  # float16 storage moves a unit vector's norm by well under 1e-3
 
 
+MAX_DIM = 8192  # feature values: re-ID features have 128-4096
+MAX_FRAMES = 4096  # attention values: one per crop of a tracklet
+MAX_THUMB_BYTES = 256 * 1024  # a JPEG crop at the embedder's input size is 5-30 KB
+MAX_TEXT_BYTES = 256  # site, camera and model ids
+MAX_NUMBER_BYTES = 32  # decimal integers and seconds
+FIELD_LIMITS = {
+    "v": MAX_NUMBER_BYTES,
+    "site": MAX_TEXT_BYTES,
+    "camera": MAX_TEXT_BYTES,
+    "model": MAX_TEXT_BYTES,
+    "track": MAX_NUMBER_BYTES,
+    "seq": MAX_NUMBER_BYTES,
+    "t_start": MAX_NUMBER_BYTES,
+    "t_end": MAX_NUMBER_BYTES,
+    "dim": MAX_NUMBER_BYTES,
+    "frames": MAX_NUMBER_BYTES,
+    "feature": 2 * MAX_DIM,
+    "attention": 2 * MAX_FRAMES,
+    "thumb": MAX_THUMB_BYTES,
+}
+"""The most bytes each field's value may hold."""
+MAX_FIELDS = 32  # a record has 13; a few more are tolerated (and ignored) for forward compatibility
+MAX_RECORD_BYTES = 320 * 1024  # names and values together: every field at its limit fits (about 283 KiB)
+
+
 class RecordError(CrosscamError):
     """A stream record that cannot be decoded: unknown version, missing or malformed field."""
 
 
+class RecordTooLarge(RecordError):
+    """A record, or one of its fields, over its size limit (``FIELD_LIMITS``, ``MAX_RECORD_BYTES``)."""
+
+
+def _size(value: object) -> int:
+    return len(value) if isinstance(value, (bytes, bytearray, memoryview, str)) else len(str(value))
+
+
+def field_name(name: bytes | str) -> str:
+    """A field name as text; bytes that are not UTF-8 are kept as backslash escapes."""
+    return name.decode(errors="backslashreplace") if isinstance(name, (bytes, bytearray)) else str(name)
+
+
+def check_size(fields: dict) -> None:
+    """``RecordTooLarge`` naming the first field over its limit (``FIELD_LIMITS``; other fields:
+    ``MAX_TEXT_BYTES``), or the record over ``MAX_FIELDS`` fields or ``MAX_RECORD_BYTES`` in all."""
+    if len(fields) > MAX_FIELDS:
+        raise RecordTooLarge(f"record has {len(fields)} fields; at most {MAX_FIELDS} are accepted")
+    total = 0
+    for name, value in fields.items():
+        size, key = _size(value), field_name(name)
+        limit = FIELD_LIMITS.get(key, MAX_TEXT_BYTES)
+        if _size(name) > MAX_TEXT_BYTES:
+            raise RecordTooLarge(f"a field name of {_size(name)} bytes; the limit is {MAX_TEXT_BYTES}")
+        if size > limit:
+            raise RecordTooLarge(f"field {key!r} holds {size} bytes; the limit is {limit}")
+        total += size + _size(name)
+    if total > MAX_RECORD_BYTES:
+        raise RecordTooLarge(f"record of {total} bytes; the limit is {MAX_RECORD_BYTES}")
+
+
+def bounded(fields: dict) -> dict[str, object]:
+    """``fields`` as a dead letter keeps them: text names, the first ``MAX_FIELDS`` fields, and each value over
+    its limit (``FIELD_LIMITS``; other fields: ``MAX_TEXT_BYTES``) replaced by a note of its size, so a dead
+    letter is never larger than a valid record."""
+    kept: dict[str, object] = {}
+    for i, (name, value) in enumerate(fields.items()):
+        if i == MAX_FIELDS:
+            kept["omitted_fields"] = str(len(fields) - MAX_FIELDS)
+            break
+        key = field_name(name)[:MAX_TEXT_BYTES]
+        limit = FIELD_LIMITS.get(key, MAX_TEXT_BYTES)
+        size = _size(value)
+        kept[key] = value if size <= limit else f"<omitted: {size} bytes, over the limit of {limit}>"
+    return kept
+
+
 def encode(t: TrackletEmbedding) -> dict[str, bytes]:
+    """The tracklet's record; ``RecordTooLarge`` when a field is over its limit (``FIELD_LIMITS``)."""
     feature = np.asarray(t.feature, dtype=np.float32).ravel()
     attention = np.asarray(t.attention, dtype=np.float32).ravel()
-    return {
+    if feature.size > MAX_DIM or attention.size > MAX_FRAMES:
+        raise RecordTooLarge(
+            f"feature of {feature.size} values or attention of {attention.size}; the limits are {MAX_DIM} and "
+            f"{MAX_FRAMES} values"
+        )
+    fields = {
         "v": str(SCHEMA_VERSION).encode(),
         "site": t.site.encode(),
         "camera": t.camera_id.encode(),
@@ -52,6 +137,10 @@ def encode(t: TrackletEmbedding) -> dict[str, bytes]:
         "model": t.model_id.encode(),
         "thumb": bytes(t.thumbnail),
     }
+    check_size(fields)
+    if not is_camera_id(t.camera_id):
+        raise RecordError(f"camera {t.camera_id[:64]!r} is not a camera id ({CAMERA_ID_RULE})")
+    return fields
 
 
 _NAMES = (
@@ -116,12 +205,14 @@ def _text(fields: dict, name: str) -> str:
 
 
 def decode(fields: dict) -> TrackletEmbedding:
-    """The record's tracklet, or ``RecordError`` saying what is wrong with it."""
+    """The record's tracklet, or ``RecordError`` saying what is wrong with it (``RecordTooLarge`` for a field
+    over its limit, checked before anything else is read)."""
+    check_size(fields)
     version = _field(fields, "v")
     if version != str(SCHEMA_VERSION).encode():
         raise RecordError(f"unknown schema version {version[:16]!r}; this consumer reads version {SCHEMA_VERSION}")
     dim, frames = _int(fields, "dim"), _int(fields, "frames")
-    if not 0 < dim <= 65536 or not 0 < frames <= 4096:
+    if not 0 < dim <= MAX_DIM or not 0 < frames <= MAX_FRAMES:
         raise RecordError(f"implausible dim {dim} or frames {frames}")
     t_start, t_end = _float(fields, "t_start"), _float(fields, "t_end")
     if t_end < t_start:
@@ -135,9 +226,12 @@ def decode(fields: dict) -> TrackletEmbedding:
         raise RecordError(
             f"field 'feature' is not L2-normalised (norm {norm:.4g}); a producer must publish unit-length features"
         )
+    camera = _text(fields, "camera")
+    if not is_camera_id(camera):
+        raise RecordError(f"field 'camera' {camera[:64]!r} is not a camera id ({CAMERA_ID_RULE})")
     return TrackletEmbedding(
         site=_text(fields, "site"),
-        camera_id=_text(fields, "camera"),
+        camera_id=camera,
         track_id=_int(fields, "track"),
         seq=_int(fields, "seq"),
         t_start=t_start,

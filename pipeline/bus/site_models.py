@@ -1,7 +1,7 @@
 """The models a site's workers embed with, and the threshold each was calibrated for.
 
 A threshold belongs to the model that made the features. Every worker announces its model before it
-publishes a record (``HSET P:S:models <model id> <JSON summary>``); the matcher, which learns a model only
+publishes a record (``HSET P:{S}:models <model id> <JSON summary>``); the matcher, which learns a model only
 from the id in the records, looks the summary up and links at that model's calibrated ``link_threshold``
 unless the site config sets ``matcher.threshold``.
 """

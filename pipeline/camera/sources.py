@@ -20,12 +20,13 @@ import collections
 import contextlib
 import enum
 import functools
+import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -33,7 +34,10 @@ from urllib.parse import urlparse
 import numpy as np
 
 from crosscam.errors import CrosscamError
+from crosscam.redact import redact
 from pipeline.types import Frame
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(CrosscamError):
@@ -111,11 +115,16 @@ class SourceSpec:
     """What to open and how: resolved from a URL by ``parse_source``."""
 
     camera_id: str
-    url: str
-    target: str | int  # what OpenCV opens
+    url: str = field(repr=False)  # may carry credentials: shown only through ``shown``
+    target: str | int = field(repr=False)  # what OpenCV opens
     live: bool
     transport: str = "tcp"
     kind: str = "video"  # video (OpenCV / FFmpeg), or the scheme of a ``SourceType`` the caller passed
+
+    @property
+    def shown(self) -> str:
+        """The URL as errors, logs and statuses show it: credentials redacted (``crosscam.redact``)."""
+        return redact(self.url)
 
 
 class Capture(Protocol):
@@ -144,16 +153,17 @@ def parse_source(
     camera_id: str, url: str, transport: str = "tcp", types: Mapping[str, SourceType] | None = None
 ) -> SourceSpec:
     """Check a source URL and decide how to open it (``types``: further schemes); an error names the URL and
-    what is accepted."""
+    what is accepted (credentials redacted from it)."""
     types = types or {}
+    shown = redact(url)
     scheme = urlparse(url).scheme.lower()
     if url.strip().isdigit():
         return SourceSpec(camera_id, url, int(url), live=True)
     if scheme in ("rtsp", "rtsps", "http", "https"):
         if transport not in ("tcp", "udp"):
-            raise SourceError(f"{url}: transport must be tcp or udp, got {transport!r}")
+            raise SourceError(f"{shown}: transport must be tcp or udp, got {transport!r}")
         if not urlparse(url).hostname:
-            raise SourceError(f"{url}: no host in the URL")
+            raise SourceError(f"{shown}: no host in the URL")
         return SourceSpec(camera_id, url, url, live=True, transport=transport)
     if scheme in types:
         types[scheme].check(url)
@@ -161,11 +171,11 @@ def parse_source(
     if scheme in ("", "file"):
         path = Path(urlparse(url).path if scheme == "file" else url)
         if not path.is_file():
-            raise SourceError(f"{url}: video file not found")
+            raise SourceError(f"{shown}: video file not found")
         return SourceSpec(camera_id, url, str(path), live=False)
     more = "".join(f", {name}://" for name in types)
     raise SourceError(
-        f"{url}: unknown source scheme {scheme!r}; use rtsp://, rtsps://, http(s)://, a video file path, "
+        f"{shown}: unknown source scheme {scheme!r}; use rtsp://, rtsps://, http(s)://, a video file path, "
         f"file://{more} or a webcam index such as 0"
     )
 
@@ -273,9 +283,12 @@ class Source:
     def _set(self, state: SourceState, error: str = "") -> None:
         if state is not self.state or not self.state_history:
             self.state_history.append(state)
-        self.state, self.error = state, error
+        self.state, self.error = state, redact(error)
         if self.on_state:
-            self.on_state(state, error)
+            try:
+                self.on_state(state, self.error)
+            except Exception as e:  # reporting the state (Redis down, ...) must never end the reader
+                log.warning("camera %s: state %s not reported: %s", self.spec.camera_id, state.value, redact(e))
 
     def _run(self) -> None:
         try:
@@ -290,9 +303,9 @@ class Source:
             if not cap.opened():
                 cap.release()
                 if not self.spec.live:
-                    self._set(SourceState.FAILED, f"{self.spec.url}: cannot decode this video file")
+                    self._set(SourceState.FAILED, f"{self.spec.shown}: cannot decode this video file")
                     return
-                if not self._wait_to_retry(attempt, f"{self.spec.url}: cannot connect"):
+                if not self._wait_to_retry(attempt, f"{self.spec.shown}: cannot connect"):
                     return
                 attempt += 1
                 continue
@@ -322,7 +335,7 @@ class Source:
             if self._stop.is_set():
                 break
             self.counts["reconnects"] += 1
-            if not self._wait_to_retry(0, f"{self.spec.url}: stream interrupted"):
+            if not self._wait_to_retry(0, f"{self.spec.shown}: stream interrupted"):
                 return
         self._set(SourceState.ENDED)
 

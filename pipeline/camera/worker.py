@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from crosscam.redact import redact
 from pipeline.camera.sources import Source
 from pipeline.camera.tracking import CameraTracker
 from pipeline.camera.tracklets import TrackletBuffer
@@ -31,6 +32,7 @@ class WorkerReport:
     boxes: int = 0
     tracklets: int = 0
     final_state: str = ""
+    error: str = ""  # the source's last error, credentials redacted
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -46,6 +48,7 @@ class WorkerReport:
             "boxes": self.boxes,
             "tracklets": self.tracklets,
             "final_state": self.final_state,
+            "error": self.error,
             "counts": self.counts,
         }
 
@@ -94,20 +97,30 @@ class CameraWorker:
         self.source, self.stages, self.on_status, self.status_every = source, stages, on_status, status_every
         self.camera_id = stages.camera_id
         self.report = stages.report
+        self._status_failed = False
 
     def _status(self) -> None:
+        """Report the camera's status; a report that fails (Redis down, ...) is logged once and skipped: the
+        next one carries the newer status, and the camera goes on."""
         if self.on_status is None:
             return
         r = self.report
-        self.on_status(
-            self.camera_id,
-            self.source.state.value,
-            self.source.error,
-            frames=r.frames,
-            fps=round(r.fps, 2),
-            tracklets=r.tracklets,
-            dropped_frames=self.source.buffer.dropped,
-        )
+        try:
+            self.on_status(
+                self.camera_id,
+                self.source.state.value,
+                redact(self.source.error),
+                frames=r.frames,
+                fps=round(r.fps, 2),
+                tracklets=r.tracklets,
+                dropped_frames=self.source.buffer.dropped,
+            )
+        except Exception as e:
+            if not self._status_failed:
+                log.warning("camera %s: status not reported, will retry: %s", self.camera_id, redact(e))
+            self._status_failed = True
+        else:
+            self._status_failed = False
 
     def run(self, max_seconds: float | None = None) -> WorkerReport:
         start = last_status = time.monotonic()
@@ -127,6 +140,7 @@ class CameraWorker:
             self.stages.finish()
             r.seconds = time.monotonic() - start
             r.final_state = self.source.state.value
+            r.error = redact(self.source.error)
             r.counts = dict(self.stages.buffer.counts) | {f"source_{k}": v for k, v in self.source.counts.items()}
             self._status()
         return r

@@ -143,6 +143,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def cmd_bench_pipeline(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from crosscam.redact import redact
     from models.benchmark import machine_info
     from models.embedder import load_embedder
     from pipeline.lab.bench_pipeline import bench_pipeline
@@ -152,7 +153,7 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         args.embedder, backend=e.backend, device=e.device, threads=e.threads, cache_dir=config.cache_dir
     )
     with step(
-        f"timing bare YOLO.track and the worker on {args.frames} frames of {args.source}"
+        f"timing bare YOLO.track and the worker on {args.frames} frames of {redact(args.source)}"
         + (f", then memory over {args.memory_minutes:g} min of a synthetic stream" if args.memory_minutes else "")
     ):
         r = bench_pipeline(args.source, args.detector, embedder, args.frames, args.memory_minutes)

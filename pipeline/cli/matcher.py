@@ -1,4 +1,5 @@
-"""``crosscam matcher`` and the queries: ``persons``, ``history``, ``search``, ``explain``, ``unlink``, ``prune``."""
+"""``crosscam matcher`` and the queries: ``persons``, ``history``, ``search``, ``explain``, ``unlink``, ``prune``,
+``migrate-keys``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     site.add_argument("--site", help="site name (default: site)")
 
     p = verbs.add_parser("matcher", parents=[common, site], help="link tracklets from every camera into persons")
-    p.add_argument("--consumer", help="consumer name in the group (default: host-pid)")
+    p.add_argument(
+        "--consumer",
+        help="consumer name in the group (default: host-pid-random, unique per process); a matcher restarted "
+        "under the same name reads its own pending records at once",
+    )
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to do")
     p.set_defaults(handler=cmd_matcher)
 
@@ -50,6 +55,13 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--older-than", required=True, help="age such as 3600, 90m, 12h, 7d")
     p.set_defaults(handler=cmd_prune)
 
+    p = verbs.add_parser(
+        "migrate-keys",
+        parents=[common, site],
+        help="rename a site's keys from the layout before hash tags (P:S:...) to P:{S}:... (workers and matcher stopped)",
+    )
+    p.set_defaults(handler=cmd_migrate_keys)
+
 
 def parse_age(text: str) -> float:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
@@ -76,8 +88,7 @@ def cmd_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     matcher = site.matcher(args.consumer).start()
     try:
         counts = matcher.run(idle_exit=args.idle_exit)
-    except KeyboardInterrupt:
-        matcher.release()
+    except KeyboardInterrupt:  # ``run`` wrote what was left and released the lease on its way out
         counts = dict(matcher.counts)
     text = ", ".join(f"{k} {v}" for k, v in counts.items())
     return Result({"site": site.name, "consumer": matcher.consumer, **counts}, f"matcher {matcher.consumer}: {text}")
@@ -136,7 +147,27 @@ def cmd_prune(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     site = open_site(args, config)
     client, keys = site.client, site.keys
     r = store.prune(client, keys, parse_age(args.older_than), site.policy())
-    return Result(dump(r), f"removed {r.sightings_removed} sightings and {r.persons_removed} persons")
+    streams = ", ".join(f"{n} {name}" for name, n in r.trimmed.items())
+    return Result(
+        dump(r), f"removed {r.sightings_removed} sightings and {r.persons_removed} persons; trimmed {streams}"
+    )
+
+
+def cmd_migrate_keys(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline.store.migrate import MigrateError, migrate_keys
+
+    site = open_site(args, config)
+    try:
+        r = migrate_keys(site.client, site.keys)
+    except MigrateError as e:
+        raise UsageError(f"migrate-keys: {e}") from None
+    lines = [f"site {r.site}: {r.renamed} keys renamed to {site.keys.pattern[:-1]}..."]
+    if r.conflicts:
+        lines.append(
+            f"{len(r.conflicts)} old keys left alone, their new names exist already (merge or delete them): "
+            + ", ".join(r.conflicts[:10])
+        )
+    return Result({"site": r.site, "renamed": r.renamed, "conflicts": r.conflicts}, "\n".join(lines))
 
 
 def read_images(paths: list[Path]):
@@ -166,7 +197,13 @@ def cmd_search(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     site = open_site(args, config)
     client, keys = site.client, site.keys
     feature = embed_images(load_embedder(path, device="cpu", cache_dir=config.cache_dir), images)
-    results = store.search_histories(client, keys, store.load_gallery(client, keys), feature, args.top_k)
+    gallery = store.load_gallery(client, keys)
+    if gallery.dim is not None and feature.shape[-1] != gallery.dim:
+        raise UsageError(
+            f"{path}: the model gives {feature.shape[-1]}-d features; site {keys.site!r}'s persons hold "
+            f"{gallery.dim}-d features: search with the model the site's workers embed with"
+        )
+    results = store.search_histories(client, keys, gallery, feature, args.top_k)
     lines = [f"{len(results)} matches for {len(images)} image(s)"]
     for r in results:
         lines.append(f"score {r.score:.3f}  " + history_text(r.history))

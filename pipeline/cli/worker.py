@@ -3,7 +3,10 @@ a thread per camera, one batched embedder): from streams to tracklet embeddings 
 
 The model is ``--embedder``, else ``embedder.path``, else the bundled real model
 (``models.zoo.default_embedder``). The worker announces it to the site's matcher before it publishes
-(``pipeline.bus.site_models.announce_model``), so the matcher links at the model's own calibrated threshold."""
+(``pipeline.bus.site_models.announce_model``), so the matcher links at the model's own calibrated threshold.
+
+Both exit with code 3 (``EXIT_SOURCE_FAILED``) when a camera's source failed (it could not be opened, or it
+gave up reconnecting), after publishing what the other cameras made."""
 
 from __future__ import annotations
 
@@ -12,11 +15,14 @@ from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
 from pipeline.config import CrosscamConfig
+from pipeline.ids import CAMERA_ID_RULE, is_camera_id
+
+EXIT_SOURCE_FAILED = 3
 
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("worker", parents=[common], help="run one camera: detect, track, embed, publish to Redis")
-    p.add_argument("--camera", required=True, help="camera id (unique within the site)")
+    p.add_argument("--camera", required=True, help=f"camera id, unique within the site: {CAMERA_ID_RULE}")
     p.add_argument(
         "--source", required=True, help="rtsp://..., http(s)://..., a video file, a webcam index, synth://..."
     )
@@ -60,7 +66,13 @@ def _summary(process) -> dict:
     }
 
 
+def _exit_code(reports) -> int:
+    return EXIT_SOURCE_FAILED if any(r.final_state == "failed" for r in reports) else 0
+
+
 def cmd_worker(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    if not is_camera_id(args.camera):
+        raise UsageError(f"--camera {args.camera!r}: not a valid camera id; use {CAMERA_ID_RULE}")
     process = _process(args, config)
     worker = process.camera(args.camera, args.source, args.detector)
     report = process.run([worker], args.max_seconds)[args.camera]
@@ -69,7 +81,7 @@ def cmd_worker(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         f"{args.camera}: {report.frames} frames at {report.fps:.1f} fps, {report.tracklets} tracklets, "
         f"{data['published']} published to {data['stream']}; source {report.final_state}"
     )
-    return Result(data, text)
+    return Result(data, text, _exit_code([report]))
 
 
 def cmd_run(args: argparse.Namespace, config: CrosscamConfig) -> Result:
@@ -87,4 +99,4 @@ def cmd_run(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         f"source {c['final_state']}"
         for c in data["cameras"]
     ]
-    return Result(data, "\n".join(lines))
+    return Result(data, "\n".join(lines), _exit_code(reports.values()))

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipeline.ids import CAMERA_ID
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -45,11 +47,28 @@ class ExportConfig(Section):
 
 class RedisConfig(Section):
     url: str | None = Field(
-        None, description="redis://host:port/db; default $CROSSCAM_REDIS_URL, else an embedded server"
+        None,
+        description="redis://host:port/db, or redis+cluster://host:port for a Redis Cluster (any node); "
+        "default $CROSSCAM_REDIS_URL, else an embedded server",
     )
     embedded_db: Path | None = Field(None, description="data file of the embedded server (default under the cache dir)")
     prefix: str = Field("crosscam", pattern=r"^[A-Za-z0-9_.-]+$")
     maxlen: int = Field(100_000, ge=100, description="approximate length the tracklet stream is trimmed to")
+    backlog: int = Field(
+        5000,
+        ge=1,
+        description="embedded tracklets a camera process keeps in memory while Redis is unreachable (7-20 KB each: "
+        "5000 is 35-100 MB); when full the oldest is dropped and counted (stats backlog_dropped)",
+    )
+    replicas: int = Field(
+        0,
+        ge=0,
+        description="replicas that must hold a published record or a matcher batch before it counts as done "
+        "(WAIT); >0 keeps acknowledged writes through a failover, and stalls writes while fewer replicas are up",
+    )
+    replica_timeout: float = Field(
+        1.0, gt=0, le=10, description="seconds to wait for those replicas before writing again"
+    )
 
 
 class DetectorConfig(Section):
@@ -96,8 +115,8 @@ class SourceConfig(Section):
 
 
 class TransitConfig(Section):
-    from_: str = Field(alias="from", description="camera id a person leaves")
-    to: str = Field(description="camera id they reach next")
+    from_: str = Field(alias="from", pattern=CAMERA_ID, description="camera id a person leaves")
+    to: str = Field(pattern=CAMERA_ID, description="camera id they reach next")
     min: float = Field(0.0, description="fewest seconds between leaving one view and entering the other")
     max: float = Field(description="most seconds between the two")
 
@@ -155,14 +174,38 @@ class MatcherConfig(Section):
         return self.threshold is not None
 
 
+API_KEY = r"^[!-~]{1,256}$"
+
+
 class ApiConfig(Section):
     host: str = Field("127.0.0.1", description="address the HTTP API binds; 0.0.0.0 exposes it to the network")
     port: int = Field(8080, ge=0, le=65535)
-    key: str | None = Field(None, description="API key; default $CROSSCAM_API_KEY, else a random one printed at start")
+    key: str | None = Field(
+        None,
+        pattern=API_KEY,
+        description="API key (printable ASCII, no spaces); default $CROSSCAM_API_KEY, else a random one printed at start",
+    )
+    max_images: int = Field(16, ge=1, le=1000, description="search: most images in one request (413 above)")
+    max_image_bytes: int = Field(8_000_000, ge=1000, description="search: largest encoded image, bytes (413 above)")
+    max_request_bytes: int = Field(
+        32_000_000, ge=1000, description="search: largest request body, bytes (413 above, before it is read)"
+    )
+    max_pixels: int = Field(
+        16_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="search: most pixels (width x height, read from the image header before decoding) of one "
+        "image (413 above)",
+    )
+    search_concurrency: int = Field(
+        2, ge=1, le=64, description="search: requests decoded and embedded at once; the others wait their turn"
+    )
 
 
 class CameraConfig(Section):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="camera id, unique within the site")
+    id: str = Field(
+        pattern=CAMERA_ID, description="camera id, unique within the site: 1 to 128 letters, digits, '_', '.' or '-'"
+    )
     source: str = Field(description="rtsp://..., http(s)://..., a video file, a webcam index, or synth://...")
     detector: str | None = Field(None, description="overrides detector.weights for this camera")
 

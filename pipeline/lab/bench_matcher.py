@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline import store
 from pipeline.bus import records
-from pipeline.bus.batch import Commands
+from pipeline.bus.batch import Commands, Fence
 from pipeline.bus.connect import Client
 from pipeline.bus.publisher import Publisher
 from pipeline.keys import Keys
@@ -60,10 +60,9 @@ def _seed(client: Client, keys: Keys, people: np.ndarray, cams: int, exemplars: 
                 t = _tracklet(keys.site, i + k, cams, i * exemplars + k, float(i) + 3.0 * k, views[k])
                 gallery.add_sighting(i + 1, Sighting(t.camera_id, t.track_id, t.t_start, t.t_end))
                 links.append(Linked(t, i + 1, new, k == 0))
-        w, pipe = Commands(), client.pipeline(transaction=True)
+        w = Commands()
         store.write_links(w, keys, links, ["0-0"] * len(links), gallery, None)
-        w.queue(pipe)
-        pipe.execute()
+        w.run(client, Fence.of(keys, "", client.get(keys.epoch)))  # before any matcher holds the lease
     client.set(keys.next_identity, len(people))
 
 

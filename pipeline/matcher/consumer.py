@@ -14,12 +14,24 @@ Guarantees:
   another consumer left pending for ``claim_idle`` seconds (``pipeline.matcher.reader``). The in-memory
   gallery is rebuilt from Redis at start, and again whenever ``unlink``/``prune`` bump the site's epoch.
 - **One active matcher per site.** A lease (``pipeline.matcher.lease``) makes further matchers wait as
-  standbys; they take over when the lease of a dead one runs out (``lease`` seconds).
+  standbys; they take over when the lease of a dead one runs out (``lease`` seconds). The lease holds a
+  token that is new each time a matcher takes it, so two matchers started under one consumer name are one
+  active, one standby, and a matcher that takes its lapsed lease again starts a new tenure.
+- **Fenced writes.** Every write (a batch, a merge pass, dead letters) runs in the fenced batch script
+  (``pipeline.bus.batch``): it runs only while the lease holds this matcher's token of the tenure the write
+  was made in and the site's epoch is the one its gallery was loaded at. A matcher paused past its lease (a stall, SIGSTOP) or whose gallery
+  predates an ``unlink``/``prune`` writes nothing: it drops what it linked, reads its records again (they
+  stay pending) and reloads, or stands by when another matcher took the lease. It never exits for it.
 - **Bad records** (malformed or undecodable, unknown schema version, a feature that is not unit length or
   not of the size of the site's identities) go to the dead-letter stream, are counted in
-  ``P:S:stats`` and acknowledged; processing goes on.
+  ``P:{S}:stats`` and acknowledged; processing goes on.
+- **Trimmed records** (pending, trimmed from the stream before they were written) are counted as
+  ``trimmed`` and acknowledged, never dead-lettered; a backlog near ``maxlen`` is warned of.
+- **Redis outages** never end ``run``: it waits for Redis with a growing delay, then takes up from what
+  Redis holds (``ride_out``).
+- **Retention** (``ttl``): identities leave the gallery before their keys expire (``pipeline.matcher.expiry``).
 - **The model's own threshold.** A threshold belongs to the model that made the features. Every worker
-  announces its model when it starts (``pipeline.bus.site_models.announce_model``: ``HSET P:S:models <model id> <JSON summary>``,
+  announces its model when it starts (``pipeline.bus.site_models.announce_model``: ``HSET P:{S}:models <model id> <JSON summary>``,
   with the spec's calibrated ``link_threshold``), before it publishes a record; a record names its model by
   id. With ``model_threshold`` the matcher links at the threshold announced for the model of the records it
   reads (``pipeline.matcher.thresholds``), so a site config only sets ``matcher.threshold`` to override it.
@@ -34,32 +46,45 @@ the gallery is rebuilt from Redis and the records of both batches, unacknowledge
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
 
+import redis
+
 from pipeline import store
 from pipeline.bus import records
-from pipeline.bus.batch import Commands
-from pipeline.bus.connect import Client, Pipeline
+from pipeline.bus.batch import Commands, Fence, Fenced, Recorder
+from pipeline.bus.connect import Client, master_of, wait_replicas
 from pipeline.bus.publisher import dead_letter
+from pipeline.bus.scripts import script
 from pipeline.keys import GROUP, Keys, text
+from pipeline.matcher.expiry import Expiry
 from pipeline.matcher.lease import Lease
 from pipeline.matcher.linker import Linker
-from pipeline.matcher.reader import Entry, GroupReader
+from pipeline.matcher.reader import Entry, GroupReader, trimmed
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.matcher.thresholds import ModelThreshold
 from pipeline.matcher.writer import WriteBehind
+from pipeline.store.retention import trim_site
 from pipeline.types import TrackletEmbedding
 
 log = logging.getLogger(__name__)
 
+OUTAGE = (redis.ConnectionError, redis.TimeoutError)  # Redis unreachable, restarting or loading its data
+BACKLOG_WARNING = 0.5  # warn when the records waiting reach this fraction of the stream's length limit
+BACKLOG_EVERY = 10.0  # seconds between looks at the backlog
+
 
 def consumer_name() -> str:
-    """A consumer name for this process: host and process id."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """A consumer name unique to this process: host, process id and a random suffix (a process id repeats
+    across restarts of a container). The records a dead matcher left pending are claimed by the next
+    one after ``claim_idle`` seconds; a matcher restarted under a fixed ``--consumer`` reads its own at once."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class Matcher:
@@ -77,10 +102,17 @@ class Matcher:
         ttl: float | None = None,
         lease: float = 10.0,
         model_threshold: bool = False,
+        maxlen: int | None = None,
+        give_up: float | None = None,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
         """``model_threshold``: link at the threshold announced for the records' model (see the module's
-        docstring), ``policy.threshold`` being the fallback; else always at ``policy.threshold``."""
+        docstring), ``policy.threshold`` being the fallback; else always at ``policy.threshold``.
+        ``maxlen``: the stream's length limit (``redis.maxlen``), to warn when the backlog nears it.
+        ``give_up``: seconds of a Redis outage after which ``run`` raises (default: it waits for Redis)."""
         self.client, self.keys, self.policy = client, keys, policy
+        self.replicas, self.replica_timeout = replicas, replica_timeout  # a write is done once replicated
         self.consumer = consumer or consumer_name()
         self.batch, self.merge_every, self.ttl = batch, merge_every, ttl
         self.reader = GroupReader(client, keys, self.consumer, batch, claim_idle)
@@ -89,8 +121,31 @@ class Matcher:
         self.thresholds = ModelThreshold(client, keys, policy, self.consumer) if model_threshold else None
         self.linker: Linker | None = None
         self.epoch: bytes | None = None  # the site's epoch the gallery was loaded at
+        self.stale = False  # a write was fenced: the gallery may hold what Redis did not take; reload
+        self.tenure = -1  # the lease's tenure the gallery was loaded in
         self.last_merge = time.monotonic()
-        self.counts = {"processed": 0, "duplicates": 0, "dead_letters": 0, "new": 0, "linked": 0, "merged": 0}
+        self.maxlen, self.give_up = maxlen, give_up
+        self.next_backlog = 0.0  # when to look at the backlog next (monotonic clock)
+        self.backlog_warned = False
+        # identities' deadlines, with a TTL: forgotten a little before their keys expire
+        self.expiry = Expiry(margin=min(1.0, ttl / 10)) if ttl else None
+        self.counts = {
+            "processed": 0,
+            "duplicates": 0,
+            "dead_letters": 0,
+            "trimmed": 0,
+            "new": 0,
+            "linked": 0,
+            "merged": 0,
+            "expired": 0,
+            "outages": 0,
+            "stream_trimmed": 0,
+        }
+
+    @property
+    def fence(self) -> Fence:
+        """What this matcher's writes need in Redis: its lease token, and the epoch its gallery was loaded at."""
+        return Fence.of(self.keys, self.lease.token, self.epoch)
 
     @property
     def active(self) -> MatchPolicy:
@@ -110,6 +165,8 @@ class Matcher:
     def reload(self) -> None:
         """Rebuild the gallery from Redis (at start, and after an unlink or prune)."""
         self._discard()
+        self.stale = False
+        self.tenure = self.lease.tenure
         self.epoch = self.client.get(self.keys.epoch)
         self.linker = Linker(
             self.active,
@@ -117,17 +174,91 @@ class Matcher:
             store.load_gallery(self.client, self.keys),
             store.cannot_link(self.client, self.keys),
         )
+        if self.expiry is not None:
+            self._load_deadlines()
         log.info("matcher %s: gallery of %d identities loaded", self.consumer, len(self.linker.gallery))
 
+    def _load_deadlines(self) -> None:
+        """Each loaded identity's deadline from its key's remaining TTL; one gone since is forgotten now."""
+        self.expiry.clear()
+        ids = list(self.linker.gallery.identities)
+        pipe = self.client.pipeline(transaction=False)
+        for n in ids:
+            pipe.pttl(self.keys.identity(n))
+        now, gone = time.monotonic(), []
+        for n, ms in zip(ids, pipe.execute(), strict=True):
+            if ms == -2:
+                gone.append(n)
+            elif ms >= 0:  # -1: written without a TTL, which the next write of it sets
+                self.expiry.set([n], now + ms / 1000)
+        self.linker.forget(gone)
+
+    def _forget_expired(self) -> None:
+        """Take identities whose keys expire (``ttl``) out of the gallery, so a person seen again after
+        that is a new identity, written whole."""
+        if self.expiry is None or self.linker is None:
+            return
+        due = self.expiry.due(time.monotonic())
+        if due:
+            self.linker.forget(due)
+            self.counts["expired"] += len(due)
+            log.info("matcher %s: %d identities expired (matcher.ttl)", self.consumer, len(due))
+
     def start(self, wait: bool = True) -> Matcher:
-        self.reader.ensure_group()
-        self.acquire(wait)
-        self.reload()
+        """Create the group, take the lease (with ``wait``, standing by), load the gallery and forget ended
+        consumers; a Redis outage meanwhile is ridden out (``ride_out``)."""
+        try:
+            self.reader.ensure_group()
+            self.acquire(wait)
+            self.reload()
+            self.forget_ended()
+        except OUTAGE as e:
+            self.ride_out(e)
         return self
+
+    def forget_ended(self) -> list[str]:
+        """Delete the group's consumers that ended: nothing pending, idle for ``claim_idle`` seconds or more
+        (each start under a new default name adds one; their records were claimed). Returns their names."""
+        forget = self.client.register_script(script("forget"))
+        gone = []
+        for c in self.client.xinfo_consumers(self.keys.tracklets, GROUP):
+            name = text(c["name"])
+            ended = name != self.consumer and not c["pending"] and c["idle"] >= self.reader.claim_idle * 1000
+            if ended and forget(keys=[self.keys.tracklets], args=[GROUP, name]):
+                gone.append(name)
+        if gone:
+            log.info("matcher %s: forgot %d ended consumers", self.consumer, len(gone))
+        return gone
 
     def backlog(self) -> int:
         """Records not yet delivered to the group plus those pending."""
         return self.reader.backlog()
+
+    def check_backlog(self) -> str | None:
+        """Warn (log, and ``backlog_warning`` in ``P:{S}:stats``) while the records waiting for the matcher reach
+        ``BACKLOG_WARNING`` of the stream's length limit: the stream trims its oldest records, read or not,
+        so more would be lost (counted as ``trimmed``). Returns the warning, or None."""
+        self.next_backlog = time.monotonic() + BACKLOG_EVERY
+        waiting = self.backlog()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.stats, "backlog", waiting)
+        warning = None
+        if self.maxlen and waiting >= BACKLOG_WARNING * self.maxlen:
+            warning = (
+                f"{waiting} records wait for the matcher, {waiting / self.maxlen:.0%} of the stream's redis.maxlen "
+                f"{self.maxlen}: the oldest are trimmed unread when it is reached; raise redis.maxlen (a few times "
+                "the longest backlog expected) or give the matcher more throughput"
+            )
+            pipe.hset(self.keys.stats, "backlog_warning", warning)
+            if not self.backlog_warned:
+                log.warning("matcher %s: %s", self.consumer, warning)
+        else:
+            pipe.hdel(self.keys.stats, "backlog_warning")
+            if self.backlog_warned:
+                log.info("matcher %s: backlog down to %d records", self.consumer, waiting)
+        pipe.execute()
+        self.backlog_warned = warning is not None
+        return warning
 
     # --- the loop -------------------------------------------------------------------------------------
     def step(self, block_ms: int = 500) -> int:
@@ -139,20 +270,25 @@ class Matcher:
             self._discard()  # a batch not yet sent is not ours to write now
             self.acquire(wait=True)
             self.reload()
-        elif epoch != self.epoch:
-            self.reload()
+        elif epoch != self.epoch or self.stale or self.lease.tenure != self.tenure:
+            self.reload()  # a lapsed lease taken again: what was linked before is refused, so link it again
+        self._forget_expired()
+        if self.maxlen and time.monotonic() >= self.next_backlog:
+            self.check_backlog()
+        if self.reader.rewinding():
+            self.flush()  # the records of a batch behind are pending too: written first, not read again
         entries = self.reader.read(block_ms)
         if entries:
             self.process(entries)
         if len(entries) < self.batch:  # caught up: nothing left behind
             self.flush()
-        if time.monotonic() - self.last_merge >= self.merge_every:
+        if not self.stale and time.monotonic() - self.last_merge >= self.merge_every:
             self.merge()
         return len(entries)
 
-    def _decode(self, ids: list[str], entries: list[Entry], dead: Pipeline) -> list[tuple[str, TrackletEmbedding]]:
+    def _decode(self, ids: list[str], entries: list[Entry], dead: Recorder) -> list[tuple[str, TrackletEmbedding]]:
         """The records that decode, as (stream id, tracklet); the others go to the dead-letter stream
-        through ``dead`` (a transaction, written with the batch). ``ids``: the entries' ids as text."""
+        through ``dead`` (commands written, fenced, with the batch). ``ids``: the entries' ids as text."""
         good = []
         dim = self.linker.gallery.dim if self.linker is not None else None
         for sid, (_, fields) in zip(ids, entries, strict=True):
@@ -172,8 +308,7 @@ class Matcher:
                     str(e) if isinstance(e, records.RecordError) else f"undecodable record ({type(e).__name__}: {e})"
                 )
                 log.warning("tracklet record %s moved to %s: %s", sid, self.keys.dead, reason)
-                dead_letter(dead, self.keys, sid, fields, reason)
-                self.counts["dead_letters"] += 1
+                dead_letter(dead, self.keys, sid, fields, reason)  # counted once the batch is written
         return good
 
     def _fresh(self, good: list[tuple[str, TrackletEmbedding]]) -> list[tuple[str, TrackletEmbedding]]:
@@ -191,40 +326,95 @@ class Matcher:
         return fresh
 
     def process(self, entries: list[Entry]) -> None:
-        """Link a batch of stream entries and queue its write (sent by the next batch or ``flush``)."""
-        pipe = self.client.pipeline(transaction=True)
+        """Link a batch of stream entries and queue its write (sent by the next batch or ``flush``). When the
+        write of the batch before is refused by its fence, this batch is not linked: its records are read
+        again once the matcher has reloaded (or taken the lease back)."""
+        w = Commands()
         ids = [text(e[0]) for e in entries]
-        fresh = self._fresh(self._decode(ids, entries, pipe))
+        kept = [(sid, e) for sid, e in zip(ids, entries, strict=True) if not trimmed(e)]
+        gone = len(entries) - len(kept)  # trimmed from the stream before they were processed: counted, acked
+        if gone:
+            log.warning(
+                "matcher %s: %d pending records were trimmed from %s before they were processed (redis.maxlen)",
+                self.consumer,
+                gone,
+                self.keys.tracklets,
+            )
+        good = self._decode([sid for sid, _ in kept], [e for _, e in kept], w.pipeline())
+        fresh = self._fresh(good)
         tracklets = [t for _, t in fresh]
-        self._recovering(self.writes.send)  # the batch linked before goes to Redis now; this one is linked meanwhile
+        # the batch linked before goes to Redis now; this one is linked meanwhile
+        if not self._recovering(self.writes.send):
+            return
         if self.thresholds is not None:
             self.linker.policy = self.thresholds.follow(tracklets)
+        built = time.monotonic()
         try:
             linked = self.linker.link(tracklets)
-            w = Commands()
             store.write_links(w, self.keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
             w.call("HINCRBY", self.keys.stats, "matched", len(fresh))
+            if gone:
+                w.call("HINCRBY", self.keys.stats, "trimmed", gone)
             w.xack(self.keys.tracklets, GROUP, ids)  # last: a failed script acks nothing
-            w.queue(pipe)
         except Exception:
             self.reader.reread()  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
-        self.writes.queue(pipe, {t.tracklet_id for t in tracklets})
-        self.counts["processed"] += len(fresh)
-        self.counts["new"] += sum(r.new for r in linked)
-        self.counts["linked"] += sum(not r.new for r in linked)
+        new = sum(r.new for r in linked)
+        counts = {"processed": len(fresh), "new": new, "linked": len(linked) - new}
+        counts |= {"dead_letters": len(kept) - len(good), "trimmed": gone}
+        self.writes.queue(
+            self._write(w),
+            {t.tracklet_id for t in tracklets},
+            functools.partial(self._count, counts),  # once Redis took the batch
+        )
+        if self.expiry is not None and linked:  # keys expire ``ttl`` after the write, which is not sent yet
+            self.expiry.set({r.identity for r in linked}, built + self.ttl)
+
+    def _count(self, counts: dict[str, int]) -> None:
+        for k, v in counts.items():
+            self.counts[k] += v
 
     # --- writes behind ----------------------------------------------------------------------------------
-    def _recovering(self, write: Callable[[], None]) -> None:
-        """Run ``write`` (a send or wait of ``writes``); if a batch's write failed, its records are read again
-        and the gallery is rebuilt from Redis before the error is raised."""
+    def _write(self, w: Commands) -> Callable[[], int]:
+        """Sending ``w`` behind this matcher's fence (as it is now); with ``replicas``, done once that many
+        replicas hold it: until then its records stay pending, so a write a failover loses is read and written
+        again (``pipeline.bus.connect.wait_replicas``)."""
+        fence = self.fence
+
+        def write() -> int:
+            if self.replicas <= 0:
+                return w.run(self.client, fence)
+            node = master_of(self.client, self.keys.stats)  # pinned before the write: a failover is noticed
+            n = w.run(self.client, fence)
+            wait_replicas(node, self.keys.stats, self.replicas, self.replica_timeout)
+            return n
+
+        return write
+
+    def _recovering(self, write: Callable[[], None]) -> bool:
+        """Run ``write`` (a send or wait of ``writes``). A batch refused by its fence is dropped (``_fenced``)
+        and False returned; if a batch's write failed otherwise, its records are read again and the gallery is
+        rebuilt from Redis before the error is raised."""
         try:
             write()
+        except Fenced as e:
+            self._fenced(e)
+            return False
         except Exception:
             self.reader.reread()
             self.reload()
             raise
+        return True
+
+    def _fenced(self, error: Fenced) -> None:
+        """A write was refused: the lease is another's, or the site's epoch moved on (``unlink``, ``prune``).
+        Nothing of it was written; the batch waiting behind it is dropped too, their records (still pending)
+        are read again, and the next step reloads the gallery, or stands by when the lease is another's."""
+        log.warning("matcher %s: %s; its records will be read again after a reload", self.consumer, error)
+        self.stale = True
+        self._discard()
+        self.reader.reread()
 
     def _discard(self) -> None:
         """Before a reload: drop the batch not yet sent and wait for the one in flight (an error is logged);
@@ -232,7 +422,9 @@ class Matcher:
         dropped, error = self.writes.discard()
         if dropped or error is not None:
             self.reader.reread()
-        if error is not None:
+        if isinstance(error, Fenced):
+            log.warning("matcher %s: %s; its records will be read again", self.consumer, error)
+        elif error is not None:
             log.error(
                 "matcher %s: a batch's write failed; its records will be read again", self.consumer, exc_info=error
             )
@@ -248,32 +440,105 @@ class Matcher:
             log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
 
     def merge(self) -> list[tuple[int, int, float]]:
-        """The periodic merge pass (same constraints as linking), written in one transaction."""
+        """The periodic merge pass (same constraints as linking), written as one fenced script call; returns
+        the merges written (none when the fence refused them: the gallery is then reloaded)."""
         self.flush()
         self.last_merge = time.monotonic()
+        if self.ttl is not None:  # retention: the streams forget what the identities forgot
+            trimmed = trim_site(self.client, self.keys, time.time() - self.ttl)
+            self.counts["stream_trimmed"] += sum(trimmed.values())
+        if self.stale:  # a write was just refused: nothing to merge until the gallery is reloaded
+            return []
         merges = self.linker.merges()
         if merges:
-            pipe, carried = self.client.pipeline(transaction=True), {}
+            w, carried = Commands(), {}
             for source, into, score in merges:
-                store.write_merge(pipe, self.client, self.keys, source, into, score, self.linker.gallery, carried)
+                store.write_merge(
+                    w,
+                    self.client,
+                    self.keys,
+                    source,
+                    into,
+                    score,
+                    self.linker.gallery,
+                    self.linker.cannot_link,
+                    carried,
+                )
             try:
-                pipe.execute()
+                self._write(w)()
+            except Fenced as e:
+                self._fenced(e)
+                return []
             except Exception:
                 self.reload()
                 raise
+            if self.expiry is not None:
+                self.expiry.discard(source for source, _, _ in merges)
             self.counts["merged"] += len(merges)
         return merges
 
+    def ride_out(self, error: Exception, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Wait for Redis after a connection error (logged once), retrying with a growing delay (0.1 s up to
+        5 s), then carry on from what Redis holds: group, lease (standing by if another matcher took it
+        meanwhile), epoch and gallery; the records of batches not known to be written are read again (a
+        tracklet already stored is a duplicate). Raises ``error`` after ``give_up`` seconds, if set; returns
+        False when ``stop()`` ends the wait first."""
+        started = time.monotonic()
+        self.counts["outages"] += 1
+        log.warning("matcher %s: Redis unreachable (%s); waiting for it to come back", self.consumer, error)
+        self.writes.discard()  # whether they reached Redis is unknown: their records are read again
+        self.reader.reread()
+        delay = 0.1
+        while not stop():
+            if self.give_up is not None and time.monotonic() - started >= self.give_up:
+                log.error("matcher %s: Redis unreachable for %.0f s; giving up", self.consumer, self.give_up)
+                raise error
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+            try:
+                self.client.ping()
+                self.reader.ensure_group()
+                if not self.lease.hold()[0]:
+                    log.warning("matcher %s lost its lease during the outage; standing by", self.consumer)
+                    self.acquire(wait=True)
+                self.reload()
+            except OUTAGE:
+                continue
+            self.reader.next_claim = 0.0
+            log.warning("matcher %s: Redis is back after %.1f s", self.consumer, time.monotonic() - started)
+            return True
+        return False
+
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> dict:
-        """Process until ``stop()``; with ``idle_exit``, also stop after that many seconds with nothing to do."""
+        """Process until ``stop()``; with ``idle_exit``, also stop after that many seconds with nothing to do.
+        A Redis outage is ridden out (``ride_out``): the matcher never stops for one (unless ``give_up``)."""
         idle_since = time.monotonic()
         try:
             while not stop():
-                if self.step(block_ms=200):
+                try:
+                    handled = self.step(block_ms=200)
+                except OUTAGE as e:
+                    self.ride_out(e, stop)
+                    idle_since = time.monotonic()
+                    continue
+                if handled:
                     idle_since = time.monotonic()
                 elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                     break
-            self.merge()
+            try:
+                self.merge()
+            except OUTAGE as e:  # the last merge pass: the next start merges
+                log.warning(
+                    "matcher %s: Redis unreachable at exit (%s); merges left to the next start", self.consumer, e
+                )
         finally:
-            self.release()
+            try:
+                self.release()
+            except OUTAGE as e:
+                log.warning(
+                    "matcher %s: lease not released, Redis unreachable (%s); a standby takes over in %g s",
+                    self.consumer,
+                    e,
+                    self.lease.seconds,
+                )
         return dict(self.counts)

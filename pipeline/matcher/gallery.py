@@ -111,14 +111,22 @@ class Gallery:
             self.tracks[key] = (identity, s.t_end)
 
     def remove(self, identity: int) -> None:
-        entry = self.identities.pop(identity, None)
-        if entry is None:
-            return
-        for r in entry.rows:
-            self.owner[r] = -1
-        self.free.extend(entry.rows)
-        self.tracks = {k: v for k, v in self.tracks.items() if v[0] != identity}
-        self.changes.append((identity, entry.rows))
+        self.remove_all([identity])
+
+    def remove_all(self, identities: Iterable[int]) -> None:
+        """Take these identities out (those not held are ignored), with their tracks."""
+        gone = set()
+        for identity in identities:
+            entry = self.identities.pop(identity, None)
+            if entry is None:
+                continue
+            gone.add(identity)
+            for r in entry.rows:
+                self.owner[r] = -1
+            self.free.extend(entry.rows)
+            self.changes.append((identity, entry.rows))
+        if gone:
+            self.tracks = {k: v for k, v in self.tracks.items() if v[0] not in gone}
 
     def rename(self, ids: dict[int, int]) -> None:
         """Give identities new ids (``old -> new``; the new ids must be unused)."""

@@ -98,12 +98,21 @@ class Linker:
         ]
         return renamed, real
 
+    def forget(self, identities: list[int]) -> None:
+        """Take identities out of the gallery and the merge candidates (their keys expired in the store): a
+        tracklet of the same person is then a new identity."""
+        if not identities:
+            return
+        self.gallery.remove_all(identities)
+        gone = set(identities)
+        self.candidates = {k: v for k, v in self.candidates.items() if k[0] not in gone and k[1] not in gone}
+
     def merges(self) -> list[tuple[int, int, float]]:
         """One merge pass over the candidate pairs recorded since the last: best pair first (a pair's score
         is the best a tracklet of one reached with an exemplar of the other, so this is single-linkage
         clustering), each merged when its histories fit together and a user did not split it with
-        ``unlink``; returns (source, into, score) and applies them to the gallery. The younger identity
-        (higher id) goes into the older."""
+        ``unlink`` (an identity merged into another hands its cannot-link pairs on to it); returns (source,
+        into, score) and applies them to the gallery. The younger identity (higher id) goes into the older."""
         g, p = self.gallery, self.policy
         pairs, self.candidates = self.candidates, {}
         into_of: dict[int, int] = {}  # merged identity -> where it went
@@ -126,5 +135,8 @@ class Linker:
             g.remove(source)
             g.set(into, merged, history)
             into_of[source] = into
+            # ``into`` now holds the sightings a user split from ``source``'s partners: it keeps them apart too
+            for other in [y for x, y in self.cannot_link if x == source and y != into]:
+                self.cannot_link |= {(into, other), (other, into)}
             done.append((source, into, score))
         return done

@@ -1,6 +1,13 @@
 """Reading the site's tracklet stream in the consumer group ``matcher``: this consumer's own pending records
 first (a restart under the same name), then records another consumer left pending for ``claim_idle`` seconds
-(XAUTOCLAIM, looked for at start and then every ``claim_idle / 4`` seconds), then new ones."""
+(XAUTOCLAIM, looked for at start and then every ``claim_idle / 4`` seconds), then new ones.
+
+A pending record can be trimmed from the stream (``redis.maxlen``) before it is processed. Redis then returns
+it without fields: XREADGROUP of pending records gives its id with no fields; XAUTOCLAIM lists its id
+apart (Redis 7, which also drops it from the group's pending list) or, before Redis 7, gives an entry with
+neither id nor fields while it claims the id all the same. ``read`` hands every such record on as
+``(id, {})`` (``trimmed``), which the matcher counts and acknowledges; an XAUTOCLAIM entry with neither id nor
+fields makes the next read take this consumer's own pending records, where it comes with its id."""
 
 from __future__ import annotations
 
@@ -12,6 +19,12 @@ from pipeline.bus.connect import Client
 from pipeline.keys import GROUP, Keys, text
 
 Entry = tuple[bytes, dict]  # (stream id, fields) as redis-py returns them
+
+
+def trimmed(entry: Entry) -> bool:
+    """Whether a pending record was trimmed from the stream before it was processed: no fields (a record
+    as published always has some)."""
+    return not entry[1]
 
 
 class GroupReader:
@@ -29,6 +42,11 @@ class GroupReader:
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
+
+    def rewinding(self) -> bool:
+        """Whether the next read takes this consumer's own pending records (write every batch behind first:
+        their records are still pending too)."""
+        return self.own_pending
 
     def reread(self) -> None:
         """Read this consumer's pending records again next (their batch was not written)."""
@@ -53,11 +71,15 @@ class GroupReader:
                 start_id="0-0",
                 count=self.batch,
             )
-            entries = [e for e in claimed[1] if e[1]] if claimed else []
-            for e in claimed[2] if claimed and len(claimed) > 2 else []:  # deleted by trimming: nothing to do
-                self.client.xack(stream, GROUP, e)
+            entries = [e for e in claimed[1] if e[0] is not None] if claimed else []
+            if claimed and len(entries) < len(claimed[1]):  # trimmed, claimed by id (before Redis 7)
+                self.own_pending = True
+            # trimmed, listed apart (Redis 7): as entries without fields, counted by the matcher
+            entries += [(e, {}) for e in (claimed[2] if claimed and len(claimed) > 2 else [])]
             if entries:
                 return entries
+            if self.own_pending:
+                return []  # no wait for new records: the trimmed ones claimed are read (by id) next
             self.next_claim = now + self.claim_idle / 4
         got = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch, block=block_ms)
         return got[0][1] if got else []

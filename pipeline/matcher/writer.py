@@ -6,45 +6,54 @@ the matcher, and the matcher for Redis). At most one batch waits (``queue``) and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from pipeline.bus.connect import Pipeline
+Write = Callable[[], object]  # sends one batch's write (a fenced script call)
+
+
+def _nothing() -> None:
+    pass
 
 
 class WriteBehind:
-    """One waiting and one in-flight write, each a transaction (``Pipeline``) and the tracklet ids it marks."""
+    """One waiting and one in-flight write, each a call that sends it, the tracklet ids it marks, and what to
+    do once it is written (``done``: the matcher counts a batch when Redis took it)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._pool: ThreadPoolExecutor | None = None
-        self._queued: tuple[Pipeline, set[str]] | None = None
+        self._queued: tuple[Write, set[str], Callable[[], None]] | None = None
         self._inflight: Future | None = None
         self._inflight_ids: set[str] = set()
+        self._inflight_done: Callable[[], None] = _nothing
 
     def unwritten(self) -> set[str]:
         """Tracklet ids of the waiting and the in-flight batch: linked, not yet marked ingested in Redis."""
         return (self._queued[1] if self._queued else set()) | self._inflight_ids
 
-    def queue(self, pipe: Pipeline, ids: set[str]) -> None:
-        """Make ``pipe`` the waiting write (the one before must have been sent)."""
+    def queue(self, write: Write, ids: set[str], done: Callable[[], None] = _nothing) -> None:
+        """Make ``write`` the waiting write (the one before must have been sent)."""
         assert self._queued is None, "send() the waiting write before queueing another"
-        self._queued = (pipe, ids)
+        self._queued = (write, ids, done)
 
     def send(self) -> None:
         """Send the waiting write, once the one in flight has finished (its error is raised)."""
         self.wait()
         if self._queued is None:
             return
-        (pipe, ids), self._queued = self._queued, None
+        (write, ids, done), self._queued = self._queued, None
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-write")
-        self._inflight, self._inflight_ids = self._pool.submit(pipe.execute), ids
+        self._inflight, self._inflight_ids, self._inflight_done = self._pool.submit(write), ids, done
 
     def wait(self) -> None:
         """Wait for the write in flight; raises its error."""
-        future, self._inflight, self._inflight_ids = self._inflight, None, set()
+        future, done = self._inflight, self._inflight_done
+        self._inflight, self._inflight_ids, self._inflight_done = None, set(), _nothing
         if future is not None:
             future.result()
+            done()
 
     def flush(self) -> None:
         """Send the waiting write and wait for it."""

@@ -2,14 +2,20 @@
 
 Every ``/api`` route needs the key in the ``X-API-Key`` header (401 without it) and answers with a
 response model of ``pipeline.serve.schemas``. The server binds 127.0.0.1 unless told otherwise. The page at
-``/`` asks for the key once and keeps it in the browser.
+``/`` asks for the key once and keeps it in the browser; it renders every stored value as text, and every
+response carries a strict Content-Security-Policy (``pipeline.serve.headers``). Camera and sighting ids in
+paths and queries must follow ``pipeline.ids``. A search's uploads are bounded (``pipeline.serve.uploads``)
+and decoded and embedded off the event loop, a few at a time, so other requests never wait for one.
 """
 
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import anyio
+import cv2
 from fastapi import Depends, FastAPI, File, HTTPException, Query, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 
@@ -17,8 +23,10 @@ from pipeline import store
 from pipeline.bus.connect import Client
 from pipeline.bus.publisher import camera_status
 from pipeline.embedding import decode_image, embed_images
+from pipeline.ids import CAMERA_ID, SIGHTING_ID
 from pipeline.keys import Keys, text
-from pipeline.matcher.gallery import Gallery
+from pipeline.serve.gallery_cache import GalleryCache
+from pipeline.serve.headers import SecurityHeaders
 from pipeline.serve.schemas import (
     CamerasResponse,
     CameraStatus,
@@ -32,21 +40,12 @@ from pipeline.serve.schemas import (
 if TYPE_CHECKING:
     from models.embedder import Embedder
 
-PAGE = Path(__file__).with_name("web") / "index.html"
+from pipeline.serve.uploads import BodyLimit, SearchLimits, check_count, check_pixels, check_size
 
-
-class _GalleryCache:
-    """The API's copy of the gallery, reloaded when the site's identities change (one MGET of the store's
-    version and epoch per search)."""
-
-    def __init__(self, client: Client, keys: Keys) -> None:
-        self.client, self.keys, self.stamp, self.gallery = client, keys, None, Gallery()
-
-    def get(self) -> Gallery:
-        stamp = tuple(self.client.mget(self.keys.version, self.keys.epoch))
-        if stamp != self.stamp:
-            self.gallery, self.stamp = store.load_gallery(self.client, self.keys), stamp
-        return self.gallery
+WEB = Path(__file__).with_name("web")
+PAGE = WEB / "index.html"
+ASSETS = {"/app.js": (WEB / "app.js", "text/javascript"), "/style.css": (WEB / "style.css", "text/css")}
+SightingId = Annotated[str, PathParam(pattern=SIGHTING_ID, description="camera:track:seq")]
 
 
 _ERRORS = {401: {"model": ErrorResponse, "description": "missing or wrong API key"}}
@@ -59,14 +58,36 @@ _JPEG = {
 }
 
 
-def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | None" = None) -> FastAPI:
-    """The API and page for the site of ``keys``; ``embedder`` (the workers' model) enables search."""
-    cache = _GalleryCache(client, keys)
+def _asset(path: Path, media_type: str):
+    """A route that answers with one of the page's files."""
+
+    def asset() -> FileResponse:
+        return FileResponse(path, media_type=media_type)
+
+    return asset
+
+
+def create_app(
+    client: Client,
+    keys: Keys,
+    api_key: str,
+    embedder: "Embedder | None" = None,
+    limits: SearchLimits | None = None,
+) -> FastAPI:
+    """The API and page for the site of ``keys``; ``embedder`` (the workers' model) enables search, with
+    uploads bounded by ``limits``."""
+    limits = limits or SearchLimits()
+    cache = GalleryCache(lambda: store.load_gallery(client, keys), lambda: tuple(client.mget(keys.version, keys.epoch)))
     app = FastAPI(title="crosscam", description="Where else was this person seen, and when.", version="1")
+    app.add_middleware(BodyLimit, path="/api/search", limit=limits.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
+    expected = api_key.encode("utf-8")
+    searching = anyio.CapacityLimiter(limits.concurrency)
 
     def authorised(key: str | None = Depends(header)) -> None:
-        if key is None or not secrets.compare_digest(key, api_key):
+        # a header is Latin-1 text: its bytes, compared in constant time with the key's UTF-8 bytes
+        if key is None or not secrets.compare_digest(key.encode("latin-1", "replace"), expected):
             raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
 
     @app.exception_handler(store.NotFound)
@@ -76,6 +97,9 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
     @app.get("/", include_in_schema=False)
     def page():
         return FileResponse(PAGE, media_type="text/html")
+
+    for route, (path, media_type) in ASSETS.items():
+        app.add_api_route(route, _asset(path, media_type), include_in_schema=False)
 
     # a camera's status lists only the fields its worker wrote
     @app.get(
@@ -92,7 +116,9 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
 
     @app.get("/api/persons", dependencies=[Depends(authorised)], response_model=PersonsResponse, responses=_ERRORS)
     def persons(
-        camera: str | None = None, since: float | None = None, limit: int = Query(100, ge=1, le=10_000)
+        camera: Annotated[str | None, Query(pattern=CAMERA_ID)] = None,
+        since: Annotated[float | None, Query(allow_inf_nan=False, description="stream time, seconds")] = None,
+        limit: int = Query(100, ge=1, le=10_000),
     ) -> PersonsResponse:
         return PersonsResponse(site=keys.site, persons=store.persons(client, keys, camera, since, limit))
 
@@ -106,7 +132,7 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
         response_model=Explanation,
         responses=_NOT_FOUND,
     )
-    def explain(sighting: str) -> Explanation:
+    def explain(sighting: SightingId) -> Explanation:
         return store.explain(client, keys, sighting)
 
     @app.get(
@@ -115,7 +141,7 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
         response_class=Response,
         responses=_NOT_FOUND | _JPEG,
     )
-    def thumbnail(sighting: str) -> Response:
+    def thumbnail(sighting: SightingId) -> Response:
         return Response(store.thumbnail(client, keys, sighting), media_type="image/jpeg")
 
     @app.post(
@@ -125,6 +151,8 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
         responses=_ERRORS
         | {
             400: {"model": ErrorResponse, "description": "an upload that is not an image"},
+            409: {"model": ErrorResponse, "description": "the API's model makes features of another size"},
+            413: {"model": ErrorResponse, "description": "too many images, bytes or pixels (the api.max_* keys)"},
             503: {"model": ErrorResponse, "description": "the API was started without the re-ID model"},
         },
     )
@@ -133,14 +161,36 @@ def create_app(client: Client, keys: Keys, api_key: str, embedder: "Embedder | N
     ) -> SearchResponse:
         if embedder is None:
             raise HTTPException(503, "search needs the re-ID model: start the API with --embedder")
+        check_count(len(images), limits)
+        for upload in images:
+            if upload.size is not None:
+                check_size(upload.filename or "image", upload.size, limits)
+        # decoding and embedding run on worker threads, at most limits.concurrency searches at once
+        return await anyio.to_thread.run_sync(_search, images, top_k, limiter=searching)
+
+    def _search(images: list[UploadFile], top_k: int) -> SearchResponse:
+        spec = embedder.spec.input
         crops = []
         for upload in images:
-            image = decode_image(await upload.read())
+            name = upload.filename or "image"
+            upload.file.seek(0)
+            data = upload.file.read(limits.max_image_bytes + 1)
+            check_size(name, len(data), limits)
+            check_pixels(name, data, limits)
+            image = decode_image(data)
             if image is None:
-                raise HTTPException(400, f"{upload.filename}: not an image (send JPEG or PNG crops of one person)")
-            crops.append(image)
+                raise HTTPException(400, f"{name}: not an image (send JPEG or PNG crops of one person)")
+            crops.append(cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_AREA))
+            del image
         feature = embed_images(embedder, crops)
-        return SearchResponse(results=store.search_histories(client, keys, cache.get(), feature, top_k))
+        gallery = cache.get()
+        if gallery.dim is not None and feature.shape[-1] != gallery.dim:
+            raise HTTPException(
+                409,
+                f"the API's model makes {feature.shape[-1]}-d features but the site's identities hold "
+                f"{gallery.dim}-d features: start the API with the model the site's workers use (--embedder)",
+            )
+        return SearchResponse(results=store.search_histories(client, keys, gallery, feature, top_k))
 
     return app
 

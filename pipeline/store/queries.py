@@ -111,7 +111,13 @@ def persons(
     for n, (first, last, count, thumb, recent) in zip(ids, pipe.execute(), strict=True):
         if count is None:
             continue
-        cams = list(dict.fromkeys(s.camera for s in recent_sightings(recent)))
+        recent = recent_sightings(recent)
+        if first is None or last is None or thumb is None:  # partial: see ``_fill_partial``
+            filled = _fill_partial(client, keys, n, first, last, thumb, recent)
+            if filled is None:
+                continue
+            first, last, thumb = filled
+        cams = list(dict.fromkeys(s.camera for s in recent))
         out.append(
             PersonSummary(
                 person=n,
@@ -123,6 +129,21 @@ def persons(
             )
         )
     return out
+
+
+def _fill_partial(client: Client, keys: Keys, identity: int, first, last, thumb, recent: list) -> tuple | None:
+    """An identity hash that lacks ``first_seen``, ``last_seen`` or ``thumb`` (older versions wrote such a hash
+    when a person was seen again after the TTL expired the first one): its summary filled from what is stored,
+    ``first_seen`` from its recent sightings, ``last_seen`` from them too, ``thumb`` its earliest stored
+    sighting. None, and the person left out of lists, when it has no stored sighting to show."""
+    earliest = client.zrange(keys.sightings(identity), 0, 0)
+    if not earliest or (last is None and not recent):
+        return None
+    if last is None:
+        last = max(s.t_end for s in recent)
+    if first is None:
+        first = min((s.t_start for s in recent), default=float(last))
+    return first, last, thumb if thumb is not None else earliest[0]
 
 
 def explain(client: Client, keys: Keys, sid: str) -> Explanation:

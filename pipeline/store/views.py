@@ -108,3 +108,8 @@ class PruneResult(View):
     sightings_removed: int
     persons_removed: int
     cutoff: float = Field(description="wall-clock time: sightings ingested before it were removed")
+    trimmed: dict[str, int] = Field(
+        default_factory=dict,
+        description="entries removed from the streams (tracklets, decisions, dead_letters): those added before "
+        "the cutoff, read by the matcher or not",
+    )

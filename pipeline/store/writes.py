@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from pipeline.bus.batch import Commands
-from pipeline.bus.connect import Client, Pipeline
+from pipeline.bus.connect import Client
 from pipeline.keys import Keys, text
 from pipeline.matcher.gallery import Gallery
 from pipeline.matcher.rules import Linked
@@ -50,7 +50,7 @@ def write_links(
         return
     now = time.time()
     at = repr(now)
-    ttl_s = str(int(ttl)) if ttl else None
+    ttl_ms = str(max(1, round(ttl * 1000))) if ttl else None  # PEXPIRE: a TTL under a second stays one
     sids = [link.tracklet.tracklet_id for link in links]
     starts = [repr(link.tracklet.t_start) for link in links]
     features = np.stack([np.asarray(link.tracklet.feature, np.float32) for link in links]).astype(F16)
@@ -64,8 +64,8 @@ def write_links(
         # the audit log's entry; the details are in the sighting's hash
         w.add(["XADD", decisions, "MAXLEN", "~", _DECISIONS_MAXLEN, "*", "sighting", sid, "identity", str(link.identity),
                "decision", link.decision.kind, "at", at])  # fmt: skip
-        if ttl_s:
-            w.add(["EXPIRE", key, ttl_s])
+        if ttl_ms:
+            w.add(["PEXPIRE", key, ttl_ms])
         by_identity.setdefault(link.identity, []).append(i)
         by_camera.setdefault(t.camera_id, []).extend((starts[i], sid))
     for camera, members in by_camera.items():
@@ -78,15 +78,17 @@ def write_links(
         first = links[group[0]]
         if first.new:
             fields |= {"thumb": sids[group[0]], "created": at}
-        else:
-            del fields["first_seen"]  # kept from creation: the recent history is bounded
         key, sightings = keys.identity(name), keys.sightings(name)
+        if not first.new:  # first_seen and thumb are kept from creation (the recent history is bounded), and
+            # set here only where the hash is gone (expired under the matcher): never a summary without them
+            w.add(["HSETNX", key, "first_seen", fields.pop("first_seen")])
+            w.add(["HSETNX", key, "thumb", sids[group[0]]])
         w.hset(key, fields)
-        w.add(["HINCRBY", key, "sightings", str(len(group))])
         w.zadd_args(sightings, [x for i in group for x in (starts[i], sids[i])])
-        if ttl_s:
-            w.add(["EXPIRE", key, ttl_s])
-            w.add(["EXPIRE", sightings, ttl_s])
+        w.hset_card(key, "sightings", sightings)  # counted, not incremented: it cannot go stale
+        if ttl_ms:
+            w.add(["PEXPIRE", key, ttl_ms])
+            w.add(["PEXPIRE", sightings, ttl_ms])
     w.zadd_args(keys.identities, last_seen, gt=True)  # GT still adds new members
     w.add(["INCR", keys.version])
     # last: the ingest marks make a re-read record a duplicate, so they follow every other write (a script
@@ -129,6 +131,7 @@ def load_gallery(client: Client, keys: Keys, chunk: int = 2000) -> Gallery:
 
 
 def cannot_link(client: Client, keys: Keys) -> set[tuple[int, int]]:
+    """The identity pairs merges must never join, both ways round (``P:{S}:cannot_link``; see ``unlink``)."""
     out = set()
     for raw in client.smembers(keys.cannot_link):
         a, b = text(raw).split(":")
@@ -137,45 +140,50 @@ def cannot_link(client: Client, keys: Keys) -> set[tuple[int, int]]:
 
 
 def write_merge(
-    pipe: Pipeline,
+    w: Commands,
     client: Client,
     keys: Keys,
     source: int,
     into: int,
     score: float,
     gallery: Gallery,
+    cannot_link: set[tuple[int, int]],
     carried: dict | None = None,
 ) -> None:
-    """Move every sighting of ``source`` to ``into`` (the gallery already holds the merged identity).
+    """Move every sighting of ``source`` to ``into`` (the gallery already holds the merged identity), added
+    to ``w`` (the matcher runs a pass's merges as one fenced script call).
 
-    Merges queued in one transaction can chain (3 into 2, then 2 into 1): ``carried`` holds what earlier
-    ones moved, which ``client`` cannot read before the transaction runs (``{identity: (sightings, count)}``),
-    and the summary of an identity merged on in the same pass is left to the merge that removes it."""
+    ``into`` takes over the pairs of ``source`` that must never be joined (``cannot_link``: the linker's, as
+    the pass left it), so a pair a user split apart stays apart through any chain of merges.
+
+    Merges of one pass can chain (3 into 2, then 2 into 1): ``carried`` holds the sightings earlier ones
+    moved, which ``client`` cannot read before the script runs (``{identity: sightings}``), and the summary
+    of an identity merged on in the same pass is left to the merge that removes it."""
     carried = {} if carried is None else carried
-    moved, extra = carried.pop(source, ({}, 0))
+    moved = carried.pop(source, {})
     starts = {text(k): v for k, v in client.zrange(keys.sightings(source), 0, -1, withscores=True)} | moved
     for sid in starts:
-        pipe.hset(keys.sighting(sid), "identity", into)
-        pipe.hsetnx(keys.sighting(sid), "merged_from", source)
+        w.call("HSET", keys.sighting(sid), "identity", into)
+        w.call("HSETNX", keys.sighting(sid), "merged_from", source)
     if starts:
-        pipe.zadd(keys.sightings(into), starts)
-    count = int(client.hget(keys.identity(source), "sightings") or 0) + extra
+        w.zadd(keys.sightings(into), starts)
     if into in gallery:
         fields = summary(gallery.exemplars(into), gallery.history(into))
-        pipe.hset(keys.identity(into), mapping=fields)
-        pipe.hincrby(keys.identity(into), "sightings", count)
-        pipe.zadd(keys.identities, {str(into): float(fields["last_seen"])})
+        w.hset(keys.identity(into), fields)
+        w.hset_card(keys.identity(into), "sightings", keys.sightings(into))
+        w.zadd(keys.identities, {str(into): float(fields["last_seen"])})
     else:  # merged on later in this pass: that merge moves these too
-        before = carried.get(into, ({}, 0))
-        carried[into] = (before[0] | starts, before[1] + count)
-    pipe.delete(keys.identity(source), keys.sightings(source))
-    pipe.zrem(keys.identities, str(source))
+        carried[into] = carried.get(into, {}) | starts
+    partners = sorted({b for a, b in cannot_link if a == source and b != into})
+    if partners:
+        w.call("SADD", keys.cannot_link, *(f"{min(into, b)}:{max(into, b)}" for b in partners))
+    w.call("DEL", keys.identity(source), keys.sightings(source))
+    w.call("ZREM", keys.identities, str(source))
     now = time.time()
-    pipe.hset(keys.merges, str(source), json.dumps({"into": into, "score": round(score, 4), "at": now}))
-    pipe.xadd(
+    w.call("HSET", keys.merges, str(source), json.dumps({"into": into, "score": round(score, 4), "at": now}))
+    w.xadd(
         keys.decisions,
         {"decision": "merge", "identity": into, "merged": source, "score": f"{score:.4f}", "at": repr(now)},
         maxlen=DECISIONS_MAXLEN,
-        approximate=True,
     )
-    pipe.incr(keys.version)
+    w.call("INCR", keys.version)

@@ -1,9 +1,35 @@
--- Run a batch of Redis commands in order (pipeline.bus.batch.Commands).
--- ARGV[1]: a MessagePack array of commands, each an array of strings (the command and its arguments;
--- binary values inline). Returns the number of commands run. The script stops at the first command that
--- fails; the commands before it stay applied (Redis does not roll scripts back).
-local commands = cmsgpack.unpack(ARGV[1])
+-- Run a batch of Redis commands in order, fenced and at most once (pipeline.bus.batch.Commands).
+-- KEYS[1]: the site's matcher lease; KEYS[2]: the site's epoch; KEYS[3]: the id of the last batch run. All
+-- three are of one site, hence (hash tag) of one Redis Cluster slot, where every key the commands name is too:
+-- declaring them routes the script to the master of that slot.
+-- ARGV[1]: the writer's lease token ('' for a writer that runs only while no matcher holds the lease);
+-- ARGV[2]: the epoch the writer's state was loaded at ('' when the site has none yet);
+-- ARGV[3]: a MessagePack array of commands, each an array of strings (the command and its arguments;
+-- binary values inline). One pseudo-command: {'HSETCARD', hash, field, zset} sets the hash's field to the
+-- sorted set's size (a counter that cannot go stale);
+-- ARGV[4]: this batch's id: a batch sent again (a client's retry after a lost reply) runs nothing.
+-- Runs nothing and returns the error 'FENCED ...' unless the lease holds ARGV[1] and the epoch is ARGV[2]:
+-- a matcher that lost its lease, or whose gallery predates an unlink or prune, writes nothing.
+-- Else returns the number of commands (run now, or by the first send of the batch). The script stops at the
+-- first command that fails; the commands before it stay applied (Redis does not roll scripts back).
+local holder = redis.call('GET', KEYS[1]) or ''
+if holder ~= ARGV[1] then
+  return redis.error_reply('FENCED the lease is held by ' .. (holder == '' and 'no one' or holder))
+end
+local epoch = redis.call('GET', KEYS[2]) or ''
+if epoch ~= ARGV[2] then
+  return redis.error_reply('FENCED the epoch is ' .. epoch .. ', the batch was made at ' .. ARGV[2])
+end
+local commands = cmsgpack.unpack(ARGV[3])
+if redis.call('GET', KEYS[3]) == ARGV[4] then
+  return #commands
+end
+redis.call('SET', KEYS[3], ARGV[4], 'PX', 3600000)
 for _, c in ipairs(commands) do
-  redis.call(unpack(c))
+  if c[1] == 'HSETCARD' then
+    redis.call('HSET', c[2], c[3], redis.call('ZCARD', c[4]))
+  else
+    redis.call(unpack(c))
+  end
 end
 return #commands

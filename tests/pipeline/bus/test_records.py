@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,8 @@ def test_round_trip():
         ({"camera": b"\xff\xfe"}, "not UTF-8"),
         ({"feature": np.full(8, np.inf, np.float16).tobytes()}, "non-finite"),
         ({"frames": b"0"}, "implausible"),
+        ({"camera": b"<img src=x onerror=alert(1)>"}, "not a camera id"),
+        ({"camera": b"cam:1"}, "not a camera id"),
     ],
 )
 def test_malformed_records(change, message):
@@ -58,3 +62,9 @@ def test_a_feature_that_is_not_unit_length_is_refused(feature):
     """Features are L2-normalised by contract: an all-10.0 feature would score 23 against a real one."""
     with pytest.raises(RecordError, match="not L2-normalised"):
         records.decode(records.encode(make_embedding(feature=feature)))
+
+
+def test_a_tracklet_whose_camera_id_is_not_one_is_not_published():
+    t = dataclasses.replace(make_embedding(), camera_id="<img src=x>")
+    with pytest.raises(RecordError, match="not a camera id"):
+        records.encode(t)

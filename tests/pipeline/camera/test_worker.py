@@ -75,7 +75,7 @@ def test_worker_publishes_tracklets_from_rtsp(rtsp_server, embedder_file, redis_
 def test_worker_survives_a_server_restart(rtsp_server, embedder_file, redis_client, bus_keys):
     """Acceptance: stop the RTSP server mid-stream and start it again: the worker reports reconnecting,
     then streaming, and publishes again; no crash, no hang. Stopped for good, the server is retried
-    ``source.reconnect_attempts`` times, then the source fails and the worker ends (exit 0)."""
+    ``source.reconnect_attempts`` times, then the source fails and the worker ends (exit 3)."""
     argv = [
         "worker",
         "--camera",
@@ -119,7 +119,7 @@ def test_worker_survives_a_server_restart(rtsp_server, embedder_file, redis_clie
     assert wait_for(lambda: redis_client.xlen(bus_keys.tracklets) > published, 40)  # publishing again
     rtsp_server.stop()  # for good: the source gives up, and the worker ends before its --max-seconds
     thread.join(90)
-    assert not thread.is_alive() and result["code"] == 0
+    assert not thread.is_alive() and result["code"] == 3
     assert state() == "failed"
 
 

@@ -18,9 +18,10 @@ from tests.support.api import KEY, person_crops
 
 
 @pytest.fixture
-def site_app(redis_client, bus_keys, tiny_checkpoints):
-    """Three people each seen on two cameras, linked by a real matcher. The green one's feature is what
-    the model makes of green crops; the others are random directions (the fixture's model is untrained)."""
+def site_embedder(redis_client, bus_keys, tiny_checkpoints):
+    """Three people each seen on two cameras, linked by a real matcher; returns the model. The green one's
+    feature is what the model makes of green crops; the others are random directions (the fixture's model is
+    untrained)."""
     embedder = load_embedder(tiny_checkpoints["tiny_attention"], device="cpu")
     publisher = Publisher(redis_client, bus_keys)
     thumb = cv2.imencode(".jpg", person_crops((200, 30, 30))[0])[1].tobytes()
@@ -47,7 +48,13 @@ def site_app(redis_client, bus_keys, tiny_checkpoints):
             )
     publisher.camera_status("cam0", "streaming")
     Matcher(redis_client, bus_keys, MatchPolicy(threshold=0.9)).start().run(idle_exit=0.3)
-    return create_app(redis_client, bus_keys, KEY, embedder)
+    return embedder
+
+
+@pytest.fixture
+def site_app(redis_client, bus_keys, site_embedder):
+    """The API over that site, with the default bounds on search."""
+    return create_app(redis_client, bus_keys, KEY, site_embedder)
 
 
 @pytest.fixture

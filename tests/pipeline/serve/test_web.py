@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
+import httpx
 import pytest
 
 from pipeline.serve.api import serve
@@ -27,6 +29,7 @@ def browser():
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for CSP reports
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     yield driver
     driver.quit()
@@ -61,6 +64,82 @@ def test_page_shows_cameras_persons_and_a_timeline(site_app, browser, tmp_path):
         browser.get("about:blank")
         browser.get(f"http://127.0.0.1:{port}/#key=wrong")
         wait.until(lambda d: "API key" in d.find_element(By.ID, "error").text)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+# markup an attacker with write access to Redis (or data from an older version) could leave in an id
+HOSTILE_CAMERA = "<img src=x onerror=\"window.pwned='camera';document.title='pwned'\">"
+HOSTILE_STATE = "<img src=x onerror=\"window.pwned='state'\">"
+HOSTILE_SIGHTING = '"><img src=x onerror="window.pwned=\'sighting\'">:7:0'
+
+
+def plant_hostile_person(client, keys) -> None:
+    """A camera and a person whose ids are markup, written straight into Redis as the store lays them out."""
+    client.sadd(keys.cameras, HOSTILE_CAMERA)
+    client.hset(keys.camera(HOSTILE_CAMERA), mapping={"state": HOSTILE_STATE, "heartbeat": "1", "error": ""})
+    person = 999
+    client.zadd(keys.identities, {str(person): 10_000.0})
+    client.hset(
+        keys.identity(person),
+        mapping={
+            "first_seen": "9990.0",
+            "last_seen": "9995.0",
+            "sightings": "1",
+            "thumb": HOSTILE_SIGHTING,
+            "recent": json.dumps([[HOSTILE_CAMERA, 7, 9990.0, 9995.0]]),
+        },
+    )
+    client.zadd(keys.sightings(person), {HOSTILE_SIGHTING: 9990.0})
+    client.hset(
+        keys.sighting(HOSTILE_SIGHTING),
+        mapping={
+            "identity": str(person),
+            "camera": HOSTILE_CAMERA,
+            "track": "7",
+            "seq": "0",
+            "t_start": "9990.0",
+            "t_end": "9995.0",
+            "decision": "new",
+            "score": "",
+        },
+    )
+
+
+def test_ids_that_are_markup_show_as_text_and_run_nothing(site_app, redis_client, bus_keys, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    plant_hostile_person(redis_client, bus_keys)
+    server, thread, port = serve(site_app, "127.0.0.1", 0)
+    try:
+        page = httpx.get(f"http://127.0.0.1:{port}/")
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "object-src 'none'" in csp
+        browser.get(f"http://127.0.0.1:{port}/#key={KEY}")
+        wait = WebDriverWait(browser, 20)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "yes")
+        cameras = browser.find_element(By.ID, "cameras").text
+        assert f"{HOSTILE_CAMERA}: {HOSTILE_STATE}" in cameras and "cam0: streaming" in cameras
+        people = browser.find_elements(By.CSS_SELECTOR, "#persons li")
+        assert people[0].text == f"person 999: 1 sightings on {HOSTILE_CAMERA}"
+        people[0].click()
+        wait.until(ec.presence_of_all_elements_located((By.CSS_SELECTOR, "#timeline .lane")))
+        assert [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#timeline .lane b")] == [HOSTILE_CAMERA]
+        images = browser.find_elements(By.CSS_SELECTOR, "#timeline img")
+        assert len(images) == 1 and images[0].get_attribute("alt") == HOSTILE_SIGHTING
+        assert browser.find_elements(By.CSS_SELECTOR, "#cameras img, #persons img") == []
+        # nothing the ids carried ran: no flag, the title untouched
+        assert browser.execute_script("return window.pwned === undefined")
+        assert browser.title == "crosscam"
+        # and the page's own script and style ran under the policy without a violation
+        assert browser.execute_script("return getComputedStyle(document.getElementById('error')).color") == (
+            "rgb(187, 0, 0)"
+        )
+        violations = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+        assert violations == []
     finally:
         server.should_exit = True
         thread.join(timeout=10)
