@@ -123,7 +123,8 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--chaos",
         default="matcher,rtsp,redis",
         help="comma-separated faults to inject: matcher (SIGKILL, restart), rtsp (server restart), redis "
-        "(SIGKILL, restart on its append-only file); 'none' for a run without faults",
+        "(SIGKILL, restart on its append-only file), worker (SIGKILL, restart; not in the default); 'none' for a "
+        "run without faults",
     )
     sk.add_argument("--cameras", type=int, default=2, help="camera processes, each reading its own RTSP stream")
     sk.add_argument(
@@ -483,12 +484,12 @@ def cmd_bench_soak(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from models.devices import host_info
-    from pipeline.lab.soak import CHAOS, SoakOptions, run_soak
+    from pipeline.lab.soak import KINDS, SoakOptions, run_soak
 
     chaos = tuple(k.strip() for k in args.chaos.split(",") if k.strip() and k.strip() != "none")
-    unknown = sorted(set(chaos) - set(CHAOS))
+    unknown = sorted(set(chaos) - set(KINDS))
     if unknown:
-        raise UsageError(f"--chaos {args.chaos!r}: unknown {unknown}; choose from {', '.join(CHAOS)} (or none)")
+        raise UsageError(f"--chaos {args.chaos!r}: unknown {unknown}; choose from {', '.join(KINDS)} (or none)")
     if args.minutes <= 0 or args.cameras < 1:
         raise UsageError("--minutes and --cameras must be positive")
     if args.video is not None and not args.video.is_file():

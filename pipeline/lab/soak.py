@@ -10,7 +10,10 @@ video); a ``crosscam worker`` per camera reading its stream (motion detector, th
   one's lease and claims its pending records);
 - ``rtsp``: stop an RTSP server and start it again a few seconds later (the worker reconnects);
 - ``redis``: SIGKILL the redis-server and start it again on the same port and folder a few seconds later
-  (it reloads its append-only file).
+  (it reloads its append-only file);
+- ``worker`` (only when asked for): SIGKILL a camera's worker and start it again a few seconds later (what
+  it had not published yet is lost with it; what it publishes afterwards must not collide with what it
+  published before).
 
 A worker or matcher that exits on its own is a failure: it is reported (which process, its exit status and
 the end of its error output) and started again, so the run goes on and the tracklet check still says what
@@ -34,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CHAOS = ("matcher", "rtsp", "redis")
-RATES = {"matcher": 1.0, "rtsp": 0.5, "redis": 0.4}  # faults per minute of each kind (at least one per run)
+CHAOS = ("matcher", "rtsp", "redis")  # the faults of a default run
+KINDS = (*CHAOS, "worker")  # every fault the soak can inject
+RATES = {"matcher": 1.0, "rtsp": 0.5, "redis": 0.4, "worker": 0.3}  # faults a minute (at least one per run)
 SITE = "soak"
 STREAM_MAXLEN = 100_000_000  # never trimmed during a soak: the stream is the record of what was published
 
@@ -352,7 +356,7 @@ def run_soak(options: SoakOptions, model: Path, progress: Callable[[str, float],
                 next_sample = t + options.sample_every
             while pending_faults and pending_faults[0].at <= t:
                 f = pending_faults.pop(0)
-                events.append(_inject(f, t, matcher, servers, redis_server, restarts, now))
+                events.append(_inject(f, t, matcher, workers, servers, redis_server, restarts, now, total))
             for _, action, _ in [r for r in restarts if r[0] <= t]:
                 action()
             restarts = [r for r in restarts if r[0] > t]
@@ -373,10 +377,8 @@ def run_soak(options: SoakOptions, model: Path, progress: Callable[[str, float],
                 if not redis_server.running():
                     continue  # started again once Redis is back
                 if ch in workers:
-                    left = total - t
-                    if left > 5:
-                        ch.argv[ch.argv.index("--max-seconds") + 1] = f"{left:g}"
-                        ch.start(t)
+                    if total - t > 5:
+                        _restart_worker(ch, total, t)
                     else:
                         workers_done[ch.name] = rc
                 elif not any(w == "matcher" for _, _, w in restarts):
@@ -435,10 +437,31 @@ def run_soak(options: SoakOptions, model: Path, progress: Callable[[str, float],
         }
 
 
-def _inject(f: Fault, t: float, matcher: Child, servers: list, redis_server: RedisServer, restarts: list, now) -> dict:
+def _inject(
+    f: Fault,
+    t: float,
+    matcher: Child,
+    workers: list[Child],
+    servers: list,
+    redis_server: RedisServer,
+    restarts: list,
+    now: Callable[[], float],
+    total: float,
+) -> dict:
     """Apply fault ``f`` now and schedule its restart."""
     event = {"at_s": round(t, 1), "kind": f.kind, "down_s": f.down}
-    if f.kind == "matcher":
+    if f.kind == "worker":
+        worker = workers[f.target]
+        event["camera"] = f"cam{f.target}"
+        if worker.alive():
+            worker.proc._soak_killed = True
+            worker.proc.send_signal(signal.SIGKILL)
+            worker.proc.wait(10)
+            event["pid"] = worker.proc.pid
+            restarts.append((t + f.down, lambda: worker.alive() or _restart_worker(worker, total, now()), "worker"))
+        else:
+            event["note"] = "the worker was not running"
+    elif f.kind == "matcher":
         if matcher.alive():
             matcher.proc._soak_killed = True
             matcher.proc.send_signal(signal.SIGKILL)
@@ -456,6 +479,12 @@ def _inject(f: Fault, t: float, matcher: Child, servers: list, redis_server: Red
         redis_server.kill()
         restarts.append((t + f.down, lambda: redis_server.running() or redis_server.start(), "redis"))
     return event
+
+
+def _restart_worker(worker: Child, total: float, t: float) -> None:
+    """Start a camera's worker again for what is left of the run."""
+    worker.argv[worker.argv.index("--max-seconds") + 1] = f"{max(total - t, 1.0):g}"
+    worker.start(t)
 
 
 def _summary(worker: Child) -> dict:
