@@ -12,6 +12,7 @@ before hash tags (``P:S:``), which ``crosscam migrate-keys`` moves a site from.
 | ``P:{S}:tracklets:dead`` | stream | matcher | records it could not decode, with ``reason`` and ``source_id`` |
 | ``P:{S}:cameras`` | set | workers | camera ids that have reported |
 | ``P:{S}:camera:C`` | hash | workers | camera C's ``state``, ``since``, ``heartbeat``, counters and last ``error`` |
+| ``P:{S}:tracks`` | sorted set | workers | camera id, scored by the highest track id it published: a restarted worker numbers its tracks on from there |
 | ``P:{S}:stats`` | hash | workers, matcher | site counters (``published``, ``matched``, ``dead_letters``, ``trimmed``, ``refused``, ``backlog_dropped``) and the matcher's ``backlog`` and ``backlog_warning`` |
 | ``P:{S}:models`` | hash | workers | model id -> JSON summary (arch, feature size, calibrated ``link_threshold``) |
 | ``P:{S}:matcher:lease`` | string | matcher | the active matcher's token (``consumer/random``, new for every tenure, so unique per process), expiring after ``matcher.lease`` seconds; every matcher write checks it |
@@ -76,6 +77,10 @@ class Keys:
     @property
     def cameras(self) -> str:
         return self._k("cameras")
+
+    @property
+    def tracks(self) -> str:
+        return self._k("tracks")
 
     def camera(self, camera_id: str) -> str:
         return self._k("camera", camera_id)

@@ -22,7 +22,7 @@ from pathlib import Path
 from crosscam.errors import ConfigError
 from models.embedder import Embedder, load_embedder
 from pipeline.bus.connect import Client, connect
-from pipeline.bus.publisher import Publisher
+from pipeline.bus.publisher import Publisher, last_track
 from pipeline.bus.site_models import announce_model
 from pipeline.camera.sources import Reconnect, Source, open_source
 from pipeline.camera.tracking import DetectorOptions, make_tracker
@@ -167,9 +167,9 @@ class CameraProcess:
         d = self.site.config.detector
         # the config section carries exactly the options' fields, so they map across by name
         tracker = make_tracker(camera_id, DetectorOptions(**(d.model_dump() | {"weights": detector or d.weights})))
-        return CameraStages(
-            camera_id, tracker, TrackletBuffer(camera_id, self.tracklet_policy()), on_tracklet or self.service.submit
-        )
+        first = last_track(self.site.client, self.site.keys, camera_id)  # a restart numbers its tracks on
+        buffer = TrackletBuffer(camera_id, self.tracklet_policy(), first_track=first)
+        return CameraStages(camera_id, tracker, buffer, on_tracklet or self.service.submit)
 
     def source(self, camera_id: str, url: str) -> Source:
         """A camera's source, read on its own thread from now on (``source`` section)."""

@@ -61,7 +61,8 @@ class Publisher:
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.keys.tracklets, fields, maxlen=self.maxlen, approximate=True)
         pipe.hincrby(self.keys.stats, "published", 1)
-        entry, _ = pipe.execute()
+        pipe.zadd(self.keys.tracks, {tracklet.camera_id: tracklet.track_id}, gt=True)  # see ``last_track``
+        entry, *_ = pipe.execute()
         if node is not None:
             wait_replicas(node, self.keys.stats, self.replicas, self.replica_timeout)
         if self._unsent:
@@ -118,6 +119,13 @@ class Publisher:
         pipe.sadd(self.keys.cameras, camera_id)
         pipe.hset(key, mapping=fields)
         pipe.execute()
+
+
+def last_track(client: Client, keys: Keys, camera_id: str) -> int:
+    """The highest track id published for ``camera_id`` (0 when none): a worker numbers its tracks after it, so
+    a restarted worker does not publish a tracklet id (``camera:track:seq``) the site already holds."""
+    score = client.zscore(keys.tracks, camera_id)
+    return int(score or 0)
 
 
 def camera_status(client: Client, keys: Keys, camera_id: str) -> dict[str, str]:

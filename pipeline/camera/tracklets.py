@@ -93,8 +93,10 @@ class _Open:
 class TrackletBuffer:
     """One camera's open tracks. ``add`` a frame's boxes, get back the tracklets that closed."""
 
-    def __init__(self, camera_id: str, policy: TrackletPolicy) -> None:
-        self.camera_id, self.policy = camera_id, policy
+    def __init__(self, camera_id: str, policy: TrackletPolicy, first_track: int = 0) -> None:
+        """``first_track``: added to the tracker's ids (which start at 1 in every process), so the tracklets of a
+        restarted worker carry ids the site has not seen (``pipeline.bus.publisher.last_track``)."""
+        self.camera_id, self.policy, self.first_track = camera_id, policy, first_track
         self.open: dict[int, _Open] = {}
         self.next_seq: dict[int, int] = {}
         self.counts: Counter[str] = Counter()
@@ -150,7 +152,7 @@ class TrackletBuffer:
         return [
             Tracklet(
                 self.camera_id,
-                track_id,
+                self.first_track + track_id,
                 track.seq,
                 track.t_start,
                 track.last_seen,
