@@ -22,5 +22,11 @@ def is_camera_id(value: str) -> bool:
     return bool(_CAMERA.fullmatch(value))
 
 
+def is_site_name(value: str) -> bool:
+    """A site name follows the camera id's spelling: it is the hash tag of every key of the site, so braces,
+    ``*`` or ``?`` would split its keys over cluster slots or make its key pattern match other sites'."""
+    return bool(_CAMERA.fullmatch(value))
+
+
 def is_sighting_id(value: str) -> bool:
     return bool(_SIGHTING.fullmatch(value))

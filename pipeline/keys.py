@@ -18,6 +18,7 @@ before hash tags (``P:S:``), which ``crosscam migrate-keys`` moves a site from.
 | ``P:{S}:matcher:lease`` | string | matcher | the active matcher's token (``consumer/random``, new for every tenure, so unique per process), expiring after ``matcher.lease`` seconds; every matcher write checks it |
 | ``P:{S}:matcher:batch`` | string | matcher | the id of the last batch written: a batch sent again after a lost reply runs nothing |
 | ``P:{S}:identities`` | sorted set | matcher | identity id, scored by its last sighting's end (stream time) |
+| ``P:{S}:model`` | string | matcher | the model id of the identities' features: records of another model are dead-lettered while the site has identities |
 | ``P:{S}:identity:N`` | hash | matcher | ``exemplars`` (float16), ``dim``, ``recent`` (JSON: camera, track, start, end), ``sightings``, ``first_seen``, ``last_seen``, ``thumb`` (sighting id) |
 | ``P:{S}:identity:N:sightings`` | sorted set | matcher | sighting ids of identity N by start time |
 | ``P:{S}:sighting:ID`` | hash | matcher | ``identity``, ``camera``, ``track``, ``seq``, ``t_start``, ``t_end``, ``feature`` (float16), ``thumb`` (JPEG), ``model``, ``stream_id``, ``ingested`` (wall clock) and the decision: ``decision``, ``score``, ``best``, ``runner_up``, ``runner_up_score``, ``reason``, ``excluded`` |
@@ -137,6 +138,10 @@ class Keys:
     @property
     def last_batch(self) -> str:
         return self._k("matcher", "batch")
+
+    @property
+    def model(self) -> str:
+        return self._k("model")
 
     @property
     def epoch(self) -> str:

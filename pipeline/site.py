@@ -14,13 +14,16 @@ explicit arguments; this module is where the configuration turns into them.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from crosscam.errors import ConfigError
 from models.embedder import Embedder, load_embedder
+from pipeline.bus.backlog import TRANSIENT
 from pipeline.bus.connect import Client, connect
 from pipeline.bus.publisher import Publisher, last_track
 from pipeline.bus.site_models import announce_model
@@ -30,11 +33,14 @@ from pipeline.camera.tracklets import TrackletBuffer, TrackletPolicy
 from pipeline.camera.worker import CameraStages, CameraWorker, WorkerReport
 from pipeline.config import CrosscamConfig
 from pipeline.embedding import EmbeddingService
+from pipeline.ids import CAMERA_ID_RULE, is_site_name
 from pipeline.keys import Keys
 from pipeline.matcher.consumer import Matcher
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.types import Tracklet
 from synth.stream import SYNTH
+
+log = logging.getLogger(__name__)
 
 SOURCE_TYPES = {"synth": SYNTH}  # sources a site opens besides video files, streams and webcams
 
@@ -84,6 +90,8 @@ class Site:
     @classmethod
     def open(cls, config: CrosscamConfig, name: str | None = None, redis: str | None = None) -> Site:
         """Connect to the site's Redis (``redis``: a URL; see ``redis_url``)."""
+        if name is not None and not is_site_name(name):
+            raise ConfigError(f"site {name[:64]!r}: not a site name ({CAMERA_ID_RULE}); see --site")
         url = redis_url(redis, config)
         if url is None and config.redis.replicas:
             raise ConfigError(
@@ -167,9 +175,20 @@ class CameraProcess:
         d = self.site.config.detector
         # the config section carries exactly the options' fields, so they map across by name
         tracker = make_tracker(camera_id, DetectorOptions(**(d.model_dump() | {"weights": detector or d.weights})))
-        first = last_track(self.site.client, self.site.keys, camera_id)  # a restart numbers its tracks on
+        first = self._first_track(camera_id)
         buffer = TrackletBuffer(camera_id, self.tracklet_policy(), first_track=first)
         return CameraStages(camera_id, tracker, buffer, on_tracklet or self.service.submit)
+
+    def _first_track(self, camera_id: str) -> int:
+        """The track id a camera's tracks are numbered after: the highest it published (a restarted worker
+        numbers on), or, with Redis unreachable, the wall-clock time in ms (above any id numbered on so far)."""
+        try:
+            return last_track(self.site.client, self.site.keys, camera_id)
+        except TRANSIENT as e:
+            log.warning(
+                "camera %s: Redis unreachable (%s): tracks numbered after the clock's milliseconds", camera_id, e
+            )
+            return int(time.time() * 1000)
 
     def source(self, camera_id: str, url: str) -> Source:
         """A camera's source, read on its own thread from now on (``source`` section)."""

@@ -22,8 +22,11 @@ Guarantees:
   was made in and the site's epoch is the one its gallery was loaded at. A matcher paused past its lease (a stall, SIGSTOP) or whose gallery
   predates an ``unlink``/``prune`` writes nothing: it drops what it linked, reads its records again (they
   stay pending) and reloads, or stands by when another matcher took the lease. It never exits for it.
+  Housekeeping that changes no identity is not fenced, and each is harmless to repeat: renewing the lease,
+  the backlog figures in ``P:{S}:stats``, trimming the streams under ``ttl`` (skipped while a write was just
+  refused) and forgetting ended consumers.
 - **Bad records** (malformed or undecodable, unknown schema version, a feature that is not unit length or
-  not of the size of the site's identities) go to the dead-letter stream, are counted in
+  not of the size of the site's identities, a record of another model than the identities') go to the dead-letter stream, are counted in
   ``P:{S}:stats`` and acknowledged; processing goes on.
 - **Trimmed records** (pending, trimmed from the stream before they were written) are counted as
   ``trimmed`` and acknowledged, never dead-lettered; a backlog near ``maxlen`` is warned of.
@@ -122,6 +125,7 @@ class Matcher:
         self.thresholds = ModelThreshold(client, keys, policy, self.consumer) if model_threshold else None
         self.linker: Linker | None = None
         self.epoch: bytes | None = None  # the site's epoch the gallery was loaded at
+        self.model: str | None = None  # the model of the identities' features (``reload``)
         self.stale = False  # a write was fenced: the gallery may hold what Redis did not take; reload
         self.tenure = -1  # the lease's tenure the gallery was loaded in
         self.last_merge = time.monotonic()
@@ -168,7 +172,7 @@ class Matcher:
         self._discard()
         self.stale = False
         self.tenure = self.lease.tenure
-        self.epoch = self.client.get(self.keys.epoch)
+        self.epoch, model = self.client.mget(self.keys.epoch, self.keys.model)
         with self.lease.kept():  # a large gallery may take longer to load than the lease lasts
             self.linker = Linker(
                 self.active,
@@ -178,6 +182,8 @@ class Matcher:
             )
             if self.expiry is not None:
                 self._load_deadlines()
+        # the model the identities' features are of; none while there are none (a new site, or one pruned empty)
+        self.model = text(model) if model is not None and len(self.linker.gallery) else None
         log.info("matcher %s: gallery of %d identities loaded", self.consumer, len(self.linker.gallery))
 
     def _load_deadlines(self) -> None:
@@ -194,6 +200,8 @@ class Matcher:
             elif ms >= 0:  # -1: written without a TTL, which the next write of it sets
                 self.expiry.set([n], now + ms / 1000)
         self.linker.forget(gone)
+        if gone:  # expired: their ids are never handed out again, so their index entries go (housekeeping)
+            self.client.zrem(self.keys.identities, *map(str, gone))
 
     def _forget_expired(self) -> None:
         """Take identities whose keys expire (``ttl``) out of the gallery, so a person seen again after
@@ -303,7 +311,13 @@ class Matcher:
                         f"feature of {t.feature.size} values from model {t.model_id!r}; the site's identities hold "
                         f"{dim}-d features (one model per site: give another model its own site)"
                     )
-                dim = t.feature.size
+                if self.model is not None and t.model_id != self.model:
+                    raise records.RecordError(
+                        f"record of model {t.model_id!r}; the site's identities are of model {self.model!r}, whose "
+                        "features another model's cannot be compared with (one model per site: give another model "
+                        "its own site, or prune the site's persons before the new model takes over)"
+                    )
+                dim, self.model = t.feature.size, t.model_id
                 good.append((sid, t))
             except Exception as e:  # no record, whatever its bytes, stops the consumer
                 reason = (
@@ -321,8 +335,7 @@ class Matcher:
         for (sid, t), done in zip(good, seen, strict=True):
             tid = t.tracklet_id
             if done or tid in ids or tid in unwritten:
-                self.counts["duplicates"] += 1
-                continue
+                continue  # a duplicate: counted with its batch, once written
             ids.add(tid)
             fresh.append((sid, t))
         return fresh
@@ -355,6 +368,8 @@ class Matcher:
             linked = self.linker.link(tracklets)
             store.write_links(w, self.keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
             w.call("HINCRBY", self.keys.stats, "matched", len(fresh))
+            if tracklets:
+                w.call("SET", self.keys.model, tracklets[-1].model_id)
             if gone:
                 w.call("HINCRBY", self.keys.stats, "trimmed", gone)
             w.xack(self.keys.tracklets, GROUP, ids)  # last: a failed script acks nothing
@@ -364,7 +379,7 @@ class Matcher:
             raise
         new = sum(r.new for r in linked)
         counts = {"processed": len(fresh), "new": new, "linked": len(linked) - new}
-        counts |= {"dead_letters": len(kept) - len(good), "trimmed": gone}
+        counts |= {"dead_letters": len(kept) - len(good), "trimmed": gone, "duplicates": len(good) - len(fresh)}
         self.writes.queue(
             self._write(w),
             {t.tracklet_id for t in tracklets},
@@ -446,7 +461,7 @@ class Matcher:
         the merges written (none when the fence refused them: the gallery is then reloaded)."""
         self.flush()
         self.last_merge = time.monotonic()
-        if self.ttl is not None:  # retention: the streams forget what the identities forgot
+        if self.ttl is not None and not self.stale:  # retention: the streams forget what the identities forgot
             trimmed = trim_site(self.client, self.keys, time.time() - self.ttl)
             self.counts["stream_trimmed"] += sum(trimmed.values())
         if self.stale:  # a write was just refused: nothing to merge until the gallery is reloaded

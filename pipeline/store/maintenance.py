@@ -145,7 +145,8 @@ def _prune_some(client: Client, pipe: Pipeline, keys: Keys, sids: list[str], pol
     for sid, (identity, camera) in located:
         if identity is not None:
             pipe.zrem(keys.sightings(int(identity)), sid)
-            pipe.zrem(keys.timeline(text(camera)), sid)
+        # the camera is the sighting id's first part: the timeline entry goes even when the hash expired
+        pipe.zrem(keys.timeline(text(camera) if camera is not None else sid.rsplit(":", 2)[0]), sid)
         pipe.delete(keys.sighting(sid))
         pipe.zrem(keys.ingested, sid)
     removed = 0

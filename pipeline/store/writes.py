@@ -169,6 +169,9 @@ def write_merge(
         w.zadd(keys.sightings(into), starts)
     if into in gallery:
         fields = summary(gallery.exemplars(into), gallery.history(into))
+        # the recent history is bounded: first_seen is the earlier of the two stored ones, not its minimum
+        stored = [client.hget(keys.identity(n), "first_seen") for n in (source, into)]
+        fields["first_seen"] = repr(min([float(fields["first_seen"])] + [float(x) for x in stored if x is not None]))
         w.hset(keys.identity(into), fields)
         w.hset_card(keys.identity(into), "sightings", keys.sightings(into))
         w.zadd(keys.identities, {str(into): float(fields["last_seen"])})

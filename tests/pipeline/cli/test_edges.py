@@ -111,3 +111,11 @@ def test_search_with_a_model_of_another_feature_size_names_both_sizes(
     )  # fmt: skip
     assert code == 2 and "Traceback" not in err
     assert "-d features" in data["error"] and "7-d" in data["error"] and str(embedder_file) in data["error"]
+
+
+@pytest.mark.parametrize("site", ["}x", "a*", "a b", "{s}"])
+def test_a_site_name_outside_the_pattern_is_refused(capsys, site):
+    """A site name is the hash tag of its keys: a brace would split them over cluster slots, ``*`` would make
+    its key pattern match other sites' keys."""
+    code, data, err = run_json(capsys, "persons", "--site", site)
+    assert code == 2 and "not a site name" in data["error"] and "Traceback" not in err
