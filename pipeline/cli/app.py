@@ -100,6 +100,17 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         if as_json:
             print(json.dumps({"error": str(e), "type": type(e).__name__}))
         return EXIT_USER_ERROR
+    except Exception as e:  # a key of the site holding another type than crosscam writes there
+        if "WRONGTYPE" not in str(e):
+            raise
+        message = (
+            f"Redis refused a command ({e}): a key under the site's prefix holds another type than crosscam "
+            "writes there; another program may share the prefix: give the site another redis.prefix or database"
+        )
+        print(f"crosscam: error: {message}", file=sys.stderr)
+        if as_json:
+            print(json.dumps({"error": message, "type": type(e).__name__}))
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("crosscam: interrupted", file=sys.stderr)
         return 130

@@ -15,7 +15,7 @@ import time
 
 import redis
 
-from pipeline.bus.connect import Client
+from pipeline.bus.connect import BusError, Client
 from pipeline.keys import GROUP, Keys, text
 
 Entry = tuple[bytes, dict]  # (stream id, fields) as redis-py returns them
@@ -36,7 +36,14 @@ class GroupReader:
         self.next_claim = 0.0  # when to look for another consumer's stale records next (monotonic clock)
 
     def ensure_group(self) -> None:
-        """Create the consumer group (from the stream's start) unless it exists."""
+        """Create the consumer group (from the stream's start) unless it exists. A key of the stream's name that
+        is not a stream is an error naming it (another program writes under the site's prefix)."""
+        kind = text(self.client.type(self.keys.tracklets))
+        if kind not in ("none", "stream"):
+            raise BusError(
+                f"{self.keys.tracklets} holds a {kind}, not a stream of tracklets: another program writes under "
+                "the site's key prefix; give the site another redis.prefix or database, or delete the key"
+            )
         try:
             self.client.xgroup_create(self.keys.tracklets, GROUP, id="0", mkstream=True)
         except redis.ResponseError as e:

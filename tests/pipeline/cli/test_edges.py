@@ -119,3 +119,22 @@ def test_a_site_name_outside_the_pattern_is_refused(capsys, site):
     its key pattern match other sites' keys."""
     code, data, err = run_json(capsys, "persons", "--site", site)
     assert code == 2 and "not a site name" in data["error"] and "Traceback" not in err
+
+
+def test_a_key_of_another_type_under_the_prefix_is_a_clear_error(capsys, redis_client, bus_keys):
+    common = [
+        "--site",
+        bus_keys.site,
+        "--redis-url",
+        redis_url(redis_client),
+        "--set",
+        f"redis.prefix={bus_keys.prefix}",
+    ]
+    redis_client.set(bus_keys.tracklets, "written by another program")
+    code, data, err = run_json(capsys, "matcher", "--idle-exit", "0.3", *common)
+    assert code == 2 and "Traceback" not in err
+    assert f"{bus_keys.tracklets} holds a string, not a stream" in data["error"]
+    redis_client.delete(bus_keys.tracklets)
+    redis_client.set(bus_keys.identities, "written by another program")
+    code, data, err = run_json(capsys, "persons", *common)
+    assert code == 2 and "Traceback" not in err and "holds another type" in data["error"]
