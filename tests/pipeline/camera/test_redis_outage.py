@@ -53,7 +53,7 @@ def stream_ids(client, key: str) -> list[str]:
     return [records.decode(fields).tracklet_id for _, fields in client.xrange(key)]
 
 
-@pytest.mark.parametrize("outage", [0.0, pytest.param(30.0, marks=pytest.mark.slow)], ids=["restart", "30s"])
+@pytest.mark.parametrize("outage", [0.0, pytest.param(30.0, marks=pytest.mark.long)], ids=["restart", "30s"])
 def test_a_worker_rides_out_a_redis_restart_and_publishes_every_tracklet_once(outage, server, tiny_checkpoints, caplog):
     """Redis stays down until tracklets were made meanwhile, and at least ``outage`` seconds (the source may
     end during a long outage: the service then keeps trying while the process stops)."""

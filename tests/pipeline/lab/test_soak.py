@@ -43,14 +43,16 @@ def test_unknown_faults_are_a_usage_error(capsys):
 
 
 @pytest.mark.slow
-def test_a_short_soak_with_matcher_kills_and_an_rtsp_restart_passes(tiny_checkpoints, tmp_path):
+def test_a_short_soak_with_every_fault_passes(tiny_checkpoints, tmp_path):
     """A real site (redis-server, RTSP server, worker and matcher processes) for 45 s while the matcher is
-    killed and the RTSP server restarted: every published tracklet ends in exactly one sighting."""
+    killed, the RTSP server restarted, Redis killed and restarted from its AOF, and the worker killed and
+    started again: every published tracklet ends in exactly one sighting."""
     require_server()
-    options = SoakOptions(minutes=0.75, seed=1, chaos=("matcher", "rtsp"), cameras=1, keep=tmp_path / "soak")
+    chaos = ("matcher", "redis", "rtsp", "worker")
+    options = SoakOptions(minutes=0.75, seed=1, chaos=chaos, cameras=1, keep=tmp_path / "soak")
     r = run_soak(options, tiny_checkpoints["tiny_attention"])
     assert r["passed"], r
-    assert sorted(e["kind"] for e in r["faults"]) == ["matcher", "rtsp"]
+    assert sorted({e["kind"] for e in r["faults"]}) == sorted(chaos)
     t = r["tracklets"]
     assert t["published"] > 0 and t["sightings"] == t["counted_in_persons"] == t["published"]
-    assert not r["failures"] and r["workers"]["worker cam0"]["published"] == t["stream_records"]
+    assert not r["failures"]  # no process exited on its own

@@ -90,7 +90,7 @@ def publish(client, keys: Keys, first: int, n: int) -> list[str]:
     return ids
 
 
-@pytest.mark.parametrize("outage", [5.0, pytest.param(35.0, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("outage", [5.0, pytest.param(35.0, marks=pytest.mark.long)])
 def test_the_matcher_rides_out_a_redis_restart(redis_server, bus_keys, outage):
     """Killed mid-stream (a batch maybe in flight), down for ``outage`` seconds, started again; 200 more
     tracklets published: the matcher never exits, logs the outage once, and stores every tracklet once."""
