@@ -1,4 +1,5 @@
-"""Running the CLI in-process and reading its ``--json`` answer; a Redis client's URL for a CLI flag."""
+"""Running the CLI in-process and reading its ``--json`` answer; a Redis client's URL for a CLI flag, and the
+flags that point a command at a test's site."""
 
 from __future__ import annotations
 
@@ -26,3 +27,8 @@ def redis_url(client) -> str:
         if hasattr(client, "socket_file")
         else client.connection_pool.connection_kwargs["url"]
     )
+
+
+def site_args(client, keys) -> list[str]:
+    """The flags that point a CLI command at ``keys``' site on ``client``'s server."""
+    return ["--redis-url", redis_url(client), "--site", keys.site, "--set", f"redis.prefix={keys.prefix}"]

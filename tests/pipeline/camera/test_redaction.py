@@ -16,7 +16,7 @@ from pipeline.camera.sources import SourceError, parse_source
 from pipeline.cli import main
 from pipeline.serve.api import create_app
 from tests.support.api import KEY
-from tests.support.cli import redis_url
+from tests.support.cli import site_args
 from tests.support.redis_scan import every_value
 
 PASSWORD = "s3cret"
@@ -59,15 +59,8 @@ def test_a_dead_cameras_password_is_in_no_status_api_output_or_log(
     caplog.set_level(logging.DEBUG)
     url = f"rtsp://admin:{PASSWORD}@127.0.0.1:{closed_port()}/x"
     argv = ["worker", "--camera", "door", "--source", url, "--detector", "motion"]
-    argv += ["--embedder", str(tiny_checkpoints["tiny_attention"]), "--redis-url", redis_url(redis_client)]
-    argv += [
-        "--site",
-        bus_keys.site,
-        "--set",
-        f"redis.prefix={bus_keys.prefix}",
-        "--set",
-        "source.reconnect_attempts=2",
-    ]
+    argv += ["--embedder", str(tiny_checkpoints["tiny_attention"]), *site_args(redis_client, bus_keys)]
+    argv += ["--set", "source.reconnect_attempts=2"]
     argv += ["--set", "source.reconnect_initial=0.05", "--max-seconds", "60", "--json", "-vv"]
     main(argv)
     out, err = capfd.readouterr()

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pipeline.bus import records
 from pipeline.bus.publisher import Publisher, last_track
-from tests.pipeline.cli.test_edges import embedder_file  # noqa: F401  (a fixture)
-from tests.support.cli import redis_url, run_json
+from tests.support.cli import run_json, site_args
 from tests.support.records import make_embedding
 
 SCENE = "synth://?cameras=2&people=4&seconds=8&seed=5&camera=0"
@@ -22,14 +21,10 @@ def test_the_highest_published_track_is_kept_per_camera(redis_client, bus_keys):
 
 
 def test_a_restarted_worker_publishes_tracklet_ids_the_site_has_not_seen(
-    capsys,
-    redis_client,
-    bus_keys,
-    embedder_file,  # noqa: F811
+    capsys, redis_client, bus_keys, tiny_checkpoints
 ):
     argv = ["worker", "--camera", "hall", "--source", SCENE, "--detector", "motion"]
-    argv += ["--embedder", str(embedder_file), "--redis-url", redis_url(redis_client), "--site", bus_keys.site]
-    argv += ["--set", f"redis.prefix={bus_keys.prefix}"]
+    argv += ["--embedder", str(tiny_checkpoints["tiny_attention"]), *site_args(redis_client, bus_keys)]
     for _ in range(2):  # the same camera, started twice
         code, _, err = run_json(capsys, *argv)
         assert code == 0, err

@@ -8,8 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from models.architectures import arch_spec
-from models.checkpoint import build_model, save_checkpoint
 from pipeline.bus import records
 from pipeline.bus.publisher import camera_status
 from pipeline.cli import main
@@ -19,12 +17,10 @@ from tests.support.paths import VTEST, YOLO_ONNX, needs_video
 from tests.support.waiting import wait_for
 
 
-@pytest.fixture(scope="module")
-def embedder_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("embedder") / "tiny.pt"
-    arch, input_spec = arch_spec("tiny_attention")
-    save_checkpoint(build_model(arch, input_spec), path)
-    return path
+@pytest.fixture
+def embedder_file(tiny_checkpoints):
+    """A saved tiny re-ID model (the session's checkpoint)."""
+    return tiny_checkpoints["tiny_attention"]
 
 
 def read_tracklets(client, keys: Keys) -> list:

@@ -7,18 +7,13 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.cli.worker import EXIT_SOURCE_FAILED
-from tests.support.cli import redis_url, run_json
+from tests.support.cli import run_json, site_args
 
 
-@pytest.fixture(scope="module")
-def embedder_file(tmp_path_factory):
-    from models.architectures import arch_spec
-    from models.checkpoint import build_model, save_checkpoint
-
-    path = tmp_path_factory.mktemp("embedder") / "tiny.pt"
-    arch, input_spec = arch_spec("tiny_attention")
-    save_checkpoint(build_model(arch, input_spec), path)
-    return path
+@pytest.fixture
+def embedder_file(tiny_checkpoints):
+    """A saved tiny re-ID model (the session's checkpoint)."""
+    return tiny_checkpoints["tiny_attention"]
 
 
 @pytest.mark.parametrize("camera", ["<img src=x onerror=alert(1)>", "a b", "cam:1", "", "x" * 129])
@@ -48,12 +43,7 @@ def test_a_worker_whose_source_failed_exits_non_zero(capsys, redis_client, bus_k
         "motion",
         "--embedder",
         str(embedder_file),
-        "--redis-url",
-        redis_url(redis_client),
-        "--site",
-        bus_keys.site,
-        "--set",
-        f"redis.prefix={bus_keys.prefix}",
+        *site_args(redis_client, bus_keys),
         "--set",
         "source.reconnect_attempts=1",
         "--set",
@@ -106,9 +96,8 @@ def test_search_with_a_model_of_another_feature_size_names_both_sizes(
     image = tmp_path / "person.png"
     cv2.imwrite(str(image), np.full((128, 64, 3), 90, np.uint8))
     code, data, err = run_json(
-        capsys, "search", str(image), "--embedder", str(embedder_file),
-        "--site", bus_keys.site, "--redis-url", redis_url(redis_client), "--set", f"redis.prefix={bus_keys.prefix}",
-    )  # fmt: skip
+        capsys, "search", str(image), "--embedder", str(embedder_file), *site_args(redis_client, bus_keys)
+    )
     assert code == 2 and "Traceback" not in err
     assert "-d features" in data["error"] and "7-d" in data["error"] and str(embedder_file) in data["error"]
 
@@ -122,14 +111,7 @@ def test_a_site_name_outside_the_pattern_is_refused(capsys, site):
 
 
 def test_a_key_of_another_type_under_the_prefix_is_a_clear_error(capsys, redis_client, bus_keys):
-    common = [
-        "--site",
-        bus_keys.site,
-        "--redis-url",
-        redis_url(redis_client),
-        "--set",
-        f"redis.prefix={bus_keys.prefix}",
-    ]
+    common = site_args(redis_client, bus_keys)
     redis_client.set(bus_keys.tracklets, "written by another program")
     code, data, err = run_json(capsys, "matcher", "--idle-exit", "0.3", *common)
     assert code == 2 and "Traceback" not in err

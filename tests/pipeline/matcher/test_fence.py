@@ -81,22 +81,30 @@ def test_the_batch_script_runs_nothing_unless_the_lease_and_the_epoch_are_the_wr
     redis_client.delete("crosscam-test-fenced")
 
 
-def test_a_matcher_whose_lease_was_taken_writes_nothing_of_its_linked_batch(redis_client, bus_keys):
-    """A linked the first batch (its write behind) and then stalled past its lease; B took over, claimed the
-    records and stored them. A's write is refused: every tracklet is decided once, counts stay right, and
-    A stands by instead of exiting; it takes over when B gives the lease up."""
-    keys = bus_keys
-    publisher = Publisher(redis_client, keys)
+def stalled_matcher(client, keys) -> tuple[Matcher, list[str]]:
+    """Twelve tracklets published; matcher A (lease 0.3 s) linked the first batch of four, whose write is
+    behind, and stalled until its lease ran out and its records idled past ``claim_idle``. Returns A and the
+    published tracklet ids."""
+    publisher = Publisher(client, keys)
     faces = people(4)
     published = []
     for i in range(12):
         t = tracklet(keys.site, f"cam{i % 3}", i, 10.0 * i, faces[i % 4])
         publisher.publish(t)
         published.append(t.tracklet_id)
-    a = Matcher(redis_client, keys, MatchPolicy(threshold=0.7), consumer="a", batch=4, lease=0.3, claim_idle=0.2)
+    a = Matcher(client, keys, MatchPolicy(threshold=0.7), consumer="a", batch=4, lease=0.3, claim_idle=0.2)
     a.start(wait=False)
-    assert a.step(block_ms=10) == 4 and redis_client.zcard(keys.ingested) == 0  # linked, its write behind
+    assert a.step(block_ms=10) == 4 and client.zcard(keys.ingested) == 0  # linked, its write behind
     time.sleep(0.5)  # A stalls: its lease runs out and its records idle past claim_idle
+    return a, published
+
+
+def test_a_matcher_whose_lease_was_taken_writes_nothing_of_its_linked_batch(redis_client, bus_keys):
+    """A linked the first batch (its write behind) and then stalled past its lease; B took over, claimed the
+    records and stored them. A's write is refused: every tracklet is decided once, counts stay right, and
+    A stands by instead of exiting; it takes over when B gives the lease up."""
+    keys = bus_keys
+    a, published = stalled_matcher(redis_client, keys)
     b = Matcher(redis_client, keys, MatchPolicy(threshold=0.7), consumer="b", batch=4, lease=30, claim_idle=0.2)
     assert b.start(wait=False).acquire(wait=False)
     while b.step(block_ms=10):  # claims A's four records and reads the rest
@@ -117,17 +125,7 @@ def test_a_matcher_that_takes_its_lapsed_lease_again_links_its_batch_again(redis
     gave the lease up. A takes the free lease again, in a new tenure: the batch it linked in the old one is
     refused, and nothing is stored twice."""
     keys = bus_keys
-    publisher = Publisher(redis_client, keys)
-    faces = people(4)
-    published = []
-    for i in range(12):
-        t = tracklet(keys.site, f"cam{i % 3}", i, 10.0 * i, faces[i % 4])
-        publisher.publish(t)
-        published.append(t.tracklet_id)
-    a = Matcher(redis_client, keys, MatchPolicy(threshold=0.7), consumer="a", batch=4, lease=0.3, claim_idle=0.2)
-    a.start(wait=False)
-    assert a.step(block_ms=10) == 4 and redis_client.zcard(keys.ingested) == 0  # linked, its write behind
-    time.sleep(0.5)
+    a, published = stalled_matcher(redis_client, keys)
     b = Matcher(redis_client, keys, MatchPolicy(threshold=0.7), consumer="b", batch=4, lease=30, claim_idle=0.2)
     b.start(wait=False).run(idle_exit=0.3)  # stores everything, then gives the lease up
     while a.step(block_ms=10):

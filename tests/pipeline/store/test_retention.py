@@ -14,7 +14,7 @@ from pipeline.bus.publisher import Publisher
 from pipeline.matcher.consumer import Matcher
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.store.retention import trim_streams
-from tests.support.cli import redis_url, run_json
+from tests.support.cli import run_json, site_args
 from tests.support.records import make_embedding
 from tests.support.redis_scan import every_value
 
@@ -60,14 +60,7 @@ def test_prune_leaves_no_thumbnail_or_feature_older_than_the_cutoff_anywhere(cap
     everything = every_value(redis_client)
     assert all(any(d in v for v in everything) for d in personal_data(old + new))  # stored in several places
 
-    common = [
-        "--redis-url",
-        redis_url(redis_client),
-        "--site",
-        bus_keys.site,
-        "--set",
-        f"redis.prefix={bus_keys.prefix}",
-    ]
+    common = site_args(redis_client, bus_keys)
     code, data, err = run_json(capsys, "prune", "--older-than", "2s", *common)
     assert code == 0, err
     assert data["sightings_removed"] == 3 and data["persons_removed"] == 3
