@@ -59,7 +59,7 @@ from collections.abc import Callable
 
 from pipeline import store
 from pipeline.bus import records
-from pipeline.bus.backlog import TRANSIENT
+from pipeline.bus.backlog import TRANSIENT, Retry
 from pipeline.bus.batch import Commands, Fence, Fenced, Recorder
 from pipeline.bus.connect import Client, master_of, wait_replicas
 from pipeline.bus.publisher import dead_letter
@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 # Redis unreachable, restarting or loading its data, out of memory, a read-only replica, a cluster failover:
 # waited out, never a reason to exit (the same errors the camera processes wait out)
 OUTAGE = TRANSIENT
+OUTAGE_RETRY = Retry(initial=0.1, max_delay=5.0)  # the waits between looks for Redis during an outage
 BACKLOG_WARNING = 0.5  # warn when the records waiting reach this fraction of the stream's length limit
 BACKLOG_EVERY = 10.0  # seconds between looks at the backlog
 
@@ -505,13 +506,13 @@ class Matcher:
         log.warning("matcher %s: Redis unreachable (%s); waiting for it to come back", self.consumer, error)
         self.writes.discard()  # whether they reached Redis is unknown: their records are read again
         self.reader.reread()
-        delay = 0.1
+        attempt = 0
         while not stop():
             if self.give_up is not None and time.monotonic() - started >= self.give_up:
                 log.error("matcher %s: Redis unreachable for %.0f s; giving up", self.consumer, self.give_up)
                 raise error
-            time.sleep(delay)
-            delay = min(2 * delay, 5.0)
+            time.sleep(OUTAGE_RETRY.delay(attempt))
+            attempt += 1
             try:
                 self.client.ping()
                 self.reader.ensure_group()
