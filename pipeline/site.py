@@ -27,6 +27,7 @@ from pipeline.bus.backlog import TRANSIENT
 from pipeline.bus.connect import Client, connect
 from pipeline.bus.publisher import Publisher, last_track
 from pipeline.bus.site_models import announce_model
+from pipeline.camera.replay import REPLAY
 from pipeline.camera.sources import Reconnect, Source, open_source
 from pipeline.camera.tracking import DetectorOptions, make_tracker
 from pipeline.camera.tracklets import TrackletBuffer, TrackletPolicy
@@ -42,7 +43,7 @@ from synth.stream import SYNTH
 
 log = logging.getLogger(__name__)
 
-SOURCE_TYPES = {"synth": SYNTH}  # sources a site opens besides video files, streams and webcams
+SOURCE_TYPES = {"synth": SYNTH, "replay": REPLAY}  # sources a site opens besides video files, streams and webcams
 
 
 def redis_url(explicit: str | None, config: CrosscamConfig) -> str | None:
@@ -199,6 +200,7 @@ class CameraProcess:
             transport=s.transport,
             types=SOURCE_TYPES,
             capacity=s.buffer,
+            max_fps=s.fps,
             reconnect=Reconnect(
                 initial=s.reconnect_initial, max_delay=s.reconnect_max, max_attempts=s.reconnect_attempts
             ),

@@ -11,7 +11,12 @@ Buffer policies (``BufferPolicy``) for a full buffer:
 URLs: ``rtsp://`` / ``rtsps://`` (TCP by default; ``transport="udp"`` on request), ``http(s)://``, a video
 file path (or ``file://``), a webcam index (``0``), and schemes a caller adds as a ``SourceType``: a site
 (``pipeline.site``) adds ``synth://?cameras=3&people=8&seconds=60&seed=1&camera=0`` (one camera of a
-synthetic world, ``synth.stream``).
+synthetic world, ``synth.stream``) and ``replay://PATH`` (a video file played at its own frame rate, looped, as
+if it were a live camera: ``pipeline.camera.replay``).
+
+Frame rate: ``max_fps`` keeps at most that many frames a second of stream time (a 25 frames/s camera processed
+at 5): every frame is still decoded (a compressed stream needs it), the others are skipped before the buffer
+and counted (``counts["fps_skipped"]``), so they are neither offered nor dropped.
 """
 
 from __future__ import annotations
@@ -143,10 +148,13 @@ class Capture(Protocol):
 class SourceType:
     """A kind of source a caller adds by URL scheme (``synth.stream.SYNTH`` for ``synth://``): ``check(url)``
     raises ``SourceError`` for a bad URL (at parse time, not on the reader thread), ``open(url)`` returns its
-    reader. Such sources are read like files (not live: every frame, none dropped)."""
+    reader. Such sources are read like files (every frame, none dropped) unless ``live``: then like a camera
+    (the oldest waiting frame dropped when the consumer is slow, reopened when it stops delivering, stamped
+    with wall-clock time); a live reader whose ``ended`` attribute is true has ended for good."""
 
     check: Callable[[str], object]
     open: Callable[[str], Capture]
+    live: bool = False
 
 
 def parse_source(
@@ -167,7 +175,7 @@ def parse_source(
         return SourceSpec(camera_id, url, url, live=True, transport=transport)
     if scheme in types:
         types[scheme].check(url)
-        return SourceSpec(camera_id, url, url, live=False, kind=scheme)
+        return SourceSpec(camera_id, url, url, live=types[scheme].live, kind=scheme)
     if scheme in ("", "file"):
         path = Path(urlparse(url).path if scheme == "file" else url)
         if not path.is_file():
@@ -249,8 +257,11 @@ class Source:
         on_state: Callable[[SourceState, str], None] | None = None,
         opener: Callable[[SourceSpec], Capture] = VideoCapture,
         max_decode_errors: int = 25,
+        max_fps: float | None = None,
     ) -> None:
-        self.spec = spec
+        if max_fps is not None and max_fps <= 0:
+            raise SourceError(f"{spec.shown}: max_fps must be positive, got {max_fps}")
+        self.spec, self.max_fps = spec, max_fps
         self.policy = policy or (BufferPolicy.DROP_OLDEST if spec.live else BufferPolicy.WAIT)
         self.buffer = FrameBuffer(capacity, self.policy)
         self.reconnect = reconnect or Reconnect()
@@ -262,6 +273,7 @@ class Source:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"source-{spec.camera_id}", daemon=True)
         self._rng = random.Random(hash(spec.camera_id))
+        self._due: float | None = None  # stream time of the next frame to keep under max_fps
 
     def start(self) -> Source:
         self._set(SourceState.CONNECTING)
@@ -318,10 +330,17 @@ class Source:
                 if ok:
                     errors = 0
                     stamp = self._stamp(cap, index, pos, t0)
-                    self.buffer.put(Frame(self.spec.camera_id, index, stamp, image), self._stop)
-                    self.counts["frames"] += 1
                     index += 1
+                    if not self._keep(stamp):
+                        self.counts["fps_skipped"] += 1
+                        continue
+                    self.buffer.put(Frame(self.spec.camera_id, index - 1, stamp, image), self._stop)
+                    self.counts["frames"] += 1
                     continue
+                if getattr(cap, "ended", False):  # a live reader that has ended for good (a replay not looped)
+                    cap.release()
+                    self._set(SourceState.ENDED)
+                    return
                 if not self.spec.live:
                     if cap.position() < cap.frame_count - 1 and errors < self.max_decode_errors:
                         errors += 1  # a frame that fails to decode: skip it, count it
@@ -338,6 +357,20 @@ class Source:
             if not self._wait_to_retry(0, f"{self.spec.shown}: stream interrupted"):
                 return
         self._set(SourceState.ENDED)
+
+    def _keep(self, stamp: float) -> bool:
+        """Whether a frame at stream time ``stamp`` is kept under ``max_fps``: frames are kept on a grid of
+        1 / max_fps seconds (a quarter period early counts as on time), so 25 frames/s capped at 10 gives 10,
+        not 8.3; a jump in the stream's time (a reconnection) restarts the grid."""
+        if self.max_fps is None:
+            return True
+        period = 1.0 / self.max_fps
+        if self._due is None or stamp < self._due - 2 * period or stamp > self._due + 2 * period:
+            self._due = stamp
+        if stamp < self._due - period / 4:
+            return False
+        self._due += period
+        return True
 
     def _stamp(self, cap: VideoCapture, index: int, pos: float, t0: float) -> float:
         """A file's frames: its own time, index / fps. Live frames: the connection's wall-clock start plus

@@ -109,6 +109,12 @@ class TrackletConfig(Section):
 class SourceConfig(Section):
     transport: Literal["tcp", "udp"] = "tcp"
     buffer: int = Field(8, ge=1, description="frames buffered per camera")
+    fps: float | None = Field(
+        None,
+        gt=0,
+        description="process at most this many frames a second of each camera (the others are decoded and skipped); "
+        "default: every frame",
+    )
     reconnect_initial: float = Field(0.5, gt=0)
     reconnect_max: float = Field(30.0, gt=0)
     reconnect_attempts: int | None = Field(None, ge=1, description="give up after this many; default never")
@@ -212,7 +218,10 @@ class CameraConfig(Section):
     id: str = Field(
         pattern=CAMERA_ID, description="camera id, unique within the site: 1 to 128 letters, digits, '_', '.' or '-'"
     )
-    source: str = Field(description="rtsp://..., http(s)://..., a video file, a webcam index, or synth://...")
+    source: str = Field(
+        description="rtsp://..., http(s)://..., a video file, a webcam index, replay://VIDEO (a file played as a "
+        "live camera) or synth://..."
+    )
     detector: str | None = Field(None, description="overrides detector.weights for this camera")
 
 

@@ -1,0 +1,95 @@
+"""``replay://PATH``: a video file played as if it were a live camera.
+
+Frames are delivered at the file's own frame rate (the reader sleeps until each frame's time comes), the file
+starts again from its first frame when it ends (``?loop=0`` plays it once, then the source ends), and the
+source behaves as a live one: stamped with wall-clock time, the oldest waiting frame dropped when the
+consumer falls behind. Use it to try a site on recorded footage at the pace its cameras would give, and in
+``crosscam bench site``. ``?fps=N`` overrides a file whose header gives no (or a wrong) frame rate.
+
+    replay:///data/vtest.avi            an absolute path
+    replay://videos/vtest.avi?loop=0    a path relative to the working folder, played once
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import numpy as np
+
+from pipeline.camera.sources import SourceError, SourceSpec, SourceType, VideoCapture
+
+SCHEME = "replay://"
+
+
+def parse_replay_url(url: str) -> tuple[Path, bool, float | None]:
+    """``(path, loop, fps)`` of a ``replay://`` URL; a missing file or a bad option is a ``SourceError``."""
+    if not url.lower().startswith(SCHEME):
+        raise SourceError(f"{url}: not a replay URL; use replay://PATH[?loop=0][&fps=N]")
+    body, _, query = url[len(SCHEME) :].partition("?")
+    path = Path(body)
+    if not body or not path.is_file():
+        raise SourceError(f"{url}: video file {body!r} not found (replay://PATH with an absolute or relative path)")
+    options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    unknown = sorted(set(options) - {"loop", "fps"})
+    if unknown:
+        raise SourceError(f"{url}: unknown replay option(s) {unknown}; use loop=0|1 and fps=N")
+    loop_text = options.get("loop", "1").lower()
+    if loop_text not in ("0", "1", "true", "false"):
+        raise SourceError(f"{url}: loop must be 0 or 1, got {loop_text!r}")
+    fps = None
+    if "fps" in options:
+        try:
+            fps = float(options["fps"])
+        except ValueError:
+            fps = -1.0
+        if not fps > 0:
+            raise SourceError(f"{url}: fps must be a positive number, got {options['fps']!r}")
+    return path, loop_text in ("1", "true"), fps
+
+
+class ReplayCapture:
+    """Reads a video file at its frame rate (``Capture``): ``read`` sleeps until the frame is due and reports
+    the time played since the first frame, loops included."""
+
+    def __init__(self, url: str) -> None:
+        self.path, self.loop, fps = parse_replay_url(url)
+        self.spec = SourceSpec("replay", str(self.path), str(self.path), live=False)
+        self.video = VideoCapture(self.spec)
+        self.fps = fps or self.video.fps or 25.0
+        self.frame_count = self.video.frame_count
+        self.index = 0  # frames delivered since the first, loops included
+        self.ended = False
+        self.start: float | None = None
+
+    def opened(self) -> bool:
+        return self.video.opened()
+
+    def read(self) -> tuple[bool, np.ndarray | None, float]:
+        ok, image, _ = self.video.read()
+        if not ok and self.loop and self.index:
+            self.video.release()
+            self.video = VideoCapture(self.spec)
+            ok, image, _ = self.video.read()
+        if not ok:
+            self.ended = True
+            return False, None, self.index / self.fps
+        if self.start is None:
+            self.start = time.monotonic()
+        played = self.index / self.fps
+        delay = self.start + played - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self.index += 1
+        return True, image, played
+
+    def position(self) -> int:
+        return self.index
+
+    def release(self) -> None:
+        self.video.release()
+
+
+REPLAY = SourceType(check=parse_replay_url, open=ReplayCapture, live=True)
+"""``replay://`` sources for ``pipeline.camera.sources.open_source(..., types={"replay": REPLAY})``."""
