@@ -27,6 +27,7 @@ from pipeline.bus.backlog import TRANSIENT
 from pipeline.bus.connect import Client, connect
 from pipeline.bus.publisher import Publisher, last_track
 from pipeline.bus.site_models import announce_model
+from pipeline.camera.detection import DetectionService
 from pipeline.camera.replay import REPLAY
 from pipeline.camera.sources import Reconnect, Source, open_source
 from pipeline.camera.tracking import DetectorOptions, make_tracker
@@ -42,6 +43,9 @@ from pipeline.types import Tracklet
 from synth.stream import SYNTH
 
 log = logging.getLogger(__name__)
+
+_DETECTION_FIELDS = ("weights", "conf", "iou", "imgsz", "device", "half", "batch")
+"""The detector options that make a detector: cameras alike in these share one."""
 
 SOURCE_TYPES = {"synth": SYNTH, "replay": REPLAY}  # sources a site opens besides video files, streams and webcams
 
@@ -140,11 +144,13 @@ class Site:
 
 
 class CameraProcess:
-    """The publisher, the embedder and its batching service shared by the cameras of one process."""
+    """The publisher, the embedder and its batching service, and a detection service per YOLO weights, shared
+    by the cameras of one process."""
 
     def __init__(self, site: Site, embedder: Embedder) -> None:
         config = site.config
         self.site, self.embedder = site, embedder
+        self.detectors: dict[DetectorOptions, DetectionService] = {}
         self.publisher = site.publisher()
         announce_model(site.client, site.keys, embedder.spec)
         e = config.embedder
@@ -175,10 +181,20 @@ class CameraProcess:
         the embedding service). ``detector`` overrides ``detector.weights``."""
         d = self.site.config.detector
         # the config section carries exactly the options' fields, so they map across by name
-        tracker = make_tracker(camera_id, DetectorOptions(**(d.model_dump() | {"weights": detector or d.weights})))
+        options = DetectorOptions(**(d.model_dump() | {"weights": detector or d.weights}))
+        detect = None if options.weights == "motion" else self.detection(options).detect
+        tracker = make_tracker(camera_id, options, detect)
         first = self._first_track(camera_id)
         buffer = TrackletBuffer(camera_id, self.tracklet_policy(), first_track=first)
         return CameraStages(camera_id, tracker, buffer, on_tracklet or self.service.submit)
+
+    def detection(self, options: DetectorOptions) -> DetectionService:
+        """The detection service the cameras detecting with ``options`` share (one model, batched across them);
+        a bad weights file raises here."""
+        key = DetectorOptions(**{f: getattr(options, f) for f in _DETECTION_FIELDS})
+        if key not in self.detectors:
+            self.detectors[key] = DetectionService(options.detector(), max_batch=options.batch)
+        return self.detectors[key]
 
     def _first_track(self, camera_id: str) -> int:
         """The track id a camera's tracks are numbered after: the highest it published (a restarted worker
@@ -239,5 +255,8 @@ class CameraProcess:
             th.start()
         for th in threads:
             th.join()
+        for detection in self.detectors.values():
+            detection.stop()
+        self.detectors.clear()
         self.service.stop()
         return {w.camera_id: reports[w.camera_id] for w in workers}

@@ -1,8 +1,10 @@
-"""Detecting and tracking people, one tracker instance per camera.
+"""Tracking people, one tracker instance per camera.
 
-``yolo``: Ultralytics YOLO with any weights it loads (.pt, .onnx, OpenVINO folder, TensorRT .engine),
-person class only, with ByteTrack or BoT-SORT. ``motion``: OpenCV background subtraction keeping
-person-shaped blobs, tracked with ByteTrack: for static cameras and synthetic scenes without weights.
+``yolo``: person boxes from Ultralytics YOLO (``pipeline.camera.detection``: any weights it loads, the
+detector shared by the cameras of a process and batched across them), gated by motion
+(``pipeline.camera.motion``), tracked with Ultralytics' ByteTrack or BoT-SORT. ``motion``: OpenCV background
+subtraction keeping person-shaped blobs, tracked with ByteTrack: for static cameras and synthetic scenes without
+weights.
 
 Ultralytics numbers tracks with one counter shared by every tracker in a process (``BaseTrack._count``),
 and a tracker reset sets it back to 0. Each camera therefore maps Ultralytics' ids to its own sequence
@@ -11,21 +13,22 @@ and a tracker reset sets it back to 0. Each camera therefore maps Ultralytics' i
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from crosscam.errors import CrosscamError
+from pipeline.camera.detection import PERSON, DetectorError, YoloDetector, load_yolo
+from pipeline.camera.motion import GateOptions, MotionGate
 from pipeline.types import Frame, TrackedBox
 
-PERSON = 0  # COCO class id
+__all__ = ["PERSON", "DetectorError", "DetectorOptions", "MotionTracker", "Tracks", "YoloTracker", "load_yolo"]
 
-
-class DetectorError(CrosscamError):
-    """Detector weights that cannot be found or loaded."""
+Detect = Callable[[np.ndarray], np.ndarray]
+"""One RGB picture -> its person boxes ``float32[N,6]``: a ``DetectionService.detect`` or a detector's own."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,17 @@ class DetectorOptions:
     device: str = "cpu"
     half: bool = False
     every: int = 1  # run the detector on every k-th frame (others give no boxes)
+    gate: float = 0.002  # least fraction of the picture that moved for the detector to run (0: always run)
+    gate_refresh: float = 0.5  # with tracks open, detect at least this often (seconds) even without motion
+    batch: int = 8  # most cameras' frames detected at once by the process's shared detector
     tracker: str = "bytetrack.yaml"  # or botsort.yaml
     min_area: int = 400  # motion: smallest blob, pixels
     min_aspect: float = 1.1  # motion: person-shaped blobs are taller than wide (h / w)
     max_aspect: float = 5.0
+
+    def detector(self) -> YoloDetector:
+        """A YOLO detector of these options."""
+        return YoloDetector(self.weights, self.conf, self.iou, self.imgsz, self.device, self.half)
 
 
 class CameraTracker(Protocol):
@@ -66,77 +76,83 @@ def _tracker_args(name: str):
     return IterableSimpleNamespace(**YAML.load(check_yaml(name)))
 
 
-class YoloTracker:
-    """YOLO + ByteTrack / BoT-SORT for one camera (its own model instance, so its own tracker)."""
+class Tracks:
+    """Ultralytics' ByteTrack or BoT-SORT (``tracker``: its YAML) for one camera, fed boxes from any detector;
+    the same trackers and settings ``YOLO.track`` uses."""
 
-    def __init__(self, camera_id: str, options: DetectorOptions) -> None:
-        self.camera_id, self.options = camera_id, options
-        self.model = load_yolo(options.weights)
+    def __init__(self, camera_id: str, tracker: str = "bytetrack.yaml") -> None:
+        from ultralytics.trackers.track import TRACKER_MAP
+
+        args = _tracker_args(tracker)
+        self.camera_id = camera_id
+        self.tracker = TRACKER_MAP[args.tracker_type](args=args)
         self.ids = _IdSpace()
-        self.frames = 0
-        try:  # Ultralytics loads weights lazily: one blank frame surfaces a bad file now, and warms up
-            self._track(np.zeros((64, 64, 3), np.uint8))
-        except Exception as e:
-            raise DetectorError(
-                f"{options.weights}: Ultralytics cannot load these weights ({type(e).__name__}: {e})"
-            ) from e
 
-    def _track(self, bgr: np.ndarray):
-        o = self.options
-        extra = {"half": True} if o.half else {}  # Ultralytics warns when `half` is passed at all
-        return self.model.track(
-            bgr,
-            persist=True,
-            tracker=o.tracker,
-            classes=[PERSON],
-            conf=o.conf,
-            iou=o.iou,
-            imgsz=o.imgsz,
-            device=o.device,
-            verbose=False,
-            **extra,
-        )[0]
+    @property
+    def active(self) -> bool:
+        """Whether any track is being followed now."""
+        return bool(self.tracker.tracked_stracks)
+
+    def update(self, frame: Frame, boxes: np.ndarray) -> list[TrackedBox]:
+        """Advance the tracks by one frame with its boxes ``float32[N,6]`` (x1, y1, x2, y2, confidence, class)."""
+        from ultralytics.engine.results import Boxes
+
+        tracks = self.tracker.update(Boxes(boxes, frame.image.shape[:2]), frame.image)
+        return [
+            TrackedBox(
+                self.camera_id, self.ids(int(t[4])), tuple(float(v) for v in t[:4]), float(t[5]), frame.timestamp
+            )
+            for t in tracks
+        ]
+
+
+class YoloTracker:
+    """YOLO boxes -> motion gate and detect-every-k -> ByteTrack / BoT-SORT, for one camera. ``detect``: the
+    process's shared ``DetectionService.detect``; by default the camera loads its own detector.
+
+    ``counts``: ``detected`` frames, and those skipped by the motion gate (``gated``) or by ``every``."""
+
+    def __init__(self, camera_id: str, options: DetectorOptions, detect: Detect | None = None) -> None:
+        self.camera_id, self.options = camera_id, options
+        self.detect = detect or _own_detect(options)
+        self.tracks = Tracks(camera_id, options.tracker)
+        self.gate = MotionGate(GateOptions(threshold=options.gate, refresh=options.gate_refresh))
+        self.frames = 0
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    @property
+    def ids(self) -> _IdSpace:
+        return self.tracks.ids
 
     def update(self, frame: Frame) -> list[TrackedBox]:
         self.frames += 1
         if (self.frames - 1) % self.options.every:
+            self.counts["skipped_every"] += 1
             return []
-        boxes = self._track(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)).boxes
-        if boxes is None or boxes.id is None:
+        if not self.gate.wants(frame.image, frame.timestamp, self.tracks.active):
+            self.counts["gated"] += 1
             return []
-        return [
-            TrackedBox(self.camera_id, self.ids(int(i)), tuple(float(v) for v in xyxy), float(s), frame.timestamp)
-            for xyxy, i, s in zip(boxes.xyxy.tolist(), boxes.id.int().tolist(), boxes.conf.tolist(), strict=True)
-        ]
+        self.counts["detected"] += 1
+        return self.tracks.update(frame, self.detect(frame.image))
 
 
-def load_yolo(weights: str):
-    """Ultralytics YOLO for detection; offline, a missing file is a clear error, never a download attempt."""
-    path = Path(weights)
-    if not path.exists():
-        raise DetectorError(
-            f"{weights}: detector weights not found. Pass --detector with a local .pt, .onnx, OpenVINO folder or "
-            "TensorRT .engine file (e.g. an export of yolov8n.pt), or use --detector motion for static cameras"
-        )
-    try:
-        from ultralytics import YOLO
-
-        return YOLO(str(path), task="detect")
-    except Exception as e:  # Ultralytics raises many types for unreadable weights
-        raise DetectorError(f"{weights}: Ultralytics cannot load these weights ({type(e).__name__}: {e})") from e
+def _own_detect(options: DetectorOptions) -> Detect:
+    detector = options.detector()
+    return lambda image: detector.detect([image])[0]
 
 
 class MotionTracker:
     """Background subtraction (MOG2) -> person-shaped blobs -> ByteTrack, for one camera."""
 
     def __init__(self, camera_id: str, options: DetectorOptions) -> None:
-        from ultralytics.trackers.byte_tracker import BYTETracker
-
         self.camera_id, self.options = camera_id, options
         self.subtractor = cv2.createBackgroundSubtractorMOG2(history=200, varThreshold=25, detectShadows=True)
-        self.tracker = BYTETracker(_tracker_args("bytetrack.yaml"))
+        self.tracks = Tracks(camera_id, "bytetrack.yaml")
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-        self.ids = _IdSpace()
+
+    @property
+    def ids(self) -> _IdSpace:
+        return self.tracks.ids
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         """``float32[N,6]``: x1, y1, x2, y2, confidence, class of person-shaped moving blobs."""
@@ -155,19 +171,12 @@ class MotionTracker:
         return np.array(rows, np.float32).reshape(-1, 6)
 
     def update(self, frame: Frame) -> list[TrackedBox]:
-        from ultralytics.engine.results import Boxes
-
-        dets = self.detect(frame.image)
-        tracks = self.tracker.update(Boxes(dets, frame.image.shape[:2]), frame.image)
-        return [
-            TrackedBox(
-                self.camera_id, self.ids(int(t[4])), tuple(float(v) for v in t[:4]), float(t[5]), frame.timestamp
-            )
-            for t in tracks
-        ]
+        return self.tracks.update(frame, self.detect(frame.image))
 
 
-def make_tracker(camera_id: str, options: DetectorOptions) -> CameraTracker:
+def make_tracker(camera_id: str, options: DetectorOptions, detect: Detect | None = None) -> CameraTracker:
+    """The camera's tracker: ``MotionTracker`` for ``motion``, else ``YoloTracker`` (detecting with ``detect``,
+    by default a detector of its own)."""
     if options.weights == "motion":
         return MotionTracker(camera_id, options)
-    return YoloTracker(camera_id, options)
+    return YoloTracker(camera_id, options, detect)

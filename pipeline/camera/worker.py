@@ -141,6 +141,10 @@ class CameraWorker:
             r.seconds = time.monotonic() - start
             r.final_state = self.source.state.value
             r.error = redact(self.source.error)
-            r.counts = dict(self.stages.buffer.counts) | {f"source_{k}": v for k, v in self.source.counts.items()}
+            r.counts = (
+                dict(self.stages.buffer.counts)
+                | {f"detector_{k}": v for k, v in getattr(self.stages.tracker, "counts", {}).items()}
+                | {f"source_{k}": v for k, v in self.source.counts.items()}
+            )
             self._status()
         return r

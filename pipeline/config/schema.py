@@ -81,6 +81,19 @@ class DetectorConfig(Section):
     device: str = Field("cpu", description="Ultralytics device: cpu, 0, cuda:0, ...")
     half: bool = False
     every: int = Field(1, ge=1, description="detect on every k-th frame")
+    gate: float = Field(
+        0.002,
+        ge=0,
+        le=1,
+        description="motion gate: the detector runs on a frame only when at least this fraction of the picture "
+        "changed (0: on every frame); YOLO only",
+    )
+    gate_refresh: float = Field(
+        0.5, gt=0, description="motion gate: while tracks are open, detect at least this often (seconds)"
+    )
+    batch: int = Field(
+        8, ge=1, le=256, description="most frames the process's shared YOLO detector runs at once, across its cameras"
+    )
     tracker: Literal["bytetrack.yaml", "botsort.yaml"] = "bytetrack.yaml"
     min_area: int = Field(400, ge=1, description="motion detector: smallest moving blob, pixels")
     min_aspect: float = Field(1.1, gt=0, description="motion detector: least height / width of a person's blob")
