@@ -111,7 +111,8 @@ class EmbeddingService:
             self._stop = True
             self._stop_by = time.monotonic() + timeout
             self.cond.notify_all()
-        self._thread.join(timeout + 5.0)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout + 5.0)
 
     def _next_batch(self) -> list[Tracklet]:
         with self.cond:

@@ -188,6 +188,13 @@ class CameraProcess:
         buffer = TrackletBuffer(camera_id, self.tracklet_policy(), first_track=first)
         return CameraStages(camera_id, tracker, buffer, on_tracklet or self.service.submit)
 
+    def stop(self) -> None:
+        """Stop the detection services, then the embedding service once every queued tracklet is published."""
+        for detection in self.detectors.values():
+            detection.stop()
+        self.detectors.clear()
+        self.service.stop()
+
     def detection(self, options: DetectorOptions) -> DetectionService:
         """The detection service the cameras detecting with ``options`` share (one model, batched across them);
         a bad weights file raises here."""
@@ -255,8 +262,5 @@ class CameraProcess:
             th.start()
         for th in threads:
             th.join()
-        for detection in self.detectors.values():
-            detection.stop()
-        self.detectors.clear()
-        self.service.stop()
+        self.stop()
         return {w.camera_id: reports[w.camera_id] for w in workers}

@@ -166,7 +166,8 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         "detector": args.detector,
     }
     lines = [
-        f"bare YOLO.track: {r['bare_track_fps']:.2f} frames/s; worker: {r['worker_fps']:.2f} frames/s "
+        f"bare YOLO.track: {r['bare_track_fps']:.2f} frames/s; the worker's own stages: {r['stages_fps']:.2f} "
+        f"frames/s ({r['stages_ratio']:.2f} of bare); with the embedder beside it: {r['worker_fps']:.2f} frames/s "
         f"({r['ratio']:.2f} of bare) on {r['frames']} frames; {r['worker']['published']} tracklets published"
     ]
     if "memory" in r:

@@ -24,7 +24,9 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = verbs.add_parser("worker", parents=[common], help="run one camera: detect, track, embed, publish to Redis")
     p.add_argument("--camera", required=True, help=f"camera id, unique within the site: {CAMERA_ID_RULE}")
     p.add_argument(
-        "--source", required=True, help="rtsp://..., http(s)://..., a video file, a webcam index, replay://VIDEO, synth://..."
+        "--source",
+        required=True,
+        help="rtsp://..., http(s)://..., a video file, a webcam index, replay://VIDEO, synth://...",
     )
     p.add_argument(
         "--detector", help="YOLO weights (.pt/.onnx/OpenVINO/.engine) or 'motion' (default: detector.weights)"

@@ -141,4 +141,5 @@ def test_bench_pipeline_reports_both_rates_and_memory(capsys, embedder_file):
     assert code == 0, err
     assert data["frames"] == 15 and data["bare_track_fps"] > 0 and data["worker_fps"] > 0
     assert data["ratio"] == pytest.approx(data["worker_fps"] / data["bare_track_fps"])
+    assert data["stages_ratio"] == pytest.approx(data["stages_fps"] / data["bare_track_fps"])
     assert 0 < data["memory"]["rss_mb_at_0.2min"] <= data["memory"]["peak_mb_at_0.2min"]
