@@ -222,6 +222,7 @@ class CameraProcess:
             url,
             transport=s.transport,
             types=SOURCE_TYPES,
+            hardware=s.decode == "hardware",
             capacity=s.buffer,
             max_fps=s.fps,
             reconnect=Reconnect(

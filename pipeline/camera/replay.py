@@ -61,7 +61,8 @@ class ReplayCapture:
         self.frame_count = self.video.frame_count
         self.index = 0  # frames delivered since the first, loops included
         self.ended = False
-        self.start: float | None = None
+        self.start: float | None = None  # monotonic clock at the first frame: paces the reads
+        self.started_at: float | None = None  # wall clock at the first frame: stamps them (``Source``)
 
     def opened(self) -> bool:
         return self.video.opened()
@@ -76,7 +77,7 @@ class ReplayCapture:
             self.ended = True
             return False, None, self.index / self.fps
         if self.start is None:
-            self.start = time.monotonic()
+            self.start, self.started_at = time.monotonic(), time.time()
         played = self.index / self.fps
         delay = self.start + played - time.monotonic()
         if delay > 0:

@@ -213,19 +213,24 @@ def _ffmpeg_options(options: str | None) -> Iterator[None]:
 
 
 class VideoCapture:
-    """OpenCV's FFmpeg reader with open/read timeouts, so a dead camera cannot hang a thread."""
+    """OpenCV's FFmpeg reader with open/read timeouts, so a dead camera cannot hang a thread. ``hardware``: ask
+    FFmpeg for a hardware decoder (``VIDEO_ACCELERATION_ANY``: VA-API on Linux, D3D11 on Windows, as OpenCV's
+    build offers), decoding on the CPU where there is none; ``accelerated`` says which it got."""
 
-    def __init__(self, spec: SourceSpec, timeout_ms: int = 5000) -> None:
+    def __init__(self, spec: SourceSpec, timeout_ms: int = 5000, hardware: bool = False) -> None:
         import cv2
 
         self.cv2 = cv2
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        if hardware and not isinstance(spec.target, int):
+            params += [cv2.CAP_PROP_HW_ACCELERATION, cv2.VIDEO_ACCELERATION_ANY]
         backend = cv2.CAP_ANY if isinstance(spec.target, int) else cv2.CAP_FFMPEG
         options = f"rtsp_transport;{spec.transport}" if spec.live and isinstance(spec.target, str) else None
         with _ffmpeg_options(options):
             self.cap = cv2.VideoCapture(spec.target, backend, params)
         self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.accelerated = bool(self.cap.get(cv2.CAP_PROP_HW_ACCELERATION))
 
     def opened(self) -> bool:
         return bool(self.cap.isOpened())
@@ -373,10 +378,14 @@ class Source:
         return True
 
     def _stamp(self, cap: VideoCapture, index: int, pos: float, t0: float) -> float:
-        """A file's frames: its own time, index / fps. Live frames: the connection's wall-clock start plus
-        the stream's position when it reports one (processing delays do not shift it), else arrival time."""
+        """A file's frames: its own time, index / fps. Live frames: the connection's wall-clock start (a pacing
+        reader's own ``started_at``) plus the stream's position when it reports one (processing delays do not
+        shift it), else arrival time."""
         if not self.spec.live:
             return index / cap.fps if cap.fps > 0 else pos
+        started = getattr(cap, "started_at", None)  # a reader that paces itself knows when its stream began
+        if started is not None:
+            return started + pos
         return t0 + pos if pos > 0 else time.time()
 
     def _wait_to_retry(self, attempt: int, error: str) -> bool:
@@ -390,17 +399,26 @@ class Source:
         return not self._stop.is_set()
 
 
-def open_capture(spec: SourceSpec, types: Mapping[str, SourceType] | None = None) -> Capture:
-    """The reader for a spec: OpenCV for video, else its ``SourceType``'s."""
+def open_capture(spec: SourceSpec, types: Mapping[str, SourceType] | None = None, hardware: bool = False) -> Capture:
+    """The reader for a spec: OpenCV for video (``hardware``: see ``VideoCapture``), else its ``SourceType``'s."""
     if types and spec.kind in types:
         return types[spec.kind].open(spec.url)
-    return VideoCapture(spec)
+    capture = VideoCapture(spec, hardware=hardware)
+    if hardware and capture.opened() and not capture.accelerated:
+        log.info("camera %s: no hardware decoder for this stream here; decoding on the CPU", spec.camera_id)
+    return capture
 
 
 def open_source(
-    camera_id: str, url: str, transport: str = "tcp", types: Mapping[str, SourceType] | None = None, **options
+    camera_id: str,
+    url: str,
+    transport: str = "tcp",
+    types: Mapping[str, SourceType] | None = None,
+    hardware: bool = False,
+    **options,
 ) -> Source:
-    """Parse ``url`` (``types``: further schemes, see ``SourceType``) and start reading it on a thread;
-    ``options`` go to ``Source``."""
+    """Parse ``url`` (``types``: further schemes, see ``SourceType``) and start reading it on a thread
+    (``hardware``: ask for a hardware video decoder); ``options`` go to ``Source``."""
     spec = parse_source(camera_id, url, transport, types)
-    return Source(spec, opener=functools.partial(open_capture, types=types), **options).start()
+    opener = functools.partial(open_capture, types=types, hardware=hardware)
+    return Source(spec, opener=opener, **options).start()

@@ -121,6 +121,11 @@ class TrackletConfig(Section):
 
 class SourceConfig(Section):
     transport: Literal["tcp", "udp"] = "tcp"
+    decode: Literal["cpu", "hardware"] = Field(
+        "cpu",
+        description="hardware: ask FFmpeg for a hardware video decoder (VA-API, D3D11, as OpenCV's build offers), "
+        "the CPU where there is none",
+    )
     buffer: int = Field(8, ge=1, description="frames buffered per camera")
     fps: float | None = Field(
         None,

@@ -1,0 +1,94 @@
+"""replay:// (a video file played as a live camera), the frame-rate cap, and the hardware-decoding request."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.camera.replay import parse_replay_url
+from pipeline.camera.sources import BufferPolicy, Source, SourceError, SourceState, open_source, parse_source
+from pipeline.site import SOURCE_TYPES
+from tests.support.paths import VTEST, needs_video
+
+
+def tiny_video(path, frames: int = 10, fps: float = 50.0):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_replay_is_live_paced_and_loops(tmp_path):
+    video = tiny_video(tmp_path / "clip.avi")
+    source = open_source("r", f"replay://{video}", types=SOURCE_TYPES)
+    assert source.spec.live and source.policy is BufferPolicy.DROP_OLDEST
+    start = time.monotonic()
+    frames = list(itertools.islice(source.frames(), 25))  # 2.5 times through the clip
+    elapsed = time.monotonic() - start
+    source.stop()
+    assert [f.index for f in frames] == list(range(25))
+    assert elapsed >= 24 / 50  # played at the clip's 50 frames/s, not as fast as it decodes
+    gaps = np.diff([f.timestamp for f in frames])
+    assert np.allclose(gaps, 1 / 50, atol=1e-6)  # stream time goes on across the loops
+    assert source.state is not SourceState.FAILED
+
+
+def test_a_replay_without_loop_ends(tmp_path):
+    video = tiny_video(tmp_path / "clip.avi")
+    source = open_source("r", f"replay://{video}?loop=0", types=SOURCE_TYPES)
+    frames = list(source.frames())
+    assert len(frames) == 10 and source.state is SourceState.ENDED
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("replay:///no/such/video.avi", "not found"),
+        ("replay://{video}?loop=maybe", "loop must be 0 or 1"),
+        ("replay://{video}?fps=-2", "fps must be a positive number"),
+        ("replay://{video}?speed=2", "unknown replay option"),
+    ],
+)
+def test_bad_replay_urls_are_refused_with_the_reason(tmp_path, url, message):
+    video = tiny_video(tmp_path / "clip.avi")
+    with pytest.raises(SourceError, match=message):
+        parse_source("r", url.format(video=video), types=SOURCE_TYPES)
+
+
+def test_replay_fps_overrides_the_header(tmp_path):
+    video = tiny_video(tmp_path / "clip.avi")
+    assert parse_replay_url(f"replay://{video}?fps=12.5&loop=1") == (video, True, 12.5)
+
+
+@needs_video
+def test_the_frame_rate_cap_keeps_every_other_frame_of_a_10_fps_video():
+    source = open_source("c", str(VTEST), max_fps=5)
+    frames = list(itertools.islice(source.frames(), 20))
+    source.stop()
+    assert [f.index for f in frames] == list(range(0, 40, 2))
+    assert source.counts["fps_skipped"] >= 19
+
+
+def test_the_frame_rate_cap_keeps_the_asked_rate_of_a_25_fps_stream():
+    source = Source(parse_source("c", "rtsp://127.0.0.1:1/x"), max_fps=10)
+    kept = [t for t in (i / 25 for i in range(250)) if source._keep(t)]  # ten seconds at 25 frames/s
+    assert len(kept) == 100
+    assert [t for t in (30 + i / 25 for i in range(25)) if source._keep(t)][:1] == [30.0]  # a jump restarts
+
+
+def test_a_cap_of_zero_is_refused():
+    with pytest.raises(SourceError, match="max_fps must be positive"):
+        Source(parse_source("c", "rtsp://127.0.0.1:1/x"), max_fps=0)
+
+
+@needs_video
+def test_asking_for_hardware_decoding_falls_back_to_the_cpu_where_there_is_none():
+    source = open_source("c", str(VTEST), hardware=True)
+    frames = list(itertools.islice(source.frames(), 5))
+    source.stop()
+    assert len(frames) == 5 and frames[0].image.shape == (360, 480, 3)
