@@ -694,6 +694,8 @@ def site_text(r: dict) -> str:
             u = n["usage"][key]
             cpu = "-" if u["cpu"] is None else f"{u['cpu']:.2f}"
             per = f" ({u['cpu_per_camera']:.2f} a camera)" if key == "camera_process" and u["cpu"] is not None else ""
+            if key == "camera_process" and u["rss_end_mb_per_camera"] is not None:
+                per += f", {u['rss_end_mb_per_camera']:g} MB RSS a camera"
             rss = (
                 f"RSS {u['rss_start_mb']:g} -> {u['rss_end_mb']:g} MB ({_slope(u['rss_slope_mb_per_min'])} MB/min)"
                 if u["rss_start_mb"] is not None

@@ -126,6 +126,7 @@ class Usage:
             "rss_start_mb": s[0][1] if s else None,
             "rss_end_mb": s[-1][1] if s else None,
             "rss_max_mb": max(m for _, m in s) if s else None,
+            "rss_end_mb_per_camera": round(s[-1][1] / share, 1) if s else None,
             "rss_slope_mb_per_min": round(slope_mb_per_min(s), 2) if len(s) >= 2 else None,
         }
 

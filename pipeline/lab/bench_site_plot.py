@@ -21,6 +21,7 @@ def plot_site_bench(result: dict, path: Path) -> None:
     a.plot(ns, [100 * r["processed_fraction_min"] for r in rows], "-o", label="worst camera")
     a.axhline(100 * MIN_PROCESSED, ls="--", color="C3", label=f"real time: {MIN_PROCESSED:.0%}")
     a.set(xlabel="cameras", ylabel="frames processed / offered (%)", title="processed")
+    a.set_ylim(min(90.0, *(100 * r["processed_fraction_min"] - 2 for r in rows)), 101)
     p99 = [r["latency_close_to_queryable"]["p99_s"] for r in rows]
     b.plot(ns, [float("nan") if v is None else v for v in p99], "-o", label="closing -> queryable")
     p99_end = [r["latency_last_frame_to_queryable"]["p99_s"] for r in rows]
