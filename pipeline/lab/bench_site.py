@@ -104,13 +104,23 @@ class Usage:
     samples: list[tuple[float, float]] = field(default_factory=list)  # (seconds into the window, MB)
 
     def cpu(self) -> float | None:
+        """User + system CPU seconds of the process so far (psutil when installed, else /proc); None once
+        it is gone."""
         try:
             import psutil
-
-            t = psutil.Process(self.pid).cpu_times()
+        except ImportError:
+            psutil = None
+        if psutil is not None:
+            try:
+                t = psutil.Process(self.pid).cpu_times()
+            except psutil.Error:
+                return None
             return t.user + t.system
-        except Exception:  # psutil missing, or the process is gone
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
             return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
     def sample(self, t: float) -> None:
         mb = rss_mb(self.pid)
