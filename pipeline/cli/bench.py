@@ -656,6 +656,9 @@ def cmd_bench_site(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     return Result(r, site_text(r))
 
 
+_FLAT = {True: "flat", False: "GROWING", None: "too short to judge"}
+
+
 def _seconds(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
@@ -697,12 +700,13 @@ def site_text(r: dict) -> str:
             if key == "camera_process" and u["rss_end_mb_per_camera"] is not None:
                 per += f", {u['rss_end_mb_per_camera']:g} MB RSS a camera"
             rss = (
-                f"RSS {u['rss_start_mb']:g} -> {u['rss_end_mb']:g} MB ({_slope(u['rss_slope_mb_per_min'])} MB/min)"
+                f"RSS {u['rss_start_mb']:g} -> {u['rss_end_mb']:g} MB ({_slope(u['rss_slope_mb_per_min'])} MB/min, "
+                f"{_FLAT[u['memory_flat']]})"
                 if u["rss_start_mb"] is not None
                 else "RSS -"
             )
             usage.append(f"{label}: CPU {cpu}{per}, {rss}")
-        lines.append("; ".join(usage))
+        lines += usage
     lines += ["", f"largest N that holds real time: {r['max_cameras_real_time']}"]
     if r.get("plot"):
         lines.append(f"wrote {r['plot']}")

@@ -41,6 +41,8 @@ from pipeline.lab.soak import Child, redis_binary, rss_mb, slope_mb_per_min
 
 MIN_PROCESSED = 0.95  # of the frames offered, on every camera
 MAX_P99_S = 1.0  # closing -> queryable
+MAX_SLOPE = 2.0  # MB/min a process may grow by and count as flat (as in the soak)
+JUDGE_AFTER = 120.0  # seconds of samples memory needs to be judged
 MATCHER = (sys.executable, "-m", "pipeline", "matcher")
 
 
@@ -138,6 +140,8 @@ class Usage:
             "rss_max_mb": max(m for _, m in s) if s else None,
             "rss_end_mb_per_camera": round(s[-1][1] / share, 1) if s else None,
             "rss_slope_mb_per_min": round(slope_mb_per_min(s), 2) if len(s) >= 2 else None,
+            # flat: the slope at most MAX_SLOPE, judged over JUDGE_AFTER seconds or more (None: too short)
+            "memory_flat": slope_mb_per_min(s) <= MAX_SLOPE if s and s[-1][0] - s[0][0] >= JUDGE_AFTER else None,
         }
 
 

@@ -72,4 +72,5 @@ def test_two_cameras_through_a_real_site(capsys, tmp_path, tiny_checkpoints):
     usage = n["usage"]
     assert usage["camera_process"]["cpu"] > 0 and usage["camera_process"]["rss_start_mb"] > 0
     assert usage["matcher"]["rss_end_mb"] > 0 and usage["redis"]["rss_end_mb"] > 0
+    assert all(u["memory_flat"] is None for u in usage.values())  # a window this short is not judged
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and r["plot"] == str(plot)
