@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crosscam.errors import CrosscamError
 from pipeline.config import CrosscamConfig
 from pipeline.lab.soak import Child, redis_binary, rss_mb, slope_mb_per_min
 
@@ -44,6 +45,10 @@ MAX_P99_S = 1.0  # closing -> queryable
 MAX_SLOPE = 2.0  # MB/min a process may grow by and count as flat (as in the soak)
 JUDGE_AFTER = 120.0  # seconds of samples memory needs to be judged
 MATCHER = (sys.executable, "-m", "pipeline", "matcher")
+
+
+class SiteBenchError(CrosscamError):
+    """A part of the benchmark's site did not start or stopped early (what, and its last output)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,11 @@ class RedisProcess:
 
         self.folder, self.port = folder, free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        argv = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder)]
+        try:
+            binary = redis_binary()
+        except RuntimeError as e:
+            raise SiteBenchError(str(e)) from None
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder)]
         argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -84,7 +93,7 @@ class RedisProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        raise RuntimeError(f"redis-server did not start on port {self.port} (folder {self.folder})")
+        raise SiteBenchError(f"redis-server did not start on port {self.port} (folder {self.folder})")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -310,7 +319,7 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
         stop.set()
         sampler.join()
         if "start" not in marks:  # the sources ended before the warm-up did
-            raise RuntimeError("the cameras stopped before the warm-up ended: " + _states(reports))
+            raise SiteBenchError("the cameras stopped before the warm-up ended: " + _states(reports))
         wall = marks["end"] - marks["start"]
         say("waiting for the last sightings", 1.0)
         decisions = StreamTimes(site.client, site.keys.decisions, decided)
@@ -363,9 +372,9 @@ def _wait_for_matcher(client, keys, matcher: Child, timeout: float) -> None:
         if client.exists(keys.lease):
             return
         if not matcher.alive():
-            raise RuntimeError(f"the matcher exited with {matcher.proc.returncode}:\n{matcher.tail()}")
+            raise SiteBenchError(f"the matcher exited with {matcher.proc.returncode}:\n{matcher.tail()}")
         time.sleep(0.2)
-    raise RuntimeError(f"the matcher did not start within {timeout:g} s:\n{matcher.tail()}")
+    raise SiteBenchError(f"the matcher did not start within {timeout:g} s:\n{matcher.tail()}")
 
 
 def _sample(options: SiteBenchOptions, workers, usage: dict[str, Usage], marks: dict, stop, say) -> None:

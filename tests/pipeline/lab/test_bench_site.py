@@ -6,7 +6,17 @@ import math
 
 import pytest
 
-from pipeline.lab.bench_site import MAX_P99_S, MIN_PROCESSED, camera_row, percentiles, verdict
+from pipeline.config import load_config
+from pipeline.lab.bench_site import (
+    MAX_P99_S,
+    MIN_PROCESSED,
+    SiteBenchError,
+    SiteBenchOptions,
+    camera_row,
+    percentiles,
+    run_site_bench,
+    verdict,
+)
 from tests.support.cli import run_json
 from tests.support.paths import SHARED_DATA, VTEST, needs_video
 
@@ -74,3 +84,9 @@ def test_two_cameras_through_a_real_site(capsys, tmp_path, tiny_checkpoints):
     assert usage["matcher"]["rss_end_mb"] > 0 and usage["redis"]["rss_end_mb"] > 0
     assert all(u["memory_flat"] is None for u in usage.values())  # a window this short is not judged
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and r["plot"] == str(plot)
+
+
+def test_a_matcher_that_does_not_start_is_named_with_its_output(tmp_path):
+    options = SiteBenchOptions(cameras=(1,), videos=(tmp_path / "unused.avi",), matcher_args=("--set", "no-value"))
+    with pytest.raises(SiteBenchError, match=r"the matcher exited with 2:\n.*no-value"):
+        run_site_bench(load_config(None, []), options, embedder=None)
