@@ -334,7 +334,7 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
         matching = [at[k] - sent[k] for k in window if k in at and k in sent]
         per_camera = {w.camera_id: sum(v[2] == w.camera_id for v in window.values()) for w in workers}
         cameras = [camera_row(w.camera_id, marks["counts"][w.camera_id], end[w.camera_id], per_camera[w.camera_id])
-                   for w in workers]  # fmt: skip
+                   | {"run_counts": reports[w.camera_id].counts} for w in workers]  # fmt: skip
         close_latency, lost = percentiles(from_close), sum(k not in at for k in window)
         holds, why = verdict(cameras, close_latency, lost)
         return {

@@ -71,6 +71,7 @@ def test_two_cameras_through_a_real_site(capsys, tmp_path, tiny_checkpoints):
     for c in n["per_camera"]:
         assert c["offered"] >= c["processed"] > 0 and c["offered"] >= c["processed"] + c["dropped"]
         assert c["processed_fraction"] == pytest.approx(c["processed"] / c["offered"], abs=1e-4)
+        assert c["run_counts"]["source_frames"] >= c["offered"]  # the whole run, warm-up included
     assert n["tracklets"] == sum(c["tracklets"] for c in n["per_camera"]) > 0
     assert n["lost"] == 0 and n["queryable"] == n["tracklets"]  # every tracklet got a latency
     close = n["latency_close_to_queryable"]
