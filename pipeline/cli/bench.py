@@ -594,6 +594,17 @@ def _shared_video() -> Path:
     return Path(__file__).resolve().parents[3] / "shared" / "data" / "videos" / "pets2009_s2l1_vtest" / "vtest.avi"
 
 
+def _decodes(path: Path) -> bool:
+    """Whether OpenCV reads a first frame of the video at ``path``."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return bool(cap.isOpened() and cap.read()[0])
+    finally:
+        cap.release()
+
+
 def cmd_bench_site(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -615,6 +626,8 @@ def cmd_bench_site(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         if not v.is_file():
             hint = "" if args.video else " (the default, from the shared data folder): pass --video VIDEO"
             raise UsageError(f"--video {v}: no such file{hint}")
+        if not _decodes(v):
+            raise UsageError(f"--video {v}: not a video this machine can decode (OpenCV/FFmpeg read no frame of it)")
     detector = args.detector or config.detector.weights
     matcher_args = (["--config", args.config] if args.config else []) + [
         x for o in args.overrides for x in ("--set", o)

@@ -43,9 +43,13 @@ def test_real_time_needs_every_camera_processed_and_a_p99_under_the_limit():
     assert verdict([fast], percentiles([]), 0)[0] is False  # nothing timed: not shown to hold
 
 
-def test_a_missing_video_is_a_usage_error(capsys, tmp_path):
+def test_a_missing_or_unreadable_video_is_a_usage_error(capsys, tmp_path):
     code, data, _ = run_json(capsys, "bench", "site", "--video", str(tmp_path / "none.avi"))
     assert code == 2 and "none.avi" in data["error"]
+    text = tmp_path / "notes.avi"
+    text.write_text("not a video")
+    code, data, _ = run_json(capsys, "bench", "site", "--video", str(text))
+    assert code == 2 and "notes.avi" in data["error"] and "decode" in data["error"]
     code, data, _ = run_json(capsys, "bench", "site", "--cameras", "2,x")
     assert code == 2 and "--cameras" in data["error"]
 
