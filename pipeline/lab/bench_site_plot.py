@@ -27,7 +27,7 @@ def plot_site_bench(result: dict, path: Path) -> None:
     p99_end = [r["latency_last_frame_to_queryable"]["p99_s"] for r in rows]
     b.plot(ns, [float("nan") if v is None else v for v in p99_end], "-s", label="last frame -> queryable")
     b.axhline(MAX_P99_S, ls="--", color="C3", label=f"real time: {MAX_P99_S:g} s")
-    b.set(xlabel="cameras", ylabel="p99 latency (s)", title="latency")
+    b.set(xlabel="cameras", ylabel="p99 latency (s)", title="latency", yscale="log")  # from tenths to tens of s
     for key, label in (("camera_process", "camera process"), ("matcher", "matcher"), ("redis", "Redis")):
         c.plot(ns, [r["usage"][key]["cpu"] or 0.0 for r in rows], "-o", label=label)
     c.set(xlabel="cameras", ylabel="CPU (cores busy)", title="CPU")
