@@ -142,6 +142,30 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     sk.add_argument("--keep", type=Path, help="keep the logs and the Redis data in this folder")
     sk.set_defaults(handler=cmd_bench_soak)
 
+    st = sub.add_parser(
+        "site",
+        parents=[common],
+        help="cameras per machine: N cameras played in real time through the whole site (Redis, matcher, "
+        "camera process) for each N; frames processed, latency to queryable, CPU and memory",
+    )
+    st.add_argument("--cameras", default="1,2,4", help="comma-separated numbers of cameras to run, one site each")
+    st.add_argument("--seconds", type=float, default=60.0, help="measured seconds for each N (default 60)")
+    st.add_argument("--warmup", type=float, default=10.0, help="seconds run before measuring, not counted")
+    st.add_argument("--fps", type=float, default=5.0, help="frames a second each camera offers (source.fps)")
+    st.add_argument(
+        "--video",
+        type=Path,
+        nargs="+",
+        help="video file(s) the cameras play as live cameras, cycled over them (default: vtest.avi from the "
+        "shared data folder beside the repository)",
+    )
+    st.add_argument(
+        "--detector", help="YOLO weights (.pt/.onnx/OpenVINO folder/.engine) or 'motion' (default: detector.weights)"
+    )
+    st.add_argument("--embedder", help="re-ID model (default: embedder.path, else the bundled real model)")
+    st.add_argument("--plot", type=Path, help="write a PNG: processed fraction, p99 latency and CPU against N")
+    st.set_defaults(handler=cmd_bench_site)
+
 
 def cmd_bench_pipeline(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from crosscam.redact import redact
@@ -564,3 +588,144 @@ def soak_text(r: dict) -> str:
     lines += [f"{'ok  ' if ok else 'FAIL'} {name.replace('_', ' ')}" for name, ok in r["checks"].items()]
     lines.append("soak passed" if r["passed"] else "soak FAILED")
     return "\n".join(lines)
+
+
+def _shared_video() -> Path:
+    """vtest.avi of the shared data folder beside the repository."""
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "videos" / "pets2009_s2l1_vtest" / "vtest.avi"
+
+
+def _decodes(path: Path) -> bool:
+    """Whether OpenCV reads a first frame of the video at ``path``."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return bool(cap.isOpened() and cap.read()[0])
+    finally:
+        cap.release()
+
+
+def cmd_bench_site(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from models.devices import host_info
+    from pipeline.lab.bench_site import SiteBenchOptions, run_site_bench
+    from pipeline.lab.bench_site_plot import plot_site_bench
+    from pipeline.site import embedder_path, open_embedder
+
+    try:
+        cameras = tuple(int(x) for x in args.cameras.split(",") if x.strip())
+    except ValueError:
+        cameras = ()
+    if not cameras or min(cameras) < 1:
+        raise UsageError(f"--cameras {args.cameras!r}: give numbers of cameras such as 1,2,4")
+    if args.seconds <= 0 or args.warmup < 0 or args.fps <= 0:
+        raise UsageError("--seconds and --fps must be positive, --warmup not negative")
+    videos = args.video or [_shared_video()]
+    for v in videos:
+        if not v.is_file():
+            hint = "" if args.video else " (the default, from the shared data folder): pass --video VIDEO"
+            raise UsageError(f"--video {v}: no such file{hint}")
+        if not _decodes(v):
+            raise UsageError(f"--video {v}: not a video this machine can decode (OpenCV/FFmpeg read no frame of it)")
+    detector = args.detector or config.detector.weights
+    matcher_args = (["--config", args.config] if args.config else []) + [
+        x for o in args.overrides for x in ("--set", o)
+    ]
+    with step(f"loading the embedder {embedder_path(args.embedder, config)}"):
+        embedder = open_embedder(config, args.embedder)
+    options = SiteBenchOptions(
+        cameras=cameras,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        fps=args.fps,
+        videos=tuple(videos),
+        detector=detector,
+        matcher_args=tuple(matcher_args),
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("starting", total=1.0)
+        r = run_site_bench(
+            config, options, embedder, lambda message, done: bar.update(task, description=message, completed=done)
+        )
+    r |= {
+        "benchmark": "site",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": host_info(),
+        "videos": [str(v) for v in videos],
+        "fps": args.fps,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "detector": detector,
+        "embedder": str(embedder_path(args.embedder, config)),
+        "embedder_backend": config.embedder.backend,
+    }
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        with step(f"plotting to {args.plot}"):
+            plot_site_bench(r, args.plot)
+        r["plot"] = str(args.plot)
+    return Result(r, site_text(r))
+
+
+_FLAT = {True: "flat", False: "GROWING", None: "too short to judge"}
+
+
+def _seconds(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def site_text(r: dict) -> str:
+    """A table per N: each camera's frames, then latency, CPU, memory and the verdict."""
+    lines = [f"cameras at {r['fps']:g} frames/s, {r['seconds']:g} s measured after {r['warmup']:g} s of warm-up; "
+             f"detector {r['detector']}"]  # fmt: skip
+    for n in r["results"]:
+        lines += [
+            "",
+            f"{n['cameras']} camera{'s' * (n['cameras'] > 1)} ({n['seconds']:g} s measured): "
+            + ("holds real time" if n["holds"] else "does NOT hold real time: " + "; ".join(n["why_not"])),
+            "| camera | offered | processed | dropped | processed/offered | tracklets |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for c in n["per_camera"]:
+            fraction = "-" if c["processed_fraction"] is None else f"{c['processed_fraction']:.1%}"
+            lines.append(
+                f"| {c['camera']} | {c['offered']} | {c['processed']} | {c['dropped']} | {fraction} | {c['tracklets']} |"
+            )
+        a, b = n["latency_close_to_queryable"], n["latency_last_frame_to_queryable"]
+        lines.append(
+            f"latency to queryable, s (p50 / p99 / max) over {a['n']} of {n['tracklets']} tracklets: from closing "
+            f"{_seconds(a['p50_s'])} / {_seconds(a['p99_s'])} / {_seconds(a['max_s'])}; from the last frame "
+            f"{_seconds(b['p50_s'])} / {_seconds(b['p99_s'])} / {_seconds(b['max_s'])}"
+        )
+        e, m = n["latency_close_to_published"], n["latency_published_to_queryable"]
+        lines.append(
+            f"  of which closing -> published (embedding) {_seconds(e['p50_s'])} / {_seconds(e['p99_s'])} / "
+            f"{_seconds(e['max_s'])}, published -> queryable (matcher) {_seconds(m['p50_s'])} / "
+            f"{_seconds(m['p99_s'])} / {_seconds(m['max_s'])}"
+        )
+        usage = []
+        for key, label in (("camera_process", "camera process"), ("matcher", "matcher"), ("redis", "Redis")):
+            u = n["usage"][key]
+            cpu = "-" if u["cpu"] is None else f"{u['cpu']:.2f}"
+            per = f" ({u['cpu_per_camera']:.2f} a camera)" if key == "camera_process" and u["cpu"] is not None else ""
+            if key == "camera_process" and u["rss_end_mb_per_camera"] is not None:
+                per += f", {u['rss_end_mb_per_camera']:g} MB RSS a camera"
+            rss = (
+                f"RSS {u['rss_start_mb']:g} -> {u['rss_end_mb']:g} MB ({_slope(u['rss_slope_mb_per_min'])} MB/min, "
+                f"{_FLAT[u['memory_flat']]})"
+                if u["rss_start_mb"] is not None
+                else "RSS -"
+            )
+            usage.append(f"{label}: CPU {cpu}{per}, {rss}")
+        lines += usage
+    lines += ["", f"largest N that holds real time: {r['max_cameras_real_time']}"]
+    if r.get("plot"):
+        lines.append(f"wrote {r['plot']}")
+    return "\n".join(lines)
+
+
+def _slope(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.2f}"

@@ -1,0 +1,97 @@
+"""The site benchmark (``crosscam bench site``): its figures, and a short real run of two cameras."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.lab.bench_site import (
+    MAX_P99_S,
+    MIN_PROCESSED,
+    SiteBenchError,
+    SiteBenchOptions,
+    camera_row,
+    percentiles,
+    run_site_bench,
+    verdict,
+)
+from tests.support.cli import run_json
+from tests.support.paths import SHARED_DATA, VTEST, needs_video
+
+YOLO_OPENVINO = SHARED_DATA / "weights" / "yolov8n_int8_openvino_model"
+
+
+def test_frames_waiting_at_the_start_count_as_offered_in_the_window():
+    # at the start: 40 offered, 3 dropped, 5 waiting, so 32 taken (the one being worked on included)
+    start = {"offered": 40, "processed": 31, "dropped": 3, "waiting": 5}
+    end = {"offered": 91, "processed": 85, "dropped": 4, "waiting": 2}
+    row = camera_row("cam0", start, end, tracklets=3)
+    assert row["offered"] == 56 and row["processed"] == 53 and row["dropped"] == 1 and row["waiting_at_end"] == 2
+    assert row["processed"] + row["dropped"] + row["waiting_at_end"] == row["offered"]
+    assert row["processed_fraction"] == pytest.approx(53 / 56, abs=1e-4)
+
+
+def test_real_time_needs_every_camera_processed_and_a_p99_under_the_limit():
+    fast = {"camera": "cam0", "processed_fraction": 1.0}
+    slow = {"camera": "cam1", "processed_fraction": MIN_PROCESSED - 0.01}
+    quick, late = percentiles([0.1, 0.2, 0.3]), percentiles([0.1] * 50 + [MAX_P99_S + 1] * 2)
+    assert verdict([fast], quick, 0) == (True, [])
+    held, why = verdict([fast, slow], late, 1)
+    assert not held and len(why) == 3 and "cam1" in why[0] and "p99" in why[1] and "1 tracklets" in why[2]
+    assert verdict([fast], percentiles([]), 0)[0] is False  # nothing timed: not shown to hold
+
+
+def test_a_missing_or_unreadable_video_is_a_usage_error(capsys, tmp_path):
+    code, data, _ = run_json(capsys, "bench", "site", "--video", str(tmp_path / "none.avi"))
+    assert code == 2 and "none.avi" in data["error"]
+    text = tmp_path / "notes.avi"
+    text.write_text("not a video")
+    code, data, _ = run_json(capsys, "bench", "site", "--video", str(text))
+    assert code == 2 and "notes.avi" in data["error"] and "decode" in data["error"]
+    code, data, _ = run_json(capsys, "bench", "site", "--cameras", "2,x")
+    assert code == 2 and "--cameras" in data["error"]
+
+
+@pytest.mark.slow
+@needs_video
+def test_two_cameras_through_a_real_site(capsys, tmp_path, tiny_checkpoints):
+    """Two cameras replaying vtest.avi at 5 frames/s through a redis-server, a matcher process and this process
+    as the camera process: every tracklet closed in the window is timed to queryable, and the verdict follows
+    from the figures."""
+    detector = str(YOLO_OPENVINO) if YOLO_OPENVINO.is_dir() else "motion"
+    seconds = "6" if YOLO_OPENVINO.is_dir() else "12"  # the motion detector closes fewer tracklets
+    plot = tmp_path / "site.png"
+    code, r, _ = run_json(
+        capsys, "bench", "site", "--cameras", "2", "--seconds", seconds, "--warmup", "3", "--fps", "5",
+        "--video", str(VTEST), "--detector", detector, "--embedder", str(tiny_checkpoints["tiny_attention"]),
+        "--plot", str(plot),
+    )  # fmt: skip
+    assert code == 0, r
+    assert r["benchmark"] == "site" and r["detector"] == detector and r["fps"] == 5
+    (n,) = r["results"]
+    assert n["cameras"] == 2 and [c["camera"] for c in n["per_camera"]] == ["cam0", "cam1"]
+    for c in n["per_camera"]:
+        assert c["offered"] >= c["processed"] > 0 and c["offered"] >= c["processed"] + c["dropped"]
+        assert c["processed_fraction"] == pytest.approx(c["processed"] / c["offered"], abs=1e-4)
+        assert c["run_counts"]["source_frames"] >= c["offered"]  # the whole run, warm-up included
+    assert n["tracklets"] == sum(c["tracklets"] for c in n["per_camera"]) > 0
+    assert n["lost"] == 0 and n["queryable"] == n["tracklets"]  # every tracklet got a latency
+    close = n["latency_close_to_queryable"]
+    assert close["n"] == n["tracklets"] and math.isfinite(close["p99_s"]) and 0 <= close["p50_s"] <= close["p99_s"]
+    assert n["latency_last_frame_to_queryable"]["p50_s"] >= close["p50_s"]  # the last frame comes before closing
+    expected = min(c["processed_fraction"] for c in n["per_camera"]) >= MIN_PROCESSED and close["p99_s"] < MAX_P99_S
+    assert isinstance(n["holds"], bool) and n["holds"] == expected
+    assert r["max_cameras_real_time"] == (2 if n["holds"] else 0)
+    usage = n["usage"]
+    assert usage["camera_process"]["cpu"] > 0 and usage["camera_process"]["rss_start_mb"] > 0
+    assert usage["matcher"]["rss_end_mb"] > 0 and usage["redis"]["rss_end_mb"] > 0
+    assert all(u["memory_flat"] is None for u in usage.values())  # a window this short is not judged
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and r["plot"] == str(plot)
+
+
+def test_a_matcher_that_does_not_start_is_named_with_its_output(tmp_path):
+    options = SiteBenchOptions(cameras=(1,), videos=(tmp_path / "unused.avi",), matcher_args=("--set", "no-value"))
+    with pytest.raises(SiteBenchError, match=r"the matcher exited with 2:\n.*no-value"):
+        run_site_bench(load_config(None, []), options, embedder=None)
