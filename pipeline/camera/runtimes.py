@@ -249,10 +249,13 @@ def cached_export(
             "fp16" if half else "fp32",
             folder,
         )
+        for stale in [*folder.parent.glob(f"{folder.name}.tmp-*"), *folder.parent.glob(f"{folder.name}.stale-*")]:
+            shutil.rmtree(stale, ignore_errors=True)  # left by an export killed midway (exporters hold the lock)
         started = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
         try:
             _export(weights, runtime, options, device, tmp)
+            tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
             try:
                 tmp.rename(folder)
             except OSError:  # another process (without the lock: another machine on shared storage) was first

@@ -185,11 +185,16 @@ def test_a_pt_is_exported_once_to_openvino_and_runs_like_the_original(random_pt,
     assert again.weights == exported.weights and exports(caplog) == 1
     assert manifest.stat().st_mtime_ns == stamp
 
-    # a damaged export (a truncated weights file) is found and exported again
+    # a damaged export (a truncated weights file) is found and exported again; what an export killed midway
+    # left behind is cleared
+    killed = folder / f"{entry.name}.tmp-killed"
+    killed.mkdir()
+    (killed / "yolov8n.bin").write_bytes(b"partial")
     [weights_bin] = (entry / "yolov8n_openvino_model").glob("*.bin")
     weights_bin.write_bytes(weights_bin.read_bytes()[:1000])
     repaired = options.detector(cache)
     assert exports(caplog) == 2 and any("is damaged" in r.getMessage() for r in caplog.records)
+    assert not killed.exists()
     assert torch.allclose(raw_output(repaired, frame), want, atol=1e-2, rtol=1e-3)
 
     # so is one without its manifest (an export cut short, copied in by hand)
@@ -207,3 +212,24 @@ def test_a_pt_is_exported_to_onnx(random_pt, frame, tmp_path, no_pip):
     assert exported.weights.endswith("yolov8n.onnx")
     assert torch.allclose(raw_output(exported, frame), raw_output(original, frame), atol=1e-2, rtol=1e-3)
     assert no_pip == []  # onnxslim is not installed here: the export does without it
+
+
+@pytest.mark.slow
+def test_a_site_exports_into_its_cache_dir_and_shares_the_detector(random_pt, tiny_checkpoints, redis_client, tmp_path):
+    from models.embedder import load_embedder
+    from pipeline.config import CrosscamConfig
+    from pipeline.site import Site
+
+    config = CrosscamConfig.model_validate(
+        {"cache_dir": str(tmp_path / "site-cache"), "detector": {"weights": random_pt, "imgsz": 320}}
+    )
+    assert config.detector.runtime == "auto"
+    process = Site(config, redis_client, "lobby").cameras(load_embedder(tiny_checkpoints["tiny_attention"]))
+    try:
+        a, b = process.stages("a"), process.stages("b")
+        [service] = process.detectors.values()  # one detector for both cameras
+        assert a.tracker.detect == b.tracker.detect == service.detect
+        assert service.detector.weights.startswith(str(tmp_path / "site-cache" / "detectors"))
+        assert service.detector.weights.endswith("_openvino_model")  # auto, on this CPU
+    finally:
+        process.stop()
