@@ -233,7 +233,14 @@ def cached_export(
     require(runtime, weights)
     options = export_options(runtime, imgsz, device, half)
     folder = export_folder(weights, options, cache_dir)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.with_name(folder.name + ".lock").touch()
+    except OSError as e:
+        raise DetectorError(
+            f"{weights}: cannot write the detector export cache {folder.parent} ({e.strerror}); set cache_dir (or "
+            "$CROSSCAM_CACHE_DIR) to a writable folder, or detector.runtime to as-is"
+        ) from e
     with _file_lock(folder.with_name(folder.name + ".lock")):
         if folder.exists():
             artifact, problem = verify(folder)
@@ -278,8 +285,8 @@ def _export(weights: Path, runtime: str, options: dict, device: str, out: Path) 
     kwargs = {"imgsz": options["imgsz"], "batch": 1, "dynamic": False, "verbose": False}
     if options["half"]:
         kwargs["quantize"] = 16
-    if runtime == "onnx":
-        kwargs["simplify"] = False  # onnxslim is not a dependency; ONNX Runtime optimises the graph itself
+    if runtime in ("onnx", "engine"):  # onnxslim is not a dependency; ONNX Runtime and TensorRT optimise the graph
+        kwargs["simplify"] = False
     kwargs["device"] = "cpu" if runtime == "openvino" else device
     fmt = {"openvino": "openvino", "onnx": "onnx", "engine": "engine"}[runtime]
     try:

@@ -98,6 +98,15 @@ def test_a_runtime_that_cannot_apply_is_a_clear_error(tmp_path):
         resolve_weights(str(pt), "tflite")
 
 
+def test_an_unwritable_cache_is_a_clear_error(tmp_path):
+    pt = tmp_path / "y.pt"
+    pt.write_bytes(b"weights")
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(DetectorError, match=r"cannot write the detector export cache.*writable folder"):
+        resolve_weights(str(pt), "openvino", cache_dir=blocker)
+
+
 @pytest.fixture
 def no_pip(monkeypatch) -> list:
     """Fails the test if Ultralytics runs pip (or uv); records the attempts."""
