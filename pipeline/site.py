@@ -44,7 +44,7 @@ from synth.stream import SYNTH
 
 log = logging.getLogger(__name__)
 
-_DETECTION_FIELDS = ("weights", "conf", "iou", "imgsz", "device", "half", "batch")
+_DETECTION_FIELDS = ("weights", "runtime", "conf", "iou", "imgsz", "device", "half", "batch")
 """The detector options that make a detector: cameras alike in these share one."""
 
 SOURCE_TYPES = {"synth": SYNTH, "replay": REPLAY}  # sources a site opens besides video files, streams and webcams
@@ -200,7 +200,9 @@ class CameraProcess:
         a bad weights file raises here."""
         key = DetectorOptions(**{f: getattr(options, f) for f in _DETECTION_FIELDS})
         if key not in self.detectors:
-            self.detectors[key] = DetectionService(options.detector(), max_batch=options.batch)
+            self.detectors[key] = DetectionService(
+                options.detector(self.site.config.cache_dir), max_batch=options.batch
+            )
         return self.detectors[key]
 
     def _first_track(self, camera_id: str) -> int:

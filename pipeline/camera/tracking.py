@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -23,6 +24,7 @@ import numpy as np
 
 from pipeline.camera.detection import PERSON, DetectorError, YoloDetector, load_yolo
 from pipeline.camera.motion import GateOptions, MotionGate
+from pipeline.camera.runtimes import resolve_weights
 from pipeline.types import Frame, TrackedBox
 
 __all__ = ["PERSON", "DetectorError", "DetectorOptions", "MotionTracker", "Tracks", "YoloTracker", "load_yolo"]
@@ -34,6 +36,7 @@ Detect = Callable[[np.ndarray], np.ndarray]
 @dataclass(frozen=True)
 class DetectorOptions:
     weights: str = "motion"  # "motion", or a path Ultralytics can load
+    runtime: str = "auto"  # auto, as-is, openvino, onnx, engine (pipeline.camera.runtimes)
     conf: float = 0.3
     iou: float = 0.5
     imgsz: int = 640
@@ -48,9 +51,12 @@ class DetectorOptions:
     min_aspect: float = 1.1  # motion: person-shaped blobs are taller than wide (h / w)
     max_aspect: float = 5.0
 
-    def detector(self) -> YoloDetector:
-        """A YOLO detector of these options."""
-        return YoloDetector(self.weights, self.conf, self.iou, self.imgsz, self.device, self.half)
+    def detector(self, cache_dir: str | Path | None = None) -> YoloDetector:
+        """A YOLO detector of these options, its weights exported for ``runtime`` into ``cache_dir`` if need be."""
+        weights = resolve_weights(
+            self.weights, self.runtime, imgsz=self.imgsz, device=self.device, half=self.half, cache_dir=cache_dir
+        )
+        return YoloDetector(weights, self.conf, self.iou, self.imgsz, self.device, self.half)
 
 
 class CameraTracker(Protocol):

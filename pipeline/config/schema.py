@@ -75,6 +75,11 @@ class DetectorConfig(Section):
     weights: str = Field(
         "motion", description="'motion', or YOLO weights Ultralytics loads (.pt, .onnx, OpenVINO, .engine)"
     )
+    runtime: Literal["auto", "as-is", "openvino", "onnx", "engine"] = Field(
+        "auto",
+        description="YOLO runtime: auto (the fastest here), as-is (the weights as given), or openvino / onnx / engine "
+        "(TensorRT): .pt weights exported once into the cache",
+    )
     conf: float = Field(0.3, gt=0, lt=1)
     iou: float = Field(0.5, gt=0, lt=1)
     imgsz: int = Field(640, ge=32)
