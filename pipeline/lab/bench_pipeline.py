@@ -12,6 +12,7 @@ from typing import Any
 
 from models.embedder import Embedder
 from pipeline.bus.connect import Client, scratch_redis
+from pipeline.camera.runtimes import resolve_weights
 from pipeline.camera.sources import open_source
 from pipeline.camera.tracking import DetectorOptions, load_yolo
 from pipeline.config import CrosscamConfig
@@ -31,7 +32,8 @@ def bare_track_fps(frames: list[Frame], options: DetectorOptions) -> float:
     """Ultralytics ``YOLO.track`` alone, the way its users call it, on the same frames."""
     import cv2
 
-    model = load_yolo(options.weights)
+    weights = resolve_weights(options.weights, options.runtime, imgsz=options.imgsz, device=options.device)
+    model = load_yolo(weights)  # the runtime the worker gets (a .pt runs as its export by default)
     bgr = [cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR) for f in frames]
     model.track(bgr[0], persist=True, tracker=options.tracker, classes=[0], conf=options.conf, verbose=False)  # warm-up
     t = time.perf_counter()
