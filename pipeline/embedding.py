@@ -24,6 +24,7 @@ import numpy as np
 
 from models.embedder import Embedder
 from pipeline.bus.backlog import Backlog, Retry
+from pipeline.turns import Turns
 from pipeline.types import Tracklet, TrackletEmbedding
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,10 @@ class EmbeddingService:
         backlog: int = 5000,
         retry: Retry | None = None,
         report_drops: Callable[[int], object] | None = None,
+        turns: Turns | None = None,
     ) -> None:
         self.embedder, self.site, self.publish = embedder, site, publish
+        self.turns = turns or Turns()
         self.max_batch, self.max_wait, self.capacity = max_batch, max_wait, capacity
         self.queue: collections.deque[Tracklet] = collections.deque()
         self.backlog: Backlog[TrackletEmbedding] = Backlog(backlog, retry)
@@ -143,7 +146,8 @@ class EmbeddingService:
 
     def _embed(self, batch: list[Tracklet]) -> None:
         try:
-            results = embed_batch(self.embedder, batch, self.site)
+            with self.turns.first():
+                results = embed_batch(self.embedder, batch, self.site)
         except Exception:  # one bad batch must not end the service: log, count, go on
             log.exception("embedding a batch of %d tracklets failed", len(batch))
             self.counts["failed"] += len(batch)

@@ -39,6 +39,7 @@ from pipeline.ids import CAMERA_ID_RULE, is_site_name
 from pipeline.keys import Keys
 from pipeline.matcher.consumer import Matcher
 from pipeline.matcher.rules import MatchPolicy
+from pipeline.turns import Turns
 from pipeline.types import Tracklet
 from synth.stream import SYNTH
 
@@ -151,6 +152,7 @@ class CameraProcess:
         config = site.config
         self.site, self.embedder = site, embedder
         self.detectors: dict[DetectorOptions, DetectionService] = {}
+        self.turns = Turns()  # the embedder runs first, the detectors after (pipeline/turns.py)
         self.publisher = site.publisher()
         announce_model(site.client, site.keys, embedder.spec)
         e = config.embedder
@@ -162,6 +164,7 @@ class CameraProcess:
             max_wait=e.max_wait,
             backlog=config.redis.backlog,
             report_drops=lambda n: self.publisher.count("backlog_dropped", n),
+            turns=self.turns,
         )
 
     def tracklet_policy(self) -> TrackletPolicy:
@@ -200,9 +203,8 @@ class CameraProcess:
         a bad weights file raises here."""
         key = DetectorOptions(**{f: getattr(options, f) for f in _DETECTION_FIELDS})
         if key not in self.detectors:
-            self.detectors[key] = DetectionService(
-                options.detector(self.site.config.cache_dir), max_batch=options.batch
-            )
+            detector = options.detector(self.site.config.cache_dir)
+            self.detectors[key] = DetectionService(detector, max_batch=options.batch, turns=self.turns)
         return self.detectors[key]
 
     def _first_track(self, camera_id: str) -> int:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from crosscam.errors import CrosscamError
+from pipeline.turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,12 @@ class DetectionService:
     """One detector shared by the camera threads of a process (module docstring). ``detect(image)`` from any
     thread; ``counts``: ``batches``, ``images`` and the largest batch run (``largest``)."""
 
-    def __init__(self, detector: YoloDetector, max_batch: int = 8, max_wait: float = 0.0) -> None:
+    def __init__(
+        self, detector: YoloDetector, max_batch: int = 8, max_wait: float = 0.0, turns: Turns | None = None
+    ) -> None:
+        """``turns``: shared with the process's embedding service, which then goes first (``pipeline.turns``)."""
         self.detector, self.max_batch, self.max_wait = detector, max_batch, max_wait
+        self.turns = turns
         self.pending: collections.deque[_Request] = collections.deque()
         self.cond = threading.Condition()
         self.counts: collections.Counter[str] = collections.Counter()
@@ -131,6 +136,8 @@ class DetectionService:
             batch = self._take()
             if not batch:
                 return  # stopped, nothing left
+            if self.turns is not None:
+                self.turns.after()
             try:
                 boxes = self.detector.detect([r.image for r in batch])
             except Exception as e:  # the callers raise it, each on its own camera thread

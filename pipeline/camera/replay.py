@@ -4,7 +4,9 @@ Frames are delivered at the file's own frame rate (the reader sleeps until each 
 starts again from its first frame when it ends (``?loop=0`` plays it once, then the source ends), and the
 source behaves as a live one: stamped with wall-clock time, the oldest waiting frame dropped when the
 consumer falls behind. Use it to try a site on recorded footage at the pace its cameras would give, and in
-``crosscam bench site``. ``?fps=N`` overrides a file whose header gives no (or a wrong) frame rate.
+``crosscam bench site``. ``?fps=N`` overrides a file whose header gives no (or a wrong) frame rate;
+``?start=S`` begins S seconds into the file (a loop starts again from its first frame; a start past the end
+wraps around), so several cameras playing one file show different moments of it.
 
     replay:///data/vtest.avi            an absolute path
     replay://videos/vtest.avi?loop=0    a path relative to the working folder, played once
@@ -23,8 +25,21 @@ from pipeline.camera.sources import SourceError, SourceSpec, SourceType, VideoCa
 SCHEME = "replay://"
 
 
-def parse_replay_url(url: str) -> tuple[Path, bool, float | None]:
-    """``(path, loop, fps)`` of a ``replay://`` URL; a missing file or a bad option is a ``SourceError``."""
+def _positive(url: str, options: dict[str, str], name: str, zero: bool = False) -> float | None:
+    if name not in options:
+        return None
+    try:
+        value = float(options[name])
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 if zero else value > 0):
+        kind = "a number >= 0" if zero else "a positive number"
+        raise SourceError(f"{url}: {name} must be {kind}, got {options[name]!r}")
+    return value
+
+
+def parse_replay_url(url: str) -> tuple[Path, bool, float | None, float]:
+    """``(path, loop, fps, start)`` of a ``replay://`` URL; a missing file or a bad option is a ``SourceError``."""
     if not url.lower().startswith(SCHEME):
         raise SourceError(f"{url}: not a replay URL; use replay://PATH[?loop=0][&fps=N]")
     body, _, query = url[len(SCHEME) :].partition("?")
@@ -32,21 +47,15 @@ def parse_replay_url(url: str) -> tuple[Path, bool, float | None]:
     if not body or not path.is_file():
         raise SourceError(f"{url}: video file {body!r} not found (replay://PATH with an absolute or relative path)")
     options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-    unknown = sorted(set(options) - {"loop", "fps"})
+    unknown = sorted(set(options) - {"loop", "fps", "start"})
     if unknown:
-        raise SourceError(f"{url}: unknown replay option(s) {unknown}; use loop=0|1 and fps=N")
+        raise SourceError(f"{url}: unknown replay option(s) {unknown}; use loop=0|1, fps=N and start=SECONDS")
     loop_text = options.get("loop", "1").lower()
     if loop_text not in ("0", "1", "true", "false"):
         raise SourceError(f"{url}: loop must be 0 or 1, got {loop_text!r}")
-    fps = None
-    if "fps" in options:
-        try:
-            fps = float(options["fps"])
-        except ValueError:
-            fps = -1.0
-        if not fps > 0:
-            raise SourceError(f"{url}: fps must be a positive number, got {options['fps']!r}")
-    return path, loop_text in ("1", "true"), fps
+    fps = _positive(url, options, "fps")
+    start = _positive(url, options, "start", zero=True) or 0.0
+    return path, loop_text in ("1", "true"), fps, start
 
 
 class ReplayCapture:
@@ -54,11 +63,17 @@ class ReplayCapture:
     the time played since the first frame, loops included."""
 
     def __init__(self, url: str) -> None:
-        self.path, self.loop, fps = parse_replay_url(url)
+        self.path, self.loop, fps, start = parse_replay_url(url)
         self.spec = SourceSpec("replay", str(self.path), str(self.path), live=False)
         self.video = VideoCapture(self.spec)
         self.fps = fps or self.video.fps or 25.0
         self.frame_count = self.video.frame_count
+        if start and self.video.opened():
+            skip = round(start * self.fps)
+            if self.frame_count:
+                skip %= self.frame_count  # a start past the end wraps around, as the loop does
+            for _ in range(skip):  # decoded, not seeked: exact for every codec
+                self.video.cap.grab()
         self.index = 0  # frames delivered since the first, loops included
         self.ended = False
         self.start: float | None = None  # monotonic clock at the first frame: paces the reads

@@ -164,6 +164,12 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     st.add_argument("--embedder", help="re-ID model (default: embedder.path, else the bundled real model)")
     st.add_argument("--plot", type=Path, help="write a PNG: processed fraction, p99 latency and CPU against N")
+    st.add_argument(
+        "--together",
+        action="store_true",
+        help="every camera plays its video from the start, in step (a burst load); default: cameras sharing a "
+        "video start at even offsets into it, as real cameras see different moments",
+    )
     st.set_defaults(handler=cmd_bench_site)
 
 
@@ -643,6 +649,7 @@ def cmd_bench_site(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         videos=tuple(videos),
         detector=detector,
         matcher_args=tuple(matcher_args),
+        together=args.together,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
@@ -658,6 +665,7 @@ def cmd_bench_site(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         "fps": args.fps,
         "seconds": args.seconds,
         "warmup": args.warmup,
+        "cameras_in_step": args.together,
         "detector": detector,
         "embedder": str(embedder_path(args.embedder, config)),
         "embedder_backend": config.embedder.backend,

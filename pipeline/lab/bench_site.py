@@ -63,6 +63,7 @@ class SiteBenchOptions:
     drain_timeout: float = 30.0  # after the cameras stop, how long tracklets may take to become queryable
     matcher_args: tuple[str, ...] = ()  # --config/--set for the matcher process (the site's own configuration)
     matcher_timeout: float = 180.0  # for the matcher process to start and take its lease
+    together: bool = False  # every camera plays its video from the start (a burst load), else staggered
 
 
 class RedisProcess:
@@ -302,7 +303,7 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
         videos = options.videos
         say("loading the detectors", 0.0)
         workers = [
-            process.camera(f"cam{c}", f"replay://{videos[c % len(videos)].resolve()}", options.detector, on_tracklet)
+            process.camera(f"cam{c}", replay_url(videos, c, n, options.together), options.detector, on_tracklet)
             for c in range(n)
         ]
         usage = {"camera_process": Usage(os.getpid()), "matcher": Usage(matcher.proc.pid)}
@@ -359,6 +360,28 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
             "why_not": why,
             "sources": _states(reports),
         }
+
+
+def video_seconds(path: Path) -> float:
+    """A video file's length in seconds (0 when its header does not say)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps, frames = capture.get(cv2.CAP_PROP_FPS), capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    finally:
+        capture.release()
+    return frames / fps if fps > 0 and frames > 0 else 0.0
+
+
+def replay_url(videos: tuple[Path, ...], camera: int, cameras: int, together: bool) -> str:
+    """Camera ``camera``'s source: its video (cycled over ``videos``) played as a live camera, starting
+    ``camera / cameras`` of the way into it unless ``together``: real cameras do not see the same moment, so
+    their tracklets do not close all at once."""
+    video = videos[camera % len(videos)].resolve()
+    sharing = -(-cameras // len(videos))  # cameras playing this video
+    start = 0.0 if together else (camera // len(videos)) * video_seconds(video) / sharing
+    return f"replay://{video}?start={start:.2f}"
 
 
 def _states(reports) -> str:

@@ -134,3 +134,36 @@ def test_a_failing_detector_raises_in_the_calling_camera_and_the_service_goes_on
         service.detect(image)
     assert service.detect(image).shape == (0, 6)
     service.stop()
+
+
+def test_the_detector_waits_while_the_embedder_runs_and_never_longer_than_its_bound():
+    import time
+
+    from pipeline.turns import Turns
+
+    turns = Turns(max_wait=5.0)
+    order = []
+
+    class Recording:
+        weights = "recording"
+
+        def detect(self, images):
+            order.append("detect")
+            return [np.zeros((0, 6), np.float32) for _ in images]
+
+    service = DetectionService(Recording(), turns=turns)
+    image = np.zeros((8, 8, 3), np.uint8)
+    service.detect(image)  # the service's thread is up and idle
+    with turns.first():
+        waiting = threading.Thread(target=service.detect, args=(image,))
+        waiting.start()
+        time.sleep(0.3)  # the detector's batch waits for the embedder's turn to end
+        order.append("embedded")
+    waiting.join(10)
+    service.stop()
+    assert order == ["detect", "embedded", "detect"] and turns.waited >= 1
+
+    bounded = Turns(max_wait=0.05)
+    with bounded.first():
+        bounded.after()  # returns after its bound although the first service still runs
+    assert bounded.waited == 1

@@ -52,6 +52,7 @@ def test_a_replay_without_loop_ends(tmp_path):
         ("replay://{video}?loop=maybe", "loop must be 0 or 1"),
         ("replay://{video}?fps=-2", "fps must be a positive number"),
         ("replay://{video}?speed=2", "unknown replay option"),
+        ("replay://{video}?start=-1", "start must be a number >= 0"),
     ],
 )
 def test_bad_replay_urls_are_refused_with_the_reason(tmp_path, url, message):
@@ -62,7 +63,16 @@ def test_bad_replay_urls_are_refused_with_the_reason(tmp_path, url, message):
 
 def test_replay_fps_overrides_the_header(tmp_path):
     video = tiny_video(tmp_path / "clip.avi")
-    assert parse_replay_url(f"replay://{video}?fps=12.5&loop=1") == (video, True, 12.5)
+    assert parse_replay_url(f"replay://{video}?fps=12.5&loop=1") == (video, True, 12.5, 0.0)
+
+
+def test_a_replay_can_start_into_the_file_and_loops_from_its_beginning(tmp_path):
+    video = tiny_video(tmp_path / "clip.avi")  # frame i is grey level 20 i
+    source = open_source("r", f"replay://{video}?start=0.1", types=SOURCE_TYPES)  # 5 frames in, at 50 frames/s
+    frames = list(itertools.islice(source.frames(), 8))
+    source.stop()
+    levels = [round(int(f.image.mean()) / 20) for f in frames]
+    assert levels == [5, 6, 7, 8, 9, 0, 1, 2]
 
 
 @needs_video

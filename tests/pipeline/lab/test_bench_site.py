@@ -95,3 +95,19 @@ def test_a_matcher_that_does_not_start_is_named_with_its_output(tmp_path):
     options = SiteBenchOptions(cameras=(1,), videos=(tmp_path / "unused.avi",), matcher_args=("--set", "no-value"))
     with pytest.raises(SiteBenchError, match=r"the matcher exited with 2:\n.*no-value"):
         run_site_bench(load_config(None, []), options, embedder=None)
+
+
+def test_cameras_sharing_a_video_start_at_even_offsets_unless_together(tmp_path):
+    import cv2
+    import numpy as np
+
+    from pipeline.lab.bench_site import replay_url
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (32, 24))
+    for _ in range(40):  # 4 s
+        writer.write(np.zeros((24, 32, 3), np.uint8))
+    writer.release()
+    starts = [replay_url((video,), c, 4, together=False).rpartition("start=")[2] for c in range(4)]
+    assert starts == ["0.00", "1.00", "2.00", "3.00"]
+    assert {replay_url((video,), c, 4, together=True) for c in range(4)} == {f"replay://{video}?start=0.00"}
