@@ -71,10 +71,16 @@ def embedder_path(explicit: str | Path | None, config: CrosscamConfig) -> str | 
     return explicit or config.embedder.path or default_embedder()
 
 
+CUDA_BATCH, CPU_BATCH = 32, 8
+"""``embedder.max_batch`` when unset: a GPU gains from large batches; a CPU runs 8 tracklets as fast a tracklet as
+32, and its runtime (onnxruntime's arena, OpenVINO's) keeps the memory of the largest batch it has run."""
+
+
 def open_embedder(config: CrosscamConfig, path: str | Path | None = None) -> Embedder:
-    """The embedder of ``config.embedder`` for the model at ``path`` (see ``embedder_path``)."""
+    """The embedder of ``config.embedder`` for the model at ``path`` (see ``embedder_path``); its ``max_batch`` is
+    ``embedder.max_batch``, else the engine's own, else ``CUDA_BATCH`` or ``CPU_BATCH`` for its device."""
     e = config.embedder
-    return load_embedder(
+    embedder = load_embedder(
         embedder_path(path, config),
         backend=e.backend,
         device=e.device,
@@ -83,6 +89,9 @@ def open_embedder(config: CrosscamConfig, path: str | Path | None = None) -> Emb
         cache_dir=config.cache_dir,
         max_batch=e.max_batch,
     )
+    if embedder.max_batch is None:
+        embedder.max_batch = CUDA_BATCH if str(embedder.device).startswith("cuda") else CPU_BATCH
+    return embedder
 
 
 class Site:
@@ -160,7 +169,7 @@ class CameraProcess:
             embedder,
             site.name,
             self.publisher.publish,
-            max_batch=e.max_batch,
+            max_batch=e.max_batch or embedder.max_batch or CUDA_BATCH,
             max_wait=e.max_wait,
             backlog=config.redis.backlog,
             report_drops=lambda n: self.publisher.count("backlog_dropped", n),

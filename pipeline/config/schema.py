@@ -31,7 +31,13 @@ class EmbedderConfig(Section):
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
     fp16: bool | None = Field(None, description="half precision; default: on for CUDA, off for the CPU")
-    max_batch: int = Field(32, ge=1, le=4096, description="largest number of tracklets run at once")
+    max_batch: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="largest number of tracklets run at once; default 32 on CUDA, 8 on the CPU (where larger batches "
+        "run no faster, and the runtime keeps the memory of the largest batch it has run)",
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads for onnxruntime and OpenVINO; default: all cores")
 
 

@@ -106,6 +106,9 @@ class RedisProcess:
                 self.proc.wait(10)
 
 
+MAX_SAMPLES = 200  # RSS samples a process's report keeps (evenly thinned)
+
+
 @dataclass
 class Usage:
     """CPU seconds and RSS samples of one process, from the start of the measured window."""
@@ -152,6 +155,7 @@ class Usage:
             "rss_slope_mb_per_min": round(slope_mb_per_min(s), 2) if len(s) >= 2 else None,
             # flat: the slope at most MAX_SLOPE, judged over JUDGE_AFTER seconds or more (None: too short)
             "memory_flat": slope_mb_per_min(s) <= MAX_SLOPE if s and s[-1][0] - s[0][0] >= JUDGE_AFTER else None,
+            "rss_mb": s[:: max(1, -(-len(s) // MAX_SAMPLES))],  # (seconds into the window, MB), at most MAX_SAMPLES
         }
 
 

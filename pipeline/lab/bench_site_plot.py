@@ -1,5 +1,6 @@
 """The site benchmark's plot (``crosscam bench site --plot``): against the number of cameras, the frames
-processed, the p99 latency to queryable and the CPU of each process, with the real-time limits."""
+processed, the p99 latency to queryable and the CPU of each process, with the real-time limits; and the camera
+process's resident memory over each run."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def plot_site_bench(result: dict, path: Path) -> None:
 
     rows = result["results"]
     ns = [r["cameras"] for r in rows]
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3.8), dpi=110)
+    fig, (a, b, c, d) = plt.subplots(1, 4, figsize=(16, 3.8), dpi=110)
     a.plot(ns, [100 * r["processed_fraction_min"] for r in rows], "-o", label="worst camera")
     a.axhline(100 * MIN_PROCESSED, ls="--", color="C3", label=f"real time: {MIN_PROCESSED:.0%}")
     a.set(xlabel="cameras", ylabel="frames processed / offered (%)", title="processed")
@@ -33,6 +34,11 @@ def plot_site_bench(result: dict, path: Path) -> None:
     c.set(xlabel="cameras", ylabel="CPU (cores busy)", title="CPU")
     for ax in (a, b, c):
         ax.set_xticks(ns)
+    for r in rows:
+        samples = r["usage"]["camera_process"].get("rss_mb") or []
+        d.plot([t / 60 for t, _ in samples], [mb for _, mb in samples], label=f"{r['cameras']} cameras")
+    d.set(xlabel="minutes into the measured window", ylabel="camera process RSS (MB)", title="memory")
+    for ax in (a, b, c, d):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"cameras at {rows[0]['fps']:g} frames/s; largest N in real time: {result['max_cameras_real_time']}")

@@ -48,3 +48,18 @@ def test_site_file_errors_name_the_key(capsys, tmp_path):
     (tmp_path / "dup.yaml").write_text("cameras:\n  - {id: a, source: x.mp4}\n  - {id: a, source: y.mp4}\n")
     code, data, _ = run_json(capsys, "run", str(tmp_path / "dup.yaml"))
     assert code == 2 and "repeated: ['a']" in data["error"]
+
+
+def test_the_embedder_batch_defaults_to_eight_on_the_cpu_and_follows_the_config(redis_client):
+    from pipeline.config import CrosscamConfig
+    from pipeline.site import CPU_BATCH, Site, open_embedder
+
+    default = open_embedder(CrosscamConfig())  # the bundled model, on the CPU here
+    assert default.device == "cpu" and default.max_batch == CPU_BATCH == 8
+    config = CrosscamConfig().model_copy(
+        update={"embedder": CrosscamConfig().embedder.model_copy(update={"max_batch": 3})}
+    )
+    chosen = open_embedder(config)
+    assert chosen.max_batch == 3
+    assert Site(config, redis_client, "batch").cameras(chosen).service.max_batch == 3
+    assert Site(CrosscamConfig(), redis_client, "batch-default").cameras(default).service.max_batch == CPU_BATCH

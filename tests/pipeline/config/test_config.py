@@ -10,7 +10,9 @@ from pipeline.config import load_config
 
 def test_defaults():
     config = load_config()
-    assert config.embedder.backend == "auto" and config.embedder.max_batch == 32
+    assert (
+        config.embedder.backend == "auto" and config.embedder.max_batch is None
+    )  # by device: 8 on the CPU, 32 on CUDA
     assert config.export.min_cosine == 0.9999
 
 

@@ -51,7 +51,6 @@ PAIRS = [
         ("matcher", k, argument_defaults(Matcher.__init__)[k])
         for k in ("batch", "claim_idle", "merge_every", "ttl", "lease")
     ],
-    ("embedder", "max_batch", argument_defaults(EmbeddingService.__init__)["max_batch"]),
     ("embedder", "max_wait", argument_defaults(EmbeddingService.__init__)["max_wait"]),
     ("redis", "maxlen", argument_defaults(Publisher.__init__)["maxlen"]),
     ("redis", "backlog", argument_defaults(EmbeddingService.__init__)["backlog"]),

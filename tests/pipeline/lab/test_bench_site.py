@@ -88,6 +88,8 @@ def test_two_cameras_through_a_real_site(capsys, tmp_path, tiny_checkpoints):
     assert usage["camera_process"]["cpu"] > 0 and usage["camera_process"]["rss_start_mb"] > 0
     assert usage["matcher"]["rss_end_mb"] > 0 and usage["redis"]["rss_end_mb"] > 0
     assert all(u["memory_flat"] is None for u in usage.values())  # a window this short is not judged
+    rss = usage["camera_process"]["rss_mb"]
+    assert rss[0][1] == usage["camera_process"]["rss_start_mb"] and all(mb > 0 for _, mb in rss)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and r["plot"] == str(plot)
 
 
