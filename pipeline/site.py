@@ -90,8 +90,13 @@ def open_embedder(config: CrosscamConfig, path: str | Path | None = None) -> Emb
         max_batch=e.max_batch,
     )
     if embedder.max_batch is None:
-        embedder.max_batch = CUDA_BATCH if str(embedder.device).startswith("cuda") else CPU_BATCH
+        embedder.max_batch = device_batch(embedder.device)
     return embedder
+
+
+def device_batch(device: str) -> int:
+    """Tracklets embedded at once by default on ``device``: ``CUDA_BATCH`` on a GPU, ``CPU_BATCH`` else."""
+    return CUDA_BATCH if str(device).startswith("cuda") else CPU_BATCH
 
 
 class Site:
@@ -153,6 +158,12 @@ class Site:
         return CameraProcess(self, embedder)
 
 
+def _lost(worker: CameraWorker) -> WorkerReport:
+    """The report of a worker whose thread ended without one (``CameraWorker.run`` returns one on any error)."""
+    worker.report.final_state, worker.report.error = "failed", f"camera {worker.camera_id}: its thread ended"
+    return worker.report
+
+
 class CameraProcess:
     """The publisher, the embedder and its batching service, and a detection service per YOLO weights, shared
     by the cameras of one process."""
@@ -169,7 +180,7 @@ class CameraProcess:
             embedder,
             site.name,
             self.publisher.publish,
-            max_batch=e.max_batch or embedder.max_batch or CUDA_BATCH,
+            max_batch=e.max_batch or embedder.max_batch or device_batch(embedder.device),
             max_wait=e.max_wait,
             backlog=config.redis.backlog,
             report_drops=lambda n: self.publisher.count("backlog_dropped", n),
@@ -277,4 +288,4 @@ class CameraProcess:
         for th in threads:
             th.join()
         self.stop()
-        return {w.camera_id: reports[w.camera_id] for w in workers}
+        return {w.camera_id: reports.get(w.camera_id) or _lost(w) for w in workers}

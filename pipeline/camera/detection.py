@@ -3,7 +3,7 @@
 ``YoloDetector`` runs Ultralytics YOLO (any weights it loads: .pt, .onnx, an OpenVINO folder, a TensorRT
 .engine) on a list of pictures at once, person class only. ``DetectionService`` lets every camera thread of a
 process call one detector: each call waits while the detector runs, and the requests that arrived meanwhile
-go in the next batch (up to ``max_batch``), so under load the cameras' latest frames are detected together,
+go in the next batch (up to ``max_batch``), so under load the frames the cameras are waiting on are detected together,
 and a lone request never waits for a batch to fill (``max_wait`` 0). One model in memory for all the cameras,
 and one inference at a time on the CPU's cores instead of several fighting over them.
 """
@@ -100,19 +100,25 @@ class DetectionService:
         self.stopped = False
 
     def detect(self, image: np.ndarray) -> np.ndarray:
-        """The person boxes of one RGB picture, detected in the next batch."""
+        """The person boxes of one RGB picture, detected in the next batch. A detector that fails on this picture
+        raises ``DetectorError`` here, in this camera's thread only."""
         request = _Request(image)
         with self.cond:
             if self.stopped:
                 raise DetectorError(f"{self.detector.weights}: the detection service has stopped")
-            if self.thread is None:
+            if self.thread is None or not self.thread.is_alive():  # first use, or the thread died: (re)start it
                 self.thread = threading.Thread(target=self._run, name="detector", daemon=True)
                 self.thread.start()
             self.pending.append(request)
             self.cond.notify_all()
-        request.done.wait()
+        while not request.done.wait(1.0):
+            with self.cond:
+                if not (self.thread and self.thread.is_alive()) and not request.done.is_set():
+                    raise DetectorError(f"{self.detector.weights}: the detection service stopped unexpectedly")
         if request.error is not None:
-            raise request.error
+            raise DetectorError(
+                f"{self.detector.weights}: detection failed ({type(request.error).__name__}: {request.error})"
+            ) from request.error
         return request.boxes
 
     def stop(self) -> None:
@@ -136,18 +142,33 @@ class DetectionService:
             batch = self._take()
             if not batch:
                 return  # stopped, nothing left
-            if self.turns is not None:
-                self.turns.after()
-            try:
-                boxes = self.detector.detect([r.image for r in batch])
-            except Exception as e:  # the callers raise it, each on its own camera thread
-                for r in batch:
-                    r.error = e
-            else:
-                for r, b in zip(batch, boxes, strict=True):
-                    r.boxes = b
             self.counts["batches"] += 1
             self.counts["images"] += len(batch)
             self.counts["largest"] = max(self.counts["largest"], len(batch))
+            try:
+                if self.turns is not None:
+                    self.turns.after()
+                self._detect(batch)
+            finally:  # whatever happened, no camera waits forever
+                for r in batch:
+                    if r.boxes is None and r.error is None:
+                        r.error = RuntimeError("no result for this picture")
+                    r.done.set()
+
+    def _detect(self, batch: list[_Request]) -> None:
+        """Boxes (or an error) for each request; when a batch fails, each picture is tried alone, so only the
+        camera whose picture fails gets the error."""
+        try:
+            boxes = self.detector.detect([r.image for r in batch])
+            if len(boxes) != len(batch):
+                raise RuntimeError(f"{len(boxes)} results for {len(batch)} pictures")
+        except Exception as e:
+            if len(batch) == 1:
+                batch[0].error = e
+                return
+            log.warning("detecting a batch of %d failed (%s); trying each picture alone", len(batch), e)
             for r in batch:
-                r.done.set()
+                self._detect([r])
+            return
+        for r, b in zip(batch, boxes, strict=True):
+            r.boxes = b

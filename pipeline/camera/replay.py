@@ -6,7 +6,8 @@ source behaves as a live one: stamped with wall-clock time, the oldest waiting f
 consumer falls behind. Use it to try a site on recorded footage at the pace its cameras would give, and in
 ``crosscam bench site``. ``?fps=N`` overrides a file whose header gives no (or a wrong) frame rate;
 ``?start=S`` begins S seconds into the file (a loop starts again from its first frame; a start past the end
-wraps around), so several cameras playing one file show different moments of it.
+wraps around), so several cameras playing one file show different moments of it. A reader that falls more than a frame behind the clock skips
+frames, as a camera's stream moves on (counted ``source_replay_late``). Replays decode on the CPU.
 
     replay:///data/vtest.avi            an absolute path
     replay://videos/vtest.avi?loop=0    a path relative to the working folder, played once
@@ -14,6 +15,7 @@ wraps around), so several cameras playing one file show different moments of it.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -32,7 +34,7 @@ def _positive(url: str, options: dict[str, str], name: str, zero: bool = False) 
         value = float(options[name])
     except ValueError:
         value = float("nan")
-    if not (value >= 0 if zero else value > 0):
+    if not math.isfinite(value) or not (value >= 0 if zero else value > 0):
         kind = "a number >= 0" if zero else "a positive number"
         raise SourceError(f"{url}: {name} must be {kind}, got {options[name]!r}")
     return value
@@ -58,6 +60,18 @@ def parse_replay_url(url: str) -> tuple[Path, bool, float | None, float]:
     return path, loop_text in ("1", "true"), fps, start
 
 
+def check_replay_url(url: str) -> None:
+    """``parse_replay_url``, and the file must decode (a file that is not a video is refused at once, not
+    retried as a camera that will never connect)."""
+    path = parse_replay_url(url)[0]
+    video = VideoCapture(SourceSpec("replay", str(path), str(path), live=False))
+    try:
+        if not video.opened() or not video.read()[0]:
+            raise SourceError(f"{url}: cannot decode {str(path)!r} as a video")
+    finally:
+        video.release()
+
+
 class ReplayCapture:
     """Reads a video file at its frame rate (``Capture``): ``read`` sleeps until the frame is due and reports
     the time played since the first frame, loops included."""
@@ -76,6 +90,7 @@ class ReplayCapture:
                 self.video.cap.grab()
         self.index = 0  # frames delivered since the first, loops included
         self.ended = False
+        self.late = 0  # frames skipped because the reader fell more than a frame behind the clock
         self.start: float | None = None  # monotonic clock at the first frame: paces the reads
         self.started_at: float | None = None  # wall clock at the first frame: stamps them (``Source``)
 
@@ -83,22 +98,26 @@ class ReplayCapture:
         return self.video.opened()
 
     def read(self) -> tuple[bool, np.ndarray | None, float]:
-        ok, image, _ = self.video.read()
-        if not ok and self.loop and self.index:
-            self.video.release()
-            self.video = VideoCapture(self.spec)
+        while True:
             ok, image, _ = self.video.read()
-        if not ok:
-            self.ended = True
-            return False, None, self.index / self.fps
-        if self.start is None:
-            self.start, self.started_at = time.monotonic(), time.time()
-        played = self.index / self.fps
-        delay = self.start + played - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        self.index += 1
-        return True, image, played
+            if not ok and self.loop and self.index:
+                self.video.release()
+                self.video = VideoCapture(self.spec)
+                ok, image, _ = self.video.read()
+            if not ok:
+                self.ended = True
+                return False, None, self.index / self.fps
+            if self.start is None:
+                self.start, self.started_at = time.monotonic(), time.time()
+            played = self.index / self.fps
+            delay = self.start + played - time.monotonic()
+            self.index += 1
+            if delay < -1.0 / self.fps:  # more than a frame behind: a camera would have moved on; skip it
+                self.late += 1
+                continue
+            if delay > 0:
+                time.sleep(delay)
+            return True, image, played
 
     def position(self) -> int:
         return self.index
@@ -107,5 +126,5 @@ class ReplayCapture:
         self.video.release()
 
 
-REPLAY = SourceType(check=parse_replay_url, open=ReplayCapture, live=True)
+REPLAY = SourceType(check=check_replay_url, open=ReplayCapture, live=True)
 """``replay://`` sources for ``pipeline.camera.sources.open_source(..., types={"replay": REPLAY})``."""

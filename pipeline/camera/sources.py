@@ -310,6 +310,9 @@ class Source:
     def _run(self) -> None:
         try:
             self._loop()
+        except Exception as e:  # an opener or reader that raised: the source fails, saying why
+            log.error("camera %s: the source stopped: %s", self.spec.camera_id, redact(e))
+            self._set(SourceState.FAILED, f"{self.spec.shown}: {type(e).__name__}: {e}")
         finally:
             self.buffer.close()
 
@@ -332,6 +335,8 @@ class Source:
             errors = 0
             while not self._stop.is_set():
                 ok, image, pos = cap.read()
+                if getattr(cap, "late", 0):
+                    self.counts["replay_late"] = cap.late
                 if ok:
                     errors = 0
                     stamp = self._stamp(cap, index, pos, t0)

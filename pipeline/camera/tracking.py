@@ -14,6 +14,7 @@ and a tracker reset sets it back to 0. Each camera therefore maps Ultralytics' i
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from pipeline.camera.runtimes import resolve_weights
 from pipeline.types import Frame, TrackedBox
 
 __all__ = ["PERSON", "DetectorError", "DetectorOptions", "MotionTracker", "Tracks", "YoloTracker", "load_yolo"]
+
+log = logging.getLogger(__name__)
 
 Detect = Callable[[np.ndarray], np.ndarray]
 """One RGB picture -> its person boxes ``float32[N,6]``: a ``DetectionService.detect`` or a detector's own."""
@@ -116,15 +119,20 @@ class YoloTracker:
     """YOLO boxes -> motion gate and detect-every-k -> ByteTrack / BoT-SORT, for one camera. ``detect``: the
     process's shared ``DetectionService.detect``; by default the camera loads its own detector.
 
-    ``counts``: ``detected`` frames, and those skipped by the motion gate (``gated``) or by ``every``."""
+    ``counts``: ``detected`` frames, and those skipped by the motion gate (``gated``) or by ``every``, and frames the detector failed on (``errors``, skipped)."""
 
-    def __init__(self, camera_id: str, options: DetectorOptions, detect: Detect | None = None) -> None:
+    def __init__(
+        self, camera_id: str, options: DetectorOptions, detect: Detect | None = None, max_errors: int = 25
+    ) -> None:
+        """``max_errors``: frames in a row the detector may fail on (each skipped, counted ``errors``) before the
+        camera stops with the error."""
         self.camera_id, self.options = camera_id, options
         self.detect = detect or _own_detect(options)
         self.tracks = Tracks(camera_id, options.tracker)
         self.gate = MotionGate(GateOptions(threshold=options.gate, refresh=options.gate_refresh))
         self.frames = 0
         self.counts: collections.Counter[str] = collections.Counter()
+        self.failed_in_a_row, self.max_errors = 0, max_errors
 
     @property
     def ids(self) -> _IdSpace:
@@ -138,8 +146,19 @@ class YoloTracker:
         if not self.gate.wants(frame.image, frame.timestamp, self.tracks.active):
             self.counts["gated"] += 1
             return []
+        try:
+            boxes = self.detect(frame.image)
+        except DetectorError as e:  # one frame the detector could not take: skipped; many in a row end the camera
+            self.counts["errors"] += 1
+            self.failed_in_a_row += 1
+            if self.failed_in_a_row >= self.max_errors:
+                raise DetectorError(f"{e} ({self.failed_in_a_row} frames in a row)") from e
+            if self.failed_in_a_row == 1:
+                log.warning("camera %s: frame %d not detected, skipped: %s", self.camera_id, frame.index, e)
+            return []
+        self.failed_in_a_row = 0
         self.counts["detected"] += 1
-        return self.tracks.update(frame, self.detect(frame.image))
+        return self.tracks.update(frame, boxes)
 
 
 def _own_detect(options: DetectorOptions) -> Detect:

@@ -97,6 +97,7 @@ class CameraWorker:
         self.source, self.stages, self.on_status, self.status_every = source, stages, on_status, status_every
         self.camera_id = stages.camera_id
         self.report = stages.report
+        self.failure = ""  # why the camera's own stages stopped it, if they did
         self._status_failed = False
 
     def _status(self) -> None:
@@ -108,8 +109,8 @@ class CameraWorker:
         try:
             self.on_status(
                 self.camera_id,
-                self.source.state.value,
-                redact(self.source.error),
+                "failed" if self.failure else self.source.state.value,
+                self.failure or redact(self.source.error),
                 frames=r.frames,
                 fps=round(r.fps, 2),
                 tracklets=r.tracklets,
@@ -123,6 +124,8 @@ class CameraWorker:
             self._status_failed = False
 
     def run(self, max_seconds: float | None = None) -> WorkerReport:
+        """Process the source's frames; an error in the camera's stages (a detector that keeps failing, ...)
+        stops this camera only: it ends ``failed`` with the error, logged and in its status and report."""
         start = last_status = time.monotonic()
         r = self.report
         try:
@@ -135,12 +138,15 @@ class CameraWorker:
                     last_status = now
                 if max_seconds is not None and r.seconds >= max_seconds:
                     break
+        except Exception as e:
+            self.failure = redact(f"camera {self.camera_id}: {type(e).__name__}: {e}")
+            log.error("%s; the camera stops (the others go on)", self.failure)
         finally:
             self.source.stop()
             self.stages.finish()
             r.seconds = time.monotonic() - start
-            r.final_state = self.source.state.value
-            r.error = redact(self.source.error)
+            r.final_state = "failed" if self.failure else self.source.state.value
+            r.error = self.failure or redact(self.source.error)
             r.counts = (
                 dict(self.stages.buffer.counts)
                 | {f"detector_{k}": v for k, v in getattr(self.stages.tracker, "counts", {}).items()}

@@ -271,7 +271,18 @@ class CrosscamConfig(Section):
 
     @model_validator(mode="after")
     def _check_cameras(self) -> CrosscamConfig:
-        return _unique_camera_ids(self)
+        return _gate_sees_standing_people(_unique_camera_ids(self))
+
+
+def _gate_sees_standing_people(config: CrosscamConfig) -> CrosscamConfig:
+    d, t = config.detector, config.tracklets
+    if d.gate > 0 and d.gate_refresh >= t.lost_after:
+        raise ValueError(
+            f"detector.gate_refresh ({d.gate_refresh:g} s) must be below tracklets.lost_after ({t.lost_after:g} s): "
+            "a person standing still is detected only every gate_refresh seconds, and a track unseen for "
+            "lost_after ends, so their track would be cut into pieces; lower gate_refresh or set detector.gate: 0"
+        )
+    return config
 
 
 def _unique_camera_ids(config: CrosscamConfig) -> CrosscamConfig:

@@ -102,3 +102,40 @@ def test_asking_for_hardware_decoding_falls_back_to_the_cpu_where_there_is_none(
     frames = list(itertools.islice(source.frames(), 5))
     source.stop()
     assert len(frames) == 5 and frames[0].image.shape == (360, 480, 3)
+
+
+def test_a_file_that_is_not_a_video_is_refused_at_once(tmp_path):
+    notes = tmp_path / "notes.avi"
+    notes.write_text("not a video")
+    with pytest.raises(SourceError, match="cannot decode"):
+        parse_source("r", f"replay://{notes}", types=SOURCE_TYPES)
+
+
+@pytest.mark.parametrize("option", ["start=inf", "fps=inf", "fps=nan"])
+def test_infinite_replay_options_are_refused(tmp_path, option):
+    video = tiny_video(tmp_path / "clip.avi")
+    with pytest.raises(SourceError, match="must be"):
+        parse_source("r", f"replay://{video}?{option}", types=SOURCE_TYPES)
+
+
+def test_a_replay_that_falls_behind_skips_frames_as_a_camera_would(tmp_path):
+    from pipeline.camera.replay import ReplayCapture
+
+    capture = ReplayCapture(f"replay://{tiny_video(tmp_path / 'clip.avi', frames=10, fps=50.0)}")
+    capture.read()
+    time.sleep(0.2)  # the reader is held up for 10 frame periods
+    ok, _, played = capture.read()
+    capture.release()
+    assert ok and capture.late >= 8 and played >= 0.18  # it skips what it missed instead of replaying late
+
+
+def test_a_source_whose_reader_raises_fails_with_the_reason():
+    from pipeline.camera.sources import SourceType
+
+    def broken(url):
+        raise OSError("disk gone")
+
+    kind = {"boom": SourceType(check=lambda url: None, open=broken)}
+    source = open_source("b", "boom://x", types=kind)
+    assert list(source.frames()) == []
+    assert source.state is SourceState.FAILED and "disk gone" in source.error

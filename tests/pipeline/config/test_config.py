@@ -35,6 +35,7 @@ def test_yaml_file_and_overrides(tmp_path):
         ("embedder:\n  max_batch: 0\n", r"embedder\.max_batch: Input should be greater than or equal to 1"),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("embedder: [unclosed\n", "not valid YAML"),
+        ("detector:\n  gate_refresh: 1.5\n", r"detector\.gate_refresh \(1\.5 s\) must be below tracklets\.lost_after"),
     ],
 )
 def test_bad_files_name_the_key_and_the_file(tmp_path, yaml_text, message):
