@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,8 +133,9 @@ class DetectionService:
         with self.cond:
             while not self.pending and not self.stopped:
                 self.cond.wait()
-            if self.max_wait > 0 and len(self.pending) < self.max_batch:
-                self.cond.wait(self.max_wait)
+            deadline = time.monotonic() + self.max_wait
+            while len(self.pending) < self.max_batch and not self.stopped and (left := deadline - time.monotonic()) > 0:
+                self.cond.wait(left)
             n = min(self.max_batch, len(self.pending))
             return [self.pending.popleft() for _ in range(n)]
 
