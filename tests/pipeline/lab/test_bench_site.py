@@ -102,7 +102,6 @@ def test_fps_above_the_videos_own_rate_is_a_usage_error(capsys, tmp_path):
 def test_a_redis_server_that_fails_to_start_is_named_with_its_output(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
-        taken.listen()
         redis_server = RedisProcess(tmp_path, port=taken.getsockname()[1])
         try:
             with pytest.raises(
