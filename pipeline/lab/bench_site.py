@@ -521,6 +521,7 @@ def _sample(options: SiteBenchOptions, workers, usage: dict[str, Usage], marks: 
                 for u in usage.values():
                     u.cpu1 = u.cpu()
                 marks["end"] = now
+                say(f"window closed; the cameras run {options.margin:g} s more, not counted, then stop", 0.95)
             return
         phase = "warming up" if "start" not in marks else "measuring"
         say(f"{phase}, {now - t0:.0f}/{total:g} s", min((now - t0) / total, 1.0) * 0.95)
