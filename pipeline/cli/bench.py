@@ -151,7 +151,12 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     st.add_argument("--cameras", default="1,2,4", help="comma-separated numbers of cameras to run, one site each")
     st.add_argument("--seconds", type=float, default=60.0, help="measured seconds for each N (default 60)")
     st.add_argument("--warmup", type=float, default=10.0, help="seconds run before measuring, not counted")
-    st.add_argument("--fps", type=float, default=5.0, help="frames a second each camera offers (source.fps)")
+    st.add_argument(
+        "--fps",
+        type=float,
+        default=5.0,
+        help="frames a second each camera offers (source.fps); at most the video's own frame rate",
+    )
     st.add_argument(
         "--video",
         type=Path,
@@ -616,7 +621,7 @@ def cmd_bench_site(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from models.devices import host_info
-    from pipeline.lab.bench_site import SiteBenchOptions, run_site_bench
+    from pipeline.lab.bench_site import SiteBenchOptions, run_site_bench, video_rate
     from pipeline.lab.bench_site_plot import plot_site_bench
     from pipeline.site import embedder_path, open_embedder
 
@@ -635,6 +640,11 @@ def cmd_bench_site(args: argparse.Namespace, config: CrosscamConfig) -> Result:
             raise UsageError(f"--video {v}: no such file{hint}")
         if not _decodes(v):
             raise UsageError(f"--video {v}: not a video this machine can decode (OpenCV/FFmpeg read no frame of it)")
+        if args.fps > video_rate(v) + 1e-6:
+            raise UsageError(
+                f"--fps {args.fps:g}: above the frame rate of --video {v} ({video_rate(v):g} frames/s), so its "
+                f"cameras could not offer that many frames: give --fps {video_rate(v):g} or less"
+            )
     detector = args.detector or config.detector.weights
     matcher_args = (["--config", args.config] if args.config else []) + [
         x for o in args.overrides for x in ("--set", o)
@@ -694,13 +704,15 @@ def site_text(r: dict) -> str:
             "",
             f"{n['cameras']} camera{'s' * (n['cameras'] > 1)} ({n['seconds']:g} s measured): "
             + ("holds real time" if n["holds"] else "does NOT hold real time: " + "; ".join(n["why_not"])),
-            "| camera | offered | processed | dropped | processed/offered | tracklets |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| camera | expected | offered | processed | dropped | processed/offered | tracklets |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for c in n["per_camera"]:
             fraction = "-" if c["processed_fraction"] is None else f"{c['processed_fraction']:.1%}"
+            expected = "-" if c.get("expected") is None else c["expected"]
             lines.append(
-                f"| {c['camera']} | {c['offered']} | {c['processed']} | {c['dropped']} | {fraction} | {c['tracklets']} |"
+                f"| {c['camera']} | {expected} | {c['offered']} | {c['processed']} | {c['dropped']} | {fraction} "
+                f"| {c['tracklets']} |"
             )
         a, b = n["latency_close_to_queryable"], n["latency_last_frame_to_queryable"]
         lines.append(
@@ -720,7 +732,7 @@ def site_text(r: dict) -> str:
             cpu = "-" if u["cpu"] is None else f"{u['cpu']:.2f}"
             per = f" ({u['cpu_per_camera']:.2f} a camera)" if key == "camera_process" and u["cpu"] is not None else ""
             if key == "camera_process" and u["rss_end_mb_per_camera"] is not None:
-                per += f", {u['rss_end_mb_per_camera']:g} MB RSS a camera"
+                per += f", process RSS / N {u['rss_end_mb_per_camera']:g} MB"
             rss = (
                 f"RSS {u['rss_start_mb']:g} -> {u['rss_end_mb']:g} MB ({_slope(u['rss_slope_mb_per_min'])} MB/min, "
                 f"{_FLAT[u['memory_flat']]})"

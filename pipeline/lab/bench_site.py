@@ -8,17 +8,24 @@ playing a video as a live camera (``replay://``) at ``source.fps`` frames a seco
 
 After a warm-up that is not counted (models compile, caches fill), for ``seconds``:
 
-- per camera, the frames offered (the source's new frames plus those already waiting at the start of the
-  window), processed (the worker's frames), dropped (the oldest waiting frame thrown away because the worker
-  was behind) and their ratio, and the tracklets it closed;
+- per camera, the frames expected (``fps`` x the window's seconds, ``fps`` at most the video's own rate),
+  offered (the source's new frames plus those already waiting at the start of the window), processed (the
+  worker's frames), dropped (the oldest waiting frame thrown away because the worker was behind) and their
+  ratio, and the tracklets it closed;
 - latency, for each tracklet closed in the window: from its closing (when the tracker hands it over) and
   from its last frame's time to its sighting being queryable (the id of the matcher's entry for it in the
   site's decisions stream, written in the same script as the sighting); p50, p99, max;
 - CPU (CPU seconds over wall seconds) of the camera process, per camera, of the matcher and of Redis;
   resident memory sampled every few seconds: start, end and slope (MB/min).
 
-N holds real time when every camera processed >= 95 % of what it was offered, the p99 from closing to
-queryable is under 1 s, and every tracklet closed in the window became queryable.
+The cameras run ``margin`` seconds past the window's end, so their stop (every open track closed at once, on
+every camera) falls outside it; tracklets closed after a camera's source stopped are never counted, and every
+tracklet is left to become queryable before the site is torn down. While it runs, SIGTERM interrupts the
+benchmark as Ctrl-C does, so the redis-server, the matcher process and the temporary folder are removed.
+
+N holds real time when every camera was offered >= 95 % of the frames expected and processed >= 95 % of
+those offered, the p99 from closing to queryable is under 1 s, and every tracklet closed in the window became
+queryable.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from pipeline.config import CrosscamConfig
 from pipeline.lab.soak import Child, redis_binary, rss_mb, slope_mb_per_min
 
 MIN_PROCESSED = 0.95  # of the frames offered, on every camera
+MIN_OFFERED = 0.95  # of the frames expected (fps x seconds), on every camera
+REPLAY_FPS = 25.0  # the rate replay:// plays a video whose header gives none
 MAX_P99_S = 1.0  # closing -> queryable
 MAX_SLOPE = 2.0  # MB/min a process may grow by and count as flat (as in the soak)
 JUDGE_AFTER = 120.0  # seconds of samples memory needs to be judged
@@ -64,15 +73,18 @@ class SiteBenchOptions:
     matcher_args: tuple[str, ...] = ()  # --config/--set for the matcher process (the site's own configuration)
     matcher_timeout: float = 180.0  # for the matcher process to start and take its lease
     together: bool = False  # every camera plays its video from the start (a burst load), else staggered
+    margin: float = 5.0  # seconds the cameras run past the window's end, so their stop falls outside it
 
 
 class RedisProcess:
-    """A redis-server on a free port in ``folder`` (append-only file, fsynced every second)."""
+    """A redis-server on a free port (or ``port``) in ``folder`` (append-only file, fsynced every second); its
+    output goes to ``folder/redis.log``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, port: int | None = None) -> None:
         from pipeline.lab.rtsp_server import free_port
 
-        self.folder, self.port = folder, free_port()
+        self.folder, self.port = folder, port or free_port()
+        self.log = folder / "redis.log"
         self.url = f"redis://127.0.0.1:{self.port}/0"
         try:
             binary = redis_binary()
@@ -80,7 +92,8 @@ class RedisProcess:
             raise SiteBenchError(str(e)) from None
         argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder)]
         argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
 
     def client(self, timeout: float = 20.0):
         import redis
@@ -94,7 +107,17 @@ class RedisProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        raise SiteBenchError(f"redis-server did not start on port {self.port} (folder {self.folder})")
+        state = "did not answer" if self.proc.poll() is None else f"exited with {self.proc.returncode}"
+        raise SiteBenchError(
+            f"redis-server {state} on port {self.port} (folder {self.folder}); the end of {self.log}:\n{self.tail()}"
+        )
+
+    def tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines redis-server wrote."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -151,6 +174,7 @@ class Usage:
             "rss_start_mb": s[0][1] if s else None,
             "rss_end_mb": s[-1][1] if s else None,
             "rss_max_mb": max(m for _, m in s) if s else None,
+            # the whole process's last RSS divided by its cameras (process RSS / N), not a camera's own memory
             "rss_end_mb_per_camera": round(s[-1][1] / share, 1) if s else None,
             "rss_slope_mb_per_min": round(slope_mb_per_min(s), 2) if len(s) >= 2 else None,
             # flat: the slope at most MAX_SLOPE, judged over JUDGE_AFTER seconds or more (None: too short)
@@ -176,11 +200,18 @@ def percentiles(values: list[float]) -> dict:
 
 def verdict(cameras: list[dict], close_latency: dict, lost: int) -> tuple[bool, list[str]]:
     """Whether N cameras hold real time, and why not."""
-    why = [
-        f"{c['camera']} processed {c['processed_fraction']:.1%} of its frames (< {MIN_PROCESSED:.0%})"
-        for c in cameras
-        if c["processed_fraction"] is None or c["processed_fraction"] < MIN_PROCESSED
-    ]
+    why = []
+    for c in cameras:
+        expected = c.get("expected")
+        if expected and c["offered"] < MIN_OFFERED * expected:
+            why.append(
+                f"{c['camera']} was offered {c['offered']} of the {expected} frames expected "
+                f"({c['offered'] / expected:.1%} < {MIN_OFFERED:.0%}): its source fell behind the asked rate"
+            )
+        if c["processed_fraction"] is None:
+            why.append(f"{c['camera']}: no frames offered")
+        elif c["processed_fraction"] < MIN_PROCESSED:
+            why.append(f"{c['camera']} processed {c['processed_fraction']:.1%} of its frames (< {MIN_PROCESSED:.0%})")
     p99 = close_latency["p99_s"]
     if p99 is None:
         why.append("no tracklet closed in the window: no latency measured")
@@ -203,15 +234,17 @@ def _window_counts(worker) -> dict:
         }
 
 
-def camera_row(camera: str, start: dict, end: dict, tracklets: int) -> dict:
+def camera_row(camera: str, start: dict, end: dict, tracklets: int, expected: int | None = None) -> dict:
     """One camera's figures over the window from two ``_window_counts``. The frames waiting at the start count
     as offered in the window; the worker's frames minus those it had taken before (offered - dropped - waiting
-    at the start, the one it was working on included) are its processed ones, so processed <= offered."""
+    at the start, the one it was working on included) are its processed ones, so processed <= offered.
+    ``expected``: the frames the camera should have been offered (its rate x the window's seconds)."""
     offered = end["offered"] - start["offered"] + start["waiting"]
     taken_before = start["offered"] - start["dropped"] - start["waiting"]
     processed = max(0, end["processed"] - taken_before)
     return {
         "camera": camera,
+        "expected": expected,
         "offered": offered,
         "processed": processed,
         "dropped": end["dropped"] - start["dropped"],
@@ -219,6 +252,34 @@ def camera_row(camera: str, start: dict, end: dict, tracklets: int) -> dict:
         "processed_fraction": round(processed / offered, 4) if offered else None,
         "tracklets": tracklets,
     }
+
+
+@dataclass(frozen=True)
+class Closed:
+    """A tracklet as the camera handed it over: when (wall clock), its last frame's time, its camera, and
+    whether the camera's source had stopped (the flush of every open track when a camera stops)."""
+
+    at: float
+    t_end: float
+    camera: str
+    flushed: bool = False
+
+
+def in_window(closed: dict[str, Closed], start: float, end: float) -> dict[str, Closed]:
+    """The tracklets closed in ``[start, end]``, those flushed when a camera stopped left out."""
+    return {k: v for k, v in closed.items() if start <= v.at <= end and not v.flushed}
+
+
+def video_rate(path: Path) -> float:
+    """The frames a second ``replay://`` plays ``path`` at: its header's rate, else ``REPLAY_FPS``."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+    return fps if fps > 0 else REPLAY_FPS
 
 
 class StreamTimes:
@@ -263,14 +324,35 @@ def run_site_bench(
     say = say or (lambda message, done: None)
     config = config.model_copy(update={"source": config.source.model_copy(update={"fps": options.fps})})
     rows = []
-    for i, n in enumerate(options.cameras):
+    with sigterm_interrupts():
+        for i, n in enumerate(options.cameras):
 
-        def progress(message: str, done: float, i=i, n=n) -> None:
-            say(f"{n} camera{'s' * (n > 1)}: {message}", (i + done) / len(options.cameras))
+            def progress(message: str, done: float, i=i, n=n) -> None:
+                say(f"{n} camera{'s' * (n > 1)}: {message}", (i + done) / len(options.cameras))
 
-        rows.append(measure(config, options, embedder, n, progress))
+            rows.append(measure(config, options, embedder, n, progress))
     held = [r["cameras"] for r in rows if r["holds"]]
     return {"results": rows, "max_cameras_real_time": max(held) if held else 0}
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """While in the block (on the main thread), SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does, so the
+    site's processes and folder are cleaned up on the way out; a second SIGTERM during the cleanup is ignored.
+    The previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int, say) -> dict:
@@ -295,13 +377,16 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
         _wait_for_matcher(raw, Keys(name, config.redis.prefix), matcher, options.matcher_timeout)
         site = Site.open(config, name, redis_server.url)
         process = site.cameras(embedder)
-        closed: dict[str, tuple[float, float, str]] = {}  # tracklet id -> (closed at, t_end, camera)
+        closed: dict[str, Closed] = {}  # tracklet id -> when and how it closed
         lock = threading.Lock()
+        sources = {}  # camera -> its source, to tell the tracklets flushed when it stops
 
         def on_tracklet(tracklet) -> None:
+            source = sources.get(tracklet.camera_id)
+            flushed = source is not None and source.buffer.closed  # the worker's finish() after its source stopped
             with lock:
                 key = f"{tracklet.camera_id}:{tracklet.track_id}:{tracklet.seq}"
-                closed[key] = (time.time(), float(tracklet.t_end), tracklet.camera_id)
+                closed[key] = Closed(time.time(), float(tracklet.t_end), tracklet.camera_id, flushed)
             process.service.submit(tracklet)
 
         videos = options.videos
@@ -310,6 +395,9 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
             process.camera(f"cam{c}", replay_url(videos, c, n, options.together), options.detector, on_tracklet)
             for c in range(n)
         ]
+        sources.update((w.camera_id, w.source) for w in workers)
+        stack.callback(lambda: [w.source.stop() for w in workers])  # on an interruption: stop reading
+        rates = {f"cam{c}": min(options.fps, video_rate(videos[c % len(videos)])) for c in range(n)}
         usage = {"camera_process": Usage(os.getpid()), "matcher": Usage(matcher.proc.pid)}
         usage["redis"] = Usage(redis_server.proc.pid)
         marks: dict = {}
@@ -319,8 +407,8 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
         )
         marks["run"] = time.time()
         sampler.start()
-        reports = process.run(workers, options.warmup + options.seconds)
-        end = {w.camera_id: _window_counts(w) for w in workers}
+        # past the window's end by a margin: a camera's stop flushes its open tracks, which must not be timed
+        reports = process.run(workers, options.warmup + options.seconds + options.margin)
         stop.set()
         sampler.join()
         if "start" not in marks:  # the sources ended before the warm-up did
@@ -328,18 +416,21 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
         wall = marks["end"] - marks["start"]
         say("waiting for the last sightings", 1.0)
         decisions = StreamTimes(site.client, site.keys.decisions, decided)
-        window = {k: v for k, v in closed.items() if marks["start"] <= v[0] < marks["end"]}
-        drained = _drain(decisions, window, options.drain_timeout)
+        window = in_window(closed, marks["start"], marks["end"])
+        # every tracklet handed over, the window's and those after it, is queryable before the teardown
+        drained = _drain(decisions, closed, options.drain_timeout)
         matcher.signal(signal.SIGINT, 20)
         at = decisions.read()
         sent = StreamTimes(site.client, site.keys.tracklets, published).read()
-        from_close = [at[k] - v[0] for k, v in window.items() if k in at]
-        from_end = [at[k] - v[1] for k, v in window.items() if k in at]
-        to_stream = [sent[k] - v[0] for k, v in window.items() if k in sent]
+        from_close = [at[k] - v.at for k, v in window.items() if k in at]
+        from_end = [at[k] - v.t_end for k, v in window.items() if k in at]
+        to_stream = [sent[k] - v.at for k, v in window.items() if k in sent]
         matching = [at[k] - sent[k] for k in window if k in at and k in sent]
-        per_camera = {w.camera_id: sum(v[2] == w.camera_id for v in window.values()) for w in workers}
-        cameras = [camera_row(w.camera_id, marks["counts"][w.camera_id], end[w.camera_id], per_camera[w.camera_id])
-                   | {"run_counts": reports[w.camera_id].counts} for w in workers]  # fmt: skip
+        per_camera = {w.camera_id: sum(v.camera == w.camera_id for v in window.values()) for w in workers}
+        end = marks["end_counts"]
+        cameras = [camera_row(w.camera_id, marks["counts"][w.camera_id], end[w.camera_id], per_camera[w.camera_id],
+                              round(rates[w.camera_id] * wall)) | {"run_counts": reports[w.camera_id].counts}
+                   for w in workers]  # fmt: skip
         close_latency, lost = percentiles(from_close), sum(k not in at for k in window)
         holds, why = verdict(cameras, close_latency, lost)
         return {
@@ -347,9 +438,11 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
             "site": name,
             "seconds": round(wall, 1),
             "fps": options.fps,
+            "margin_s": options.margin,
             "per_camera": cameras,
             "processed_fraction_min": min((c["processed_fraction"] or 0.0) for c in cameras),
             "tracklets": len(window),
+            "flushed": sum(v.flushed for v in closed.values()),  # closed as the cameras stopped, not counted
             "queryable": len(window) - lost,
             "lost": lost,
             "published": process.service.counts["published"],
@@ -405,7 +498,8 @@ def _wait_for_matcher(client, keys, matcher: Child, timeout: float) -> None:
 
 
 def _sample(options: SiteBenchOptions, workers, usage: dict[str, Usage], marks: dict, stop, say) -> None:
-    """Marks the window's start (counters, CPU) after the warm-up and its end, sampling memory meanwhile."""
+    """Marks the window's start (counters, CPU) after the warm-up and its end (the same), sampling memory
+    meanwhile. The window ends ``warmup + seconds`` after the run began, or earlier when ``stop`` is set."""
     t0 = marks["run"]
     total = options.warmup + options.seconds
     next_sample = 0.0
@@ -423,9 +517,11 @@ def _sample(options: SiteBenchOptions, workers, usage: dict[str, Usage], marks: 
             next_sample += options.sample_every
         if ended:
             if "start" in marks:
+                marks["end_counts"] = {w.camera_id: _window_counts(w) for w in workers}
                 for u in usage.values():
                     u.cpu1 = u.cpu()
                 marks["end"] = now
+                say(f"window closed; the cameras run {options.margin:g} s more, not counted, then stop", 0.95)
             return
         phase = "warming up" if "start" not in marks else "measuring"
         say(f"{phase}, {now - t0:.0f}/{total:g} s", min((now - t0) / total, 1.0) * 0.95)
@@ -433,7 +529,7 @@ def _sample(options: SiteBenchOptions, workers, usage: dict[str, Usage], marks: 
 
 
 def _drain(decisions: StreamTimes, window: dict, timeout: float) -> float:
-    """Wait (``timeout`` at most) until every tracklet of the window is queryable; the seconds it took."""
+    """Wait (``timeout`` at most) until every tracklet of ``window`` is queryable; the seconds it took."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         at = decisions.read()
