@@ -734,8 +734,8 @@ def site_text(r: dict) -> str:
             if key == "camera_process" and u["rss_end_mb_per_camera"] is not None:
                 per += f", process RSS / N {u['rss_end_mb_per_camera']:g} MB"
             rss = (
-                f"RSS {u['rss_start_mb']:g} -> {u['rss_end_mb']:g} MB ({_slope(u['rss_slope_mb_per_min'])} MB/min, "
-                f"{_FLAT[u['memory_flat']]})"
+                f"RSS {u['rss_start_mb']:g} -> {u['rss_end_mb']:g} MB ({_slope(u['rss_slope_mb_per_min'])} MB/min; "
+                f"second half {_slope(u['rss_late_slope_mb_per_min'])} MB/min, {_FLAT[u['memory_flat']]})"
                 if u["rss_start_mb"] is not None
                 else "RSS -"
             )

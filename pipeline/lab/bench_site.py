@@ -168,6 +168,7 @@ class Usage:
     def report(self, wall: float, share: int = 1) -> dict:
         busy = None if self.cpu0 is None or self.cpu1 is None else (self.cpu1 - self.cpu0) / wall
         s = self.samples
+        late = [x for x in s if x[0] >= s[-1][0] / 2] if s else []  # the window's second half
         return {
             "cpu": None if busy is None else round(busy, 3),  # CPU seconds a wall second (1.0: one core busy)
             "cpu_per_camera": None if busy is None else round(busy / share, 3),
@@ -177,8 +178,12 @@ class Usage:
             # the whole process's last RSS divided by its cameras (process RSS / N), not a camera's own memory
             "rss_end_mb_per_camera": round(s[-1][1] / share, 1) if s else None,
             "rss_slope_mb_per_min": round(slope_mb_per_min(s), 2) if len(s) >= 2 else None,
-            # flat: the slope at most MAX_SLOPE, judged over JUDGE_AFTER seconds or more (None: too short)
-            "memory_flat": slope_mb_per_min(s) <= MAX_SLOPE if s and s[-1][0] - s[0][0] >= JUDGE_AFTER else None,
+            "rss_late_slope_mb_per_min": round(slope_mb_per_min(late), 2) if len(late) >= 2 else None,
+            # flat: the slope over the window's second half at most MAX_SLOPE (the first minutes fill the working
+            # set: open tracks' crops, the runtimes' arenas), judged over JUDGE_AFTER seconds or more (None: too short)
+            "memory_flat": slope_mb_per_min(late) <= MAX_SLOPE
+            if late and late[-1][0] - late[0][0] >= JUDGE_AFTER
+            else None,
             "rss_mb": s[:: max(1, -(-len(s) // MAX_SAMPLES))],  # (seconds into the window, MB), at most MAX_SAMPLES
         }
 
