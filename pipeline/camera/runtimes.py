@@ -3,9 +3,12 @@
 ``as-is`` loads the weights as given. ``openvino``, ``onnx`` and ``engine`` (TensorRT) export PyTorch ``.pt``
 weights once with Ultralytics' own exporter into the cache (``<cache>/detectors/``, a folder keyed by the
 weights' content and the export options) and load the export; weights that already are such an export load as
-they are. ``auto`` (``choose_runtime``) picks the fastest: on a CUDA device a TensorRT engine where ``tensorrt``
-imports, else the ``.pt`` on CUDA; on the CPU an OpenVINO export where ``openvino`` imports, else ONNX on ONNX
-Runtime; exports (.onnx, an OpenVINO folder, .engine) and other weights are used as they are.
+they are. ``auto`` (``choose_runtime``) picks the fastest that has run: on the CPU an OpenVINO export where
+``openvino`` imports, else ONNX on ONNX Runtime; on a CUDA device the ``.pt`` on CUDA (a TensorRT engine only when
+asked for: that export is written, not run); exports (.onnx, an OpenVINO folder, .engine) and other weights are
+used as they are. When the export ``auto`` chose fails (a missing package, an unwritable cache, the exporter's
+error), a warning names the reason and the weights load as they are; an export asked for by name fails with the
+error.
 
 An export is written to a temporary folder and renamed into place with a manifest of its files' sizes and
 SHA-256, so a half-written or damaged export is never loaded: it is exported again. Processes exporting the same
@@ -84,13 +87,13 @@ def is_cuda(device: str) -> bool:
 
 def choose_runtime(kind: str, device: str, available: Iterable[str]) -> str:
     """The runtime ``auto`` means for weights of ``kind`` (``weights_kind``) on ``device``, given the runtime
-    packages that import (``tensorrt``, ``openvino``, ``onnxruntime``): ``engine``, ``openvino``, ``onnx`` or
-    ``as-is``."""
+    packages that import (``openvino``, ``onnxruntime``): ``openvino``, ``onnx`` or ``as-is``. Never ``engine``:
+    the TensorRT export is only made when asked for by name."""
     available = set(available)
     if kind != "pt":
         return "as-is"  # already an export (or a format crosscam does not convert): load it as it is
     if is_cuda(device):
-        return "engine" if "tensorrt" in available else "as-is"
+        return "as-is"  # the .pt on CUDA
     if str(device).strip().lower() == "cpu":
         if "openvino" in available:
             return "openvino"
@@ -102,7 +105,7 @@ def choose_runtime(kind: str, device: str, available: Iterable[str]) -> str:
 def importable_runtimes() -> frozenset[str]:
     """The runtime packages that import here."""
     found = set()
-    for name in ("tensorrt", "openvino", "onnxruntime"):
+    for name in ("openvino", "onnxruntime"):
         try:
             importlib.import_module(name)
         except Exception:  # a missing or broken install alike: not available
@@ -145,6 +148,17 @@ def resolve_weights(
         if runtime == "as-is":
             return weights
         log.info("detector %s: runtime auto -> %s on %s", weights, runtime, device)
+        try:
+            return str(cached_export(path, runtime, imgsz=imgsz, device=device, half=half, cache_dir=cache_dir))
+        except Exception as e:  # any failure of an export nobody asked for by name: the weights still load
+            log.warning(
+                "detector %s: runtime auto could not export to %s (%s); loading the weights as they are (set "
+                "detector.runtime to as-is to skip the export, or fix the reason to get the faster runtime)",
+                weights,
+                runtime,
+                e if isinstance(e, DetectorError) else f"{type(e).__name__}: {e}",
+            )
+            return weights
     if kind == runtime:
         return weights  # already the export asked for
     if kind != "pt":
