@@ -197,9 +197,10 @@ def frame() -> np.ndarray:
     return image
 
 
-def raw_output(detector, image: np.ndarray) -> torch.Tensor:
-    """The network's own output (boxes and class scores before NMS) on ``image`` resized to 320 x 320."""
-    x = torch.from_numpy(cv2.resize(image, (320, 320))).permute(2, 0, 1)[None].float() / 255
+def raw_output(detector, images: np.ndarray | list[np.ndarray], size: tuple[int, int] = (320, 320)) -> torch.Tensor:
+    """The network's own output (boxes and class scores before NMS) on ``images`` resized to ``size`` (h, w)."""
+    images = [images] if isinstance(images, np.ndarray) else images
+    x = torch.stack([torch.from_numpy(cv2.resize(i, size[::-1])).permute(2, 0, 1) for i in images]).float() / 255
     y = detector.model.predictor.model(x)
     return y[0] if isinstance(y, (list, tuple)) else y
 
@@ -227,6 +228,16 @@ def test_a_pt_is_exported_once_to_openvino_and_runs_like_the_original(random_pt,
     want, got = raw_output(original, frame), raw_output(exported, frame)
     assert got.shape == want.shape == (1, 84, 2100)
     assert torch.allclose(got, want, atol=1e-2, rtol=1e-3)  # the same network, fp32
+
+    # a dynamic export: a batch is one inference, at the frames' own aspect (768 x 576 -> 320 x 256, as the .pt
+    # runs), each frame's output as when run alone and as the original's
+    assert exported.model.predictor.model.dynamic
+    pair = [frame, np.ascontiguousarray(frame[:, ::-1])]
+    got2 = raw_output(exported, pair, (256, 320))
+    assert got2.shape == (2, 84, 1680)
+    assert torch.allclose(got2, raw_output(original, pair, (256, 320)), atol=1e-2, rtol=1e-3)
+    assert torch.allclose(got2[1:], raw_output(exported, pair[1], (256, 320)), atol=1e-4, rtol=1e-4)
+    assert len(exported.detect(pair)) == 2  # (random weights score no person: the raw outputs above are the check)
 
     # reused: the same folder, untouched, no second export; auto picks OpenVINO for a .pt on this CPU
     manifest = entry / MANIFEST
@@ -260,6 +271,7 @@ def test_a_pt_is_exported_to_onnx(random_pt, frame, tmp_path, no_pip):
     original = DetectorOptions(weights=random_pt, runtime="as-is", imgsz=320).detector()
     exported = DetectorOptions(weights=random_pt, runtime="onnx", imgsz=320).detector(tmp_path / "cache")
     assert exported.weights.endswith("yolov8n.onnx")
+    assert exported.model.predictor.model.dynamic  # a batch is one inference
     assert torch.allclose(raw_output(exported, frame), raw_output(original, frame), atol=1e-2, rtol=1e-3)
     assert no_pip == []  # onnxslim is not installed here: the export does without it
 
