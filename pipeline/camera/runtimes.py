@@ -3,9 +3,13 @@
 ``as-is`` loads the weights as given. ``openvino``, ``onnx`` and ``engine`` (TensorRT) export PyTorch ``.pt``
 weights once with Ultralytics' own exporter into the cache (``<cache>/detectors/``, a folder keyed by the
 weights' content and the export options) and load the export; weights that already are such an export load as
-they are. ``auto`` (``choose_runtime``) picks the fastest: on a CUDA device a TensorRT engine where ``tensorrt``
-imports, else the ``.pt`` on CUDA; on the CPU an OpenVINO export where ``openvino`` imports, else ONNX on ONNX
-Runtime; exports (.onnx, an OpenVINO folder, .engine) and other weights are used as they are.
+they are. OpenVINO and ONNX exports take any batch and image shape (a batch of frames is one inference, at the
+frames' own aspect as the ``.pt`` runs); an engine is built for batch 1. ``auto`` (``choose_runtime``) picks the fastest that has run: on the CPU an OpenVINO export where
+``openvino`` imports, else ONNX on ONNX Runtime; on a CUDA device the ``.pt`` on CUDA (a TensorRT engine only when
+asked for: that export is written, not run); exports (.onnx, an OpenVINO folder, .engine) and other weights are
+used as they are. When the export ``auto`` chose fails (a missing package, an unwritable cache, the exporter's
+error), a warning names the reason and the weights load as they are; an export asked for by name fails with the
+error.
 
 An export is written to a temporary folder and renamed into place with a manifest of its files' sizes and
 SHA-256, so a half-written or damaged export is never loaded: it is exported again. Processes exporting the same
@@ -40,7 +44,7 @@ Runtime = Literal["auto", "as-is", "openvino", "onnx", "engine"]
 RUNTIMES: tuple[str, ...] = ("auto", "as-is", "openvino", "onnx", "engine")
 EXPORTS = ("openvino", "onnx", "engine")
 # Bump when the way crosscam exports changes (the exporter's options): cached exports are keyed by it.
-EXPORT_REVISION = 1
+EXPORT_REVISION = 2
 MANIFEST = "export.json"
 
 # The modules an export and its runtime import, and the pip requirement that provides each.
@@ -84,13 +88,13 @@ def is_cuda(device: str) -> bool:
 
 def choose_runtime(kind: str, device: str, available: Iterable[str]) -> str:
     """The runtime ``auto`` means for weights of ``kind`` (``weights_kind``) on ``device``, given the runtime
-    packages that import (``tensorrt``, ``openvino``, ``onnxruntime``): ``engine``, ``openvino``, ``onnx`` or
-    ``as-is``."""
+    packages that import (``openvino``, ``onnxruntime``): ``openvino``, ``onnx`` or ``as-is``. Never ``engine``:
+    the TensorRT export is only made when asked for by name."""
     available = set(available)
     if kind != "pt":
         return "as-is"  # already an export (or a format crosscam does not convert): load it as it is
     if is_cuda(device):
-        return "engine" if "tensorrt" in available else "as-is"
+        return "as-is"  # the .pt on CUDA
     if str(device).strip().lower() == "cpu":
         if "openvino" in available:
             return "openvino"
@@ -102,7 +106,7 @@ def choose_runtime(kind: str, device: str, available: Iterable[str]) -> str:
 def importable_runtimes() -> frozenset[str]:
     """The runtime packages that import here."""
     found = set()
-    for name in ("tensorrt", "openvino", "onnxruntime"):
+    for name in ("openvino", "onnxruntime"):
         try:
             importlib.import_module(name)
         except Exception:  # a missing or broken install alike: not available
@@ -145,6 +149,17 @@ def resolve_weights(
         if runtime == "as-is":
             return weights
         log.info("detector %s: runtime auto -> %s on %s", weights, runtime, device)
+        try:
+            return str(cached_export(path, runtime, imgsz=imgsz, device=device, half=half, cache_dir=cache_dir))
+        except Exception as e:  # any failure of an export nobody asked for by name: the weights still load
+            log.warning(
+                "detector %s: runtime auto could not export to %s (%s); loading the weights as they are (set "
+                "detector.runtime to as-is to skip the export, or fix the reason to get the faster runtime)",
+                weights,
+                runtime,
+                e if isinstance(e, DetectorError) else f"{type(e).__name__}: {e}",
+            )
+            return weights
     if kind == runtime:
         return weights  # already the export asked for
     if kind != "pt":
@@ -197,7 +212,10 @@ def export_options(runtime: str, imgsz: int, device: str, half: bool) -> dict:
         "imgsz": int(imgsz),
         "half": bool(half),
         "batch": 1,
-        "dynamic": False,
+        # OpenVINO and ONNX exports take any batch and image shape: a batch of frames runs as one inference, and
+        # frames are letterboxed to their own aspect as the .pt does (a 4:3 frame: a quarter fewer pixels than a
+        # square, about that much faster on a CPU); an engine is built for batch 1 at imgsz x imgsz
+        "dynamic": runtime != "engine",
         "ultralytics": ultralytics.__version__,
         "revision": EXPORT_REVISION,
     }
@@ -282,7 +300,7 @@ def _export(weights: Path, runtime: str, options: dict, device: str, out: Path) 
     """Ultralytics' export of ``weights`` into the folder ``out``, with its manifest."""
     source = out / f"{weights.stem}.pt"  # the exporter writes beside its input
     shutil.copyfile(weights, source)
-    kwargs = {"imgsz": options["imgsz"], "batch": 1, "dynamic": False, "verbose": False}
+    kwargs = {"imgsz": options["imgsz"], "batch": options["batch"], "dynamic": options["dynamic"], "verbose": False}
     if options["half"]:
         kwargs["quantize"] = 16
     if runtime in ("onnx", "engine"):  # onnxslim is not a dependency; ONNX Runtime and TensorRT optimise the graph

@@ -1,4 +1,5 @@
-"""``detector.runtime``: which runtime ``auto`` picks (every branch), the errors of a runtime that cannot apply,
+"""``detector.runtime``: which runtime ``auto`` picks (every branch, never TensorRT by itself), ``auto`` loading the
+weights as they are when its export fails, the errors of a runtime asked for by name that cannot apply,
 a missing runtime package named without any install attempt, and a real export of a YOLOv8n ``.pt`` (random
 weights, built offline from Ultralytics' model YAML) to OpenVINO and ONNX in a private cache: loaded, detecting
 on a vtest.avi frame like the PyTorch original, reused the second time, and exported again when damaged."""
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import sys
 
 import cv2
@@ -33,9 +35,10 @@ ALL = {"tensorrt", "openvino", "onnxruntime"}
 @pytest.mark.parametrize(
     ("kind", "device", "available", "expected"),
     [
-        ("pt", "0", ALL, "engine"),  # CUDA with TensorRT: an engine
-        ("pt", "cuda:1", {"tensorrt"}, "engine"),
-        ("pt", "cuda", {"openvino", "onnxruntime"}, "as-is"),  # CUDA without TensorRT: the .pt on CUDA
+        ("pt", "0", ALL, "as-is"),  # CUDA: the .pt on CUDA, even with TensorRT (an engine only when asked for)
+        ("pt", "cuda:1", {"tensorrt"}, "as-is"),
+        ("pt", "0,1", ALL, "as-is"),
+        ("pt", "cuda", {"openvino", "onnxruntime"}, "as-is"),
         ("pt", "cpu", ALL, "openvino"),  # CPU with OpenVINO
         ("pt", "cpu", {"onnxruntime"}, "onnx"),  # CPU without OpenVINO: ONNX Runtime
         ("pt", "cpu", set(), "as-is"),  # neither: PyTorch
@@ -48,6 +51,44 @@ ALL = {"tensorrt", "openvino", "onnxruntime"}
 )
 def test_auto_picks_the_fastest_runtime_there_is(kind, device, available, expected):
     assert choose_runtime(kind, device, available) == expected
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_auto_loads_the_weights_as_they_are_when_its_export_fails(tmp_path, monkeypatch, caplog, no_pip):
+    caplog.set_level(logging.WARNING, logger="pipeline.camera.runtimes")
+    pt = tmp_path / "y.pt"
+    pt.write_bytes(b"no checkpoint: the exporter fails on it")
+
+    # an unwritable cache
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the cache folder should be")
+    assert resolve_weights(str(pt), "auto", cache_dir=blocker) == str(pt)
+    [warning] = warnings_of(caplog)
+    assert "runtime auto could not export" in warning and "cannot write the detector export cache" in warning
+
+    # the exporter's own failure
+    caplog.clear()
+    assert resolve_weights(str(pt), "auto", imgsz=320, cache_dir=tmp_path / "cache") == str(pt)
+    assert any(re.search(r"(?s)could not export to \w+ .*exporting to \w+ failed", w) for w in warnings_of(caplog))
+    assert [p for p in (tmp_path / "cache" / "detectors").iterdir() if p.is_dir()] == []  # nothing half-written
+
+    # a missing package (OpenVINO absent, so ONNX, whose exporter needs onnx)
+    caplog.clear()
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    assert resolve_weights(str(pt), "auto", cache_dir=tmp_path / "cache") == str(pt)
+    assert any("needs onnx" in w and "pip install onnx" in w for w in warnings_of(caplog))
+    assert no_pip == []
+
+
+def test_an_export_asked_for_by_name_that_fails_is_an_error(tmp_path):
+    pt = tmp_path / "y.pt"
+    pt.write_bytes(b"no checkpoint: the exporter fails on it")
+    with pytest.raises(DetectorError, match=r"(?s)exporting to openvino failed.*set detector.runtime to as-is"):
+        resolve_weights(str(pt), "openvino", imgsz=320, cache_dir=tmp_path / "cache")
 
 
 def test_weights_kinds_and_cuda_devices(tmp_path):
@@ -156,9 +197,10 @@ def frame() -> np.ndarray:
     return image
 
 
-def raw_output(detector, image: np.ndarray) -> torch.Tensor:
-    """The network's own output (boxes and class scores before NMS) on ``image`` resized to 320 x 320."""
-    x = torch.from_numpy(cv2.resize(image, (320, 320))).permute(2, 0, 1)[None].float() / 255
+def raw_output(detector, images: np.ndarray | list[np.ndarray], size: tuple[int, int] = (320, 320)) -> torch.Tensor:
+    """The network's own output (boxes and class scores before NMS) on ``images`` resized to ``size`` (h, w)."""
+    images = [images] if isinstance(images, np.ndarray) else images
+    x = torch.stack([torch.from_numpy(cv2.resize(i, size[::-1])).permute(2, 0, 1) for i in images]).float() / 255
     y = detector.model.predictor.model(x)
     return y[0] if isinstance(y, (list, tuple)) else y
 
@@ -186,6 +228,16 @@ def test_a_pt_is_exported_once_to_openvino_and_runs_like_the_original(random_pt,
     want, got = raw_output(original, frame), raw_output(exported, frame)
     assert got.shape == want.shape == (1, 84, 2100)
     assert torch.allclose(got, want, atol=1e-2, rtol=1e-3)  # the same network, fp32
+
+    # a dynamic export: a batch is one inference, at the frames' own aspect (768 x 576 -> 320 x 256, as the .pt
+    # runs), each frame's output as when run alone and as the original's
+    assert exported.model.predictor.model.dynamic
+    pair = [frame, np.ascontiguousarray(frame[:, ::-1])]
+    got2 = raw_output(exported, pair, (256, 320))
+    assert got2.shape == (2, 84, 1680)
+    assert torch.allclose(got2, raw_output(original, pair, (256, 320)), atol=1e-2, rtol=1e-3)
+    assert torch.allclose(got2[1:], raw_output(exported, pair[1], (256, 320)), atol=1e-4, rtol=1e-4)
+    assert len(exported.detect(pair)) == 2  # (random weights score no person: the raw outputs above are the check)
 
     # reused: the same folder, untouched, no second export; auto picks OpenVINO for a .pt on this CPU
     manifest = entry / MANIFEST
@@ -219,6 +271,7 @@ def test_a_pt_is_exported_to_onnx(random_pt, frame, tmp_path, no_pip):
     original = DetectorOptions(weights=random_pt, runtime="as-is", imgsz=320).detector()
     exported = DetectorOptions(weights=random_pt, runtime="onnx", imgsz=320).detector(tmp_path / "cache")
     assert exported.weights.endswith("yolov8n.onnx")
+    assert exported.model.predictor.model.dynamic  # a batch is one inference
     assert torch.allclose(raw_output(exported, frame), raw_output(original, frame), atol=1e-2, rtol=1e-3)
     assert no_pip == []  # onnxslim is not installed here: the export does without it
 
