@@ -36,7 +36,11 @@ def plot_site_bench(result: dict, path: Path) -> None:
         ax.set_xticks(ns)
     for r in rows:
         samples = r["usage"]["camera_process"].get("rss_mb") or []
-        d.plot([t / 60 for t, _ in samples], [mb for _, mb in samples], label=f"{r['cameras']} cameras")
+        d.plot(
+            [t / 60 for t, _ in samples],
+            [mb for _, mb in samples],
+            label=f"{r['cameras']} camera{'s' if r['cameras'] != 1 else ''}",
+        )
     d.set(xlabel="minutes into the measured window", ylabel="camera process RSS (MB)", title="memory")
     for ax in (a, b, c, d):
         ax.grid(alpha=0.3)
