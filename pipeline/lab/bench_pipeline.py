@@ -53,14 +53,18 @@ def stages_fps(frames: list[Frame], detector: str, embedder: Embedder, client: C
     """The worker's own stages (detect through the process's detection service, gate, track, cut tracklets) on
     the same frames, the tracklets kept aside instead of embedded: what crosscam adds to ``YOLO.track``."""
     process = _process(client, embedder, "bench-stages", detector)
-    stages = process.stages("bench", on_tracklet=lambda tracklet: None)
-    stages.tracker.update(frames[0])  # warm-up, as for the bare run
+    elapsed = _timed(process.stages("bench", on_tracklet=lambda tracklet: None), frames)
+    process.stop()
+    return len(frames) / elapsed
+
+
+def _timed(stages, frames: list[Frame]) -> float:
+    """Seconds ``stages`` take over ``frames``, after one warm-up frame (as for the bare run)."""
+    stages.tracker.update(frames[0])
     t = time.perf_counter()
     for frame in frames:
         stages.process(frame)
-    elapsed = time.perf_counter() - t
-    process.stop()
-    return len(frames) / elapsed
+    return time.perf_counter() - t
 
 
 def worker_fps(frames: list[Frame], detector: str, embedder: Embedder, client: Client) -> dict[str, Any]:
@@ -69,11 +73,7 @@ def worker_fps(frames: list[Frame], detector: str, embedder: Embedder, client: C
     process = _process(client, embedder, "bench", detector)
     stages = process.stages("bench")
     process.service.start()
-    stages.tracker.update(frames[0])  # warm-up, as for the bare run
-    t = time.perf_counter()
-    for frame in frames:
-        stages.process(frame)
-    elapsed = time.perf_counter() - t
+    elapsed = _timed(stages, frames)
     stages.finish()
     t_drain = time.perf_counter()
     process.stop()
