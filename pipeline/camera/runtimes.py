@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
+from models.formats import sha256_file
 from pipeline.camera.detection import DetectorError
 
 log = logging.getLogger(__name__)
@@ -195,14 +196,6 @@ def require(runtime: str, weights: str | Path) -> None:
         )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_options(runtime: str, imgsz: int, device: str, half: bool) -> dict:
     """What an export depends on besides the weights: it keys the cache."""
     import ultralytics
@@ -232,7 +225,7 @@ def export_folder(weights: Path, options: dict, cache_dir: str | Path | None = N
     """The cache folder of ``weights`` exported with ``options``."""
     from models.export import default_cache_dir
 
-    key = hashlib.sha256((_sha256(weights) + json.dumps(options, sort_keys=True)).encode()).hexdigest()[:16]
+    key = hashlib.sha256((sha256_file(weights) + json.dumps(options, sort_keys=True)).encode()).hexdigest()[:16]
     precision = "fp16" if options["half"] else "fp32"
     name = f"{weights.stem}-{options['runtime']}-{options['imgsz']}-{precision}-{key}"
     return Path(cache_dir or default_cache_dir()) / "detectors" / name
@@ -325,7 +318,7 @@ def _export(weights: Path, runtime: str, options: dict, device: str, out: Path) 
         "artifact": produced.name,
         "weights": str(weights),
         "options": options,
-        "files": {str(p.relative_to(out)): {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files},
+        "files": {str(p.relative_to(out)): {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in files},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
@@ -340,7 +333,7 @@ def verify(folder: Path) -> tuple[Path | None, str]:
             path = folder / name
             if not path.is_file():
                 return None, f"{name} is missing"
-            if path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
+            if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
                 return None, f"{name} differs from the export written"
     except (OSError, ValueError, KeyError, TypeError) as e:
         return None, f"no readable {MANIFEST}: {type(e).__name__}: {e}"

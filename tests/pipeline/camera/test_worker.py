@@ -19,7 +19,7 @@ from tests.support.waiting import wait_for
 
 @pytest.fixture
 def embedder_file(tiny_checkpoints):
-    """A saved tiny re-ID model (the session's checkpoint)."""
+    """A saved tiny re-ID model (the checkpoint the whole test run shares)."""
     return tiny_checkpoints["tiny_attention"]
 
 

@@ -12,7 +12,7 @@ from tests.support.cli import run_json, site_args
 
 @pytest.fixture
 def embedder_file(tiny_checkpoints):
-    """A saved tiny re-ID model (the session's checkpoint)."""
+    """A saved tiny re-ID model (the checkpoint the whole test run shares)."""
     return tiny_checkpoints["tiny_attention"]
 
 
