@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,7 +44,7 @@ from pathlib import Path
 
 from crosscam.errors import CrosscamError
 from pipeline.config import CrosscamConfig
-from pipeline.lab.soak import Child, redis_binary, rss_mb, slope_mb_per_min
+from pipeline.lab.soak import Child, RedisServer, rss_mb, slope_mb_per_min
 
 MIN_PROCESSED = 0.95  # of the frames offered, on every camera
 MIN_OFFERED = 0.95  # of the frames expected (fps x seconds), on every camera
@@ -76,57 +75,22 @@ class SiteBenchOptions:
     margin: float = 5.0  # seconds the cameras run past the window's end, so their stop falls outside it
 
 
-class RedisProcess:
-    """A redis-server on a free port (or ``port``) in ``folder`` (append-only file, fsynced every second); its
-    output goes to ``folder/redis.log``."""
+def start_redis(folder: Path, port: int | None = None) -> RedisServer:
+    """The benchmark's own redis-server (``pipeline.lab.soak.RedisServer``, its append-only file fsynced every
+    second) on a free port (or ``port``) in ``folder``, answering; a ``SiteBenchError`` with the end of its log
+    when it does not start (it is stopped then)."""
+    from pipeline.lab.rtsp_server import free_port
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
-        from pipeline.lab.rtsp_server import free_port
-
-        self.folder, self.port = folder, port or free_port()
-        self.log = folder / "redis.log"
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        try:
-            binary = redis_binary()
-        except RuntimeError as e:
-            raise SiteBenchError(str(e)) from None
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder)]
-        argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-
-    def client(self, timeout: float = 20.0):
-        import redis
-
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                client.ping()
-                return client
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        state = "did not answer" if self.proc.poll() is None else f"exited with {self.proc.returncode}"
-        raise SiteBenchError(
-            f"redis-server {state} on port {self.port} (folder {self.folder}); the end of {self.log}:\n{self.tail()}"
-        )
-
-    def tail(self, lines: int = 20) -> str:
-        """The last ``lines`` lines redis-server wrote."""
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+    try:
+        server = RedisServer(folder, port or free_port(), appendfsync="everysec")
+    except RuntimeError as e:  # no redis-server binary
+        raise SiteBenchError(str(e)) from None
+    try:
+        server.start()
+    except RuntimeError as e:
+        server.stop()
+        raise SiteBenchError(str(e)) from None
+    return server
 
 
 MAX_SAMPLES = 200  # RSS samples a process's report keeps (evenly thinned)
@@ -362,6 +326,8 @@ def sigterm_interrupts():
 
 def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int, say) -> dict:
     """One site of ``n`` cameras: its own Redis server and matcher process, this process as its cameras."""
+    import redis
+
     from pipeline.keys import Keys
     from pipeline.site import Site
 
@@ -369,9 +335,9 @@ def measure(config: CrosscamConfig, options: SiteBenchOptions, embedder, n: int,
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crosscam-bench-site-")))
         say("starting Redis and the matcher", 0.0)
-        redis_server = RedisProcess(work)
+        redis_server = start_redis(work)
         stack.callback(redis_server.stop)
-        raw = redis_server.client()
+        raw = redis.Redis.from_url(redis_server.url)
         matcher = Child(
             "matcher",
             [*MATCHER, "--redis-url", redis_server.url, "--site", name, *options.matcher_args, "--json"],

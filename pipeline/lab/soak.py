@@ -81,30 +81,48 @@ def redis_binary() -> str:
 
 
 class RedisServer:
-    """A redis-server on a fixed port and folder, with an append-only file fsynced on every write."""
+    """A redis-server on a fixed port and folder, with an append-only file fsynced on every write
+    (``appendfsync``: ``always``, or ``everysec`` where a second of writes may be lost); its output goes to
+    ``folder/redis.log``."""
 
-    def __init__(self, folder: Path, port: int) -> None:
-        self.folder, self.port, self.binary = folder, port, redis_binary()
+    def __init__(self, folder: Path, port: int, appendfsync: str = "always") -> None:
+        self.folder, self.port, self.binary, self.appendfsync = folder, port, redis_binary(), appendfsync
         self.url = f"redis://127.0.0.1:{port}/0"
+        self.log = folder / "redis.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> None:
+        """Start it and wait until it answers; a server that exits or does not answer raises ``RuntimeError``
+        with the end of its log."""
         import redis
 
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
-        argv += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        argv += ["--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no"]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                if client.ping():
-                    client.close()
-                    return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"redis-server {self.binary} did not start on port {self.port} (folder {self.folder})")
+        try:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(redis.RedisError):
+                    if client.ping():
+                        return
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        finally:
+            client.close()
+        state = "did not answer" if self.proc.poll() is None else f"exited with {self.proc.returncode}"
+        raise RuntimeError(
+            f"redis-server {state} on port {self.port} (folder {self.folder}); the end of {self.log}:\n{self.tail()}"
+        )
+
+    def tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines redis-server wrote."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
