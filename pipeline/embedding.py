@@ -58,7 +58,17 @@ def embed_batch(embedder: Embedder, tracklets: list[Tracklet], site: str) -> lis
     features, attention = embedder.embed(np.stack([t.crops for t in tracklets]))
     return [
         TrackletEmbedding(
-            site, t.camera_id, t.track_id, t.seq, t.t_start, t.t_end, f, a, thumbnail(t, a), embedder.spec.model_id
+            site,
+            t.camera_id,
+            t.track_id,
+            t.seq,
+            t.t_start,
+            t.t_end,
+            f,
+            a,
+            thumbnail(t, a),
+            embedder.spec.model_id,
+            t.path,
         )
         for t, f, a in zip(tracklets, features, attention, strict=True)
     ]

@@ -21,7 +21,7 @@ before hash tags (``P:S:``), which ``crosscam migrate-keys`` moves a site from.
 | ``P:{S}:model`` | string | matcher | the model id of the identities' features: records of another model are dead-lettered while the site has identities |
 | ``P:{S}:identity:N`` | hash | matcher | ``exemplars`` (float16), ``dim``, ``recent`` (JSON: camera, track, start, end), ``sightings``, ``first_seen``, ``last_seen``, ``thumb`` (sighting id) |
 | ``P:{S}:identity:N:sightings`` | sorted set | matcher | sighting ids of identity N by start time |
-| ``P:{S}:sighting:ID`` | hash | matcher | ``identity``, ``camera``, ``track``, ``seq``, ``t_start``, ``t_end``, ``feature`` (float16), ``thumb`` (JPEG), ``model``, ``stream_id``, ``ingested`` (wall clock) and the decision: ``decision``, ``score``, ``best``, ``runner_up``, ``runner_up_score``, ``reason``, ``excluded`` |
+| ``P:{S}:sighting:ID`` | hash | matcher | ``identity``, ``camera``, ``track``, ``seq``, ``t_start``, ``t_end``, ``feature`` (float16), ``thumb`` (JPEG), ``path`` (per-frame boxes), ``model``, ``stream_id``, ``ingested`` (wall clock) and the decision: ``decision``, ``score``, ``best``, ``runner_up``, ``runner_up_score``, ``reason``, ``excluded`` |
 | ``P:{S}:timeline:C`` | sorted set | matcher | sighting ids seen on camera C by start time |
 | ``P:{S}:ingested`` | sorted set | matcher | sighting ids by wall-clock ingest time (retention) |
 | ``P:{S}:decisions`` | stream | matcher, ``unlink`` | audit log and live feed: every link, new identity, merge and unlink |

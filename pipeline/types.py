@@ -40,7 +40,14 @@ class Tracklet:
     crops: np.ndarray
     boxes: np.ndarray  # float32[T,4]: the crops' boxes in the frame
     times: np.ndarray  # float64[T]: the crops' frame timestamps
-    path: np.ndarray  # float64[N,5]: (timestamp, x1, y1, x2, y2) of every frame the track was seen in
+    path: np.ndarray  # float64[N,7]: per frame of the tracklet (``PATH_COLUMNS``), detected or filled in
+
+
+MAX_PATH_ROWS = 4096  # a tracklet closes when its path reaches this many frames (a record's limit)
+PATH_COLUMNS = ("frame", "timestamp", "x1", "y1", "x2", "y2", "score")
+"""The columns of a tracklet's ``path``: one row per frame from its first to its last detection, ``frame`` being the
+source's frame index; ``score`` the detector's confidence, 0 on a frame where the box was filled in (a frame the
+detector skipped or missed the person on, the box interpolated between the detections on either side)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +64,7 @@ class TrackletEmbedding:
     attention: np.ndarray  # float32[T], sums to 1
     thumbnail: bytes  # JPEG of the crop with the highest attention
     model_id: str
+    path: np.ndarray | None = None  # float64[N,7]: the tracklet's per-frame boxes (``PATH_COLUMNS``), if known
 
     @property
     def tracklet_id(self) -> str:

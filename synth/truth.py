@@ -18,13 +18,13 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def identify(scene: Scene, camera: int, path: Iterable[Sequence[float]], min_iou: float = 0.3) -> int | None:
-    """The ground-truth person a tracklet shows: the majority over every frame of its ``path`` (rows of
-    time, x1, y1, x2, y2: ``Tracklet.path``, crops or not, so the label does not depend on which crops were
-    chosen to describe it) of the person whose true box (clipped to the frame) overlaps the tracked box
-    best, when that overlap reaches ``min_iou``."""
+    """The ground-truth person a tracklet shows: the majority over every frame of its ``path`` (``Tracklet.path``
+    rows, ``pipeline.types.PATH_COLUMNS``: crops or not, so the label does not depend on which crops were chosen to
+    describe it) of the person whose true box (clipped to the frame) overlaps the tracked box best, when that
+    overlap reaches ``min_iou``."""
     w, h = scene.spec.width, scene.spec.height
     votes: Counter[int] = Counter()
-    for t, *box in path:
+    for _, t, *box, _ in path:
         best, best_iou = None, min_iou
         for truth in scene.boxes(camera, float(t)):
             x1, y1, x2, y2 = truth.box

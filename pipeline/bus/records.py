@@ -12,6 +12,12 @@ Schema version 1, every field required:
 | ``attention`` | ``frames`` little-endian float16 values |
 | ``thumb`` | a JPEG image |
 
+Optional (a record without it is valid; a consumer that does not know it ignores it):
+
+| field | value |
+|---|---|
+| ``path`` | the tracklet's per-frame boxes (``pipeline.types.PATH_COLUMNS``), ``PATH_ROW`` rows: frame index (int64), seconds after ``t_start`` (float32), x1, y1, x2, y2 (float32 pixels), score (float16; 0: filled in), frames strictly increasing, at most ``MAX_PATH_ROWS`` |
+
 A consumer that meets another version or a malformed record gets ``RecordError`` and moves the
 entry to the dead-letter stream (``pipeline.bus.publisher.dead_letter``); it never stops on one.
 
@@ -30,7 +36,7 @@ import numpy as np
 
 from crosscam.errors import CrosscamError
 from pipeline.ids import CAMERA_ID_RULE, is_camera_id
-from pipeline.types import TrackletEmbedding
+from pipeline.types import MAX_PATH_ROWS, TrackletEmbedding
 
 SCHEMA_VERSION = 1
 _F16 = np.dtype("<f2")
@@ -42,6 +48,7 @@ MAX_FRAMES = 4096  # attention values: one per crop of a tracklet
 MAX_THUMB_BYTES = 256 * 1024  # a JPEG crop at the embedder's input size is 5-30 KB
 MAX_TEXT_BYTES = 256  # site, camera and model ids
 MAX_NUMBER_BYTES = 32  # decimal integers and seconds
+PATH_ROW = np.dtype([("frame", "<i8"), ("dt", "<f4"), ("box", "<f4", (4,)), ("score", "<f2")])
 FIELD_LIMITS = {
     "v": MAX_NUMBER_BYTES,
     "site": MAX_TEXT_BYTES,
@@ -56,10 +63,11 @@ FIELD_LIMITS = {
     "feature": 2 * MAX_DIM,
     "attention": 2 * MAX_FRAMES,
     "thumb": MAX_THUMB_BYTES,
+    "path": MAX_PATH_ROWS * PATH_ROW.itemsize,
 }
 """The most bytes each field's value may hold."""
-MAX_FIELDS = 32  # a record has 13; a few more are tolerated (and ignored) for forward compatibility
-MAX_RECORD_BYTES = 320 * 1024  # names and values together: every field at its limit fits (about 283 KiB)
+MAX_FIELDS = 32  # a record has 13 or 14; a few more are tolerated (and ignored) for forward compatibility
+MAX_RECORD_BYTES = 448 * 1024  # names and values together: every field at its limit fits (about 411 KiB)
 
 
 class RecordError(CrosscamError):
@@ -137,10 +145,45 @@ def encode(t: TrackletEmbedding) -> dict[str, bytes]:
         "model": t.model_id.encode(),
         "thumb": bytes(t.thumbnail),
     }
+    if t.path is not None:
+        fields["path"] = encode_path(t.path, t.t_start)
     check_size(fields)
     if not is_camera_id(t.camera_id):
         raise RecordError(f"camera {t.camera_id[:64]!r} is not a camera id ({CAMERA_ID_RULE})")
     return fields
+
+
+def encode_path(path: np.ndarray, t_start: float) -> bytes:
+    """A tracklet's ``path`` (``float64[N,7]``, ``PATH_COLUMNS``) as the record's ``path`` bytes (``PATH_ROW`` rows)."""
+    path = np.asarray(path, np.float64).reshape(-1, 7)
+    rows = np.zeros(len(path), PATH_ROW)
+    rows["frame"] = path[:, 0]
+    rows["dt"] = path[:, 1] - t_start
+    rows["box"] = path[:, 2:6]
+    rows["score"] = path[:, 6]
+    return rows.tobytes()
+
+
+def decode_path(raw: bytes, t_start: float) -> np.ndarray:
+    """The ``path`` bytes back as ``float64[N,7]``; ``RecordError`` when they are not whole ``PATH_ROW`` rows with
+    increasing frames, finite values and boxes of positive size."""
+    if len(raw) % PATH_ROW.itemsize:
+        raise RecordError(f"field 'path' holds {len(raw)} bytes, not whole rows of {PATH_ROW.itemsize}")
+    rows = np.frombuffer(raw, PATH_ROW)
+    if not 0 < len(rows) <= MAX_PATH_ROWS:
+        raise RecordError(f"field 'path' holds {len(rows)} rows; 1 to {MAX_PATH_ROWS} are accepted")
+    out = np.empty((len(rows), 7), np.float64)
+    out[:, 0] = rows["frame"]
+    out[:, 1] = t_start + rows["dt"].astype(np.float64)
+    out[:, 2:6] = rows["box"]
+    out[:, 6] = rows["score"]
+    if not np.isfinite(out).all():
+        raise RecordError("field 'path' holds non-finite values")
+    if (rows["frame"] < 0).any() or (np.diff(rows["frame"]) <= 0).any():
+        raise RecordError("field 'path': frame indexes must be non-negative and increase")
+    if (out[:, 4] <= out[:, 2]).any() or (out[:, 5] <= out[:, 3]).any():
+        raise RecordError("field 'path': a box with x2 <= x1 or y2 <= y1")
+    return out
 
 
 _NAMES = (
@@ -157,6 +200,7 @@ _NAMES = (
     "attention",
     "model",
     "thumb",
+    "path",
 )
 _KEYS = {name: name.encode() for name in _NAMES}  # Redis gives bytes keys; callers may pass str keys
 
@@ -240,4 +284,12 @@ def decode(fields: dict) -> TrackletEmbedding:
         attention=_vector(fields, "attention", frames),
         thumbnail=thumb,
         model_id=_text(fields, "model"),
+        path=_path(fields, t_start),
     )
+
+
+def _path(fields: dict, t_start: float) -> np.ndarray | None:
+    raw = fields.get(_KEYS["path"], fields.get("path"))
+    if raw is None:
+        return None
+    return decode_path(raw if isinstance(raw, bytes) else str(raw).encode(), t_start)

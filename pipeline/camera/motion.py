@@ -6,7 +6,9 @@ people there is wasted work. The gate keeps a running average of a small, blurre
 ``threshold`` of its pixels differ from that average by more than ``diff`` grey levels. Skipped frames give
 no detections; the tracker is not updated on them, so its tracks keep their state and resume when detection
 does (they coast). While tracks are open the detector also runs at least every ``refresh`` seconds, so a
-person who stands still keeps being seen.
+person who stands still keeps being seen, and with none open at least every ``idle`` seconds, so a person who
+sits still from the start (part of the average, never "moving") is found within ``idle`` seconds. The frames
+in between get their boxes filled in from the detections on either side (``pipeline.camera.tracklets``).
 
 Cost: a resize to ``width`` pixels wide, a blur, a difference and an average, well under a millisecond for a
 480x360 frame on one core.
@@ -27,6 +29,7 @@ class GateOptions:
     width: int = 160  # the picture is compared at this width (its height in proportion)
     alpha: float = 0.2  # weight of each new frame in the running average
     refresh: float = 0.5  # seconds: with tracks open, detect at least this often even without motion
+    idle: float = 2.0  # seconds: with no track open, detect at least this often (finds people who sit still)
 
 
 def changed_fraction(grey: np.ndarray, average: np.ndarray, diff: int) -> float:
@@ -64,13 +67,14 @@ class MotionGate:
         return self.last_fraction >= o.threshold
 
     def wants(self, image: np.ndarray, t: float, tracking: bool) -> bool:
-        """Run the detector on this frame (at time ``t``, seconds)? Yes when it moved, or when ``tracking``
-        (tracks are open) and ``refresh`` seconds passed since the last detection; always when the gate is off."""
+        """Run the detector on this frame (at time ``t``, seconds)? Yes when it moved, or when ``refresh`` seconds
+        (``tracking``: tracks are open) or ``idle`` seconds (none open) passed since the last detection; always
+        when the gate is off."""
         o = self.options
         if o.threshold <= 0:
             return True
         moved = self.moved(image)
-        if moved or (tracking and t - self.last_detect >= o.refresh):
+        if moved or t - self.last_detect >= (o.refresh if tracking else o.idle):
             self.last_detect = t
             return True
         return False

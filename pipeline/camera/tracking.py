@@ -48,6 +48,7 @@ class DetectorOptions:
     every: int = 1  # run the detector on every k-th frame (others give no boxes)
     gate: float = 0.002  # least fraction of the picture that moved for the detector to run (0: always run)
     gate_refresh: float = 0.5  # with tracks open, detect at least this often (seconds) even without motion
+    gate_idle: float = 2.0  # with no track open, detect at least this often (seconds): finds people sitting still
     batch: int = 8  # most cameras' frames detected at once by the process's shared detector
     tracker: str = "bytetrack.yaml"  # or botsort.yaml
     min_area: int = 400  # motion: smallest blob, pixels
@@ -129,7 +130,9 @@ class YoloTracker:
         self.camera_id, self.options = camera_id, options
         self.detect = detect or _own_detect(options)
         self.tracks = Tracks(camera_id, options.tracker)
-        self.gate = MotionGate(GateOptions(threshold=options.gate, refresh=options.gate_refresh))
+        self.gate = MotionGate(
+            GateOptions(threshold=options.gate, refresh=options.gate_refresh, idle=options.gate_idle)
+        )
         self.frames = 0
         self.counts: collections.Counter[str] = collections.Counter()
         self.failed_in_a_row, self.max_errors = 0, max_errors

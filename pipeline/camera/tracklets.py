@@ -9,17 +9,26 @@ is blurred, and dropped; the ``min_crops`` sharpest are always kept. A soft came
 part of the picture, therefore still gets published, from their own sharpest views, while the frames
 smeared by motion or a focus hunt are left out. A fixed threshold cannot do both: variance-of-Laplacian
 figures differ by orders of magnitude between cameras, resolutions and backgrounds (docs/pipeline.md).
+A person cut by the frame edge in every frame (sitting at the border of the view, half behind a door frame) is
+still described: when a tracklet has fewer than ``min_crops`` whole crops, its edge crops (the largest boxes
+first) make it up.
+
+Every frame. A tracklet's ``path`` has a row for every frame the camera processed from its first detection to its
+last: the detector's box where it ran and found the person, else (a frame the motion gate or ``detector.every``
+skipped, or a detection missed) the box interpolated between the detections on either side, with score 0. A
+track's next tracklet starts where the previous one ended: the frames between its last detection and the next
+tracklet's first are filled in the same way. Frames after a track's last detection are not claimed.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from pipeline.types import Frame, TrackedBox, Tracklet
+from pipeline.types import MAX_PATH_ROWS, Frame, TrackedBox, Tracklet
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,30 @@ class _Open:
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)  # of each crop, at the crops' size
-    path: list[tuple[float, float, float, float, float]] = field(default_factory=list)  # every frame seen
+    edge: list[tuple[np.ndarray, tuple[float, float, float, float], float]] = field(default_factory=list)
+    # ^ crops cut by the frame edge, (crop, box, time): used only when too few whole crops
+    rows: list[list[float]] = field(default_factory=list)  # path rows; a frame without a detection has a NaN box
+    anchor: list[float] | None = None  # the track's previous tracklet's last row, when this one continues it
+
+
+NAN_BOX = [float("nan")] * 4
+
+
+def fill_path(rows: np.ndarray) -> np.ndarray:
+    """``rows`` (``float64[N,7]``, ``PATH_COLUMNS``) with every NaN box interpolated linearly in frame index between
+    the detected rows on either side; rows after the last detected one are dropped (so are those before the first,
+    which a tracklet never has)."""
+    detected = np.flatnonzero(~np.isnan(rows[:, 2]))
+    if len(detected) == 0:
+        return rows[:0]
+    rows = rows[detected[0] : detected[-1] + 1].copy()
+    missing = np.isnan(rows[:, 2])
+    if missing.any():
+        have = ~missing
+        for c in range(2, 6):
+            rows[missing, c] = np.interp(rows[missing, 0], rows[have, 0], rows[have, c])
+        rows[missing, 6] = 0.0
+    return rows
 
 
 class TrackletBuffer:
@@ -100,34 +132,76 @@ class TrackletBuffer:
         self.open: dict[int, _Open] = {}
         self.next_seq: dict[int, int] = {}
         self.counts: Counter[str] = Counter()
+        self.ended: dict[int, list[float]] = {}  # track -> the last detected row of its last closed tracklet
+        self.recent: deque[tuple[int, float]] = deque()  # (frame index, time) of the frames of the last lost_after s
 
     def add(self, frame: Frame, boxes: list[TrackedBox]) -> list[Tracklet]:
         p, now, closed = self.policy, frame.timestamp, []
+        seen = set()
         for b in boxes:
+            seen.add(b.track_id)
             track = self.open.get(b.track_id)
             if track is None:
-                seq = self.next_seq.get(b.track_id, 0)
-                track = self.open[b.track_id] = _Open(b.track_id, seq, now, now)
+                track = self.open[b.track_id] = self._start(b.track_id, now)
             track.last_seen = now
-            track.path.append((now, *b.box))
-            reason = crop_quality(frame.image, b.box, p)
-            if reason:
-                self.counts[f"rejected_{reason}"] += 1
-            else:
-                x1, y1, x2, y2 = (int(v) for v in b.box)
-                crop = cv2.resize(
-                    frame.image[y1:y2, x1:x2], (p.crop_width, p.crop_height), interpolation=cv2.INTER_AREA
-                )
-                track.crops.append(crop)
-                track.boxes.append(b.box)
-                track.times.append(now)
-                track.sharpness.append(sharpness(crop))
-                self.counts["collected"] += 1
-            if len(track.crops) >= p.max_length or now - track.t_start >= p.max_seconds:
+            track.rows.append([frame.index, now, *b.box, b.score])
+            self._collect(track, frame, b.box, now)
+            if (
+                len(track.crops) >= p.max_length
+                or now - track.t_start >= p.max_seconds
+                or len(track.rows) >= MAX_PATH_ROWS
+            ):
                 closed += self._close(b.track_id)
+        for track_id, track in self.open.items():
+            if track_id not in seen:
+                track.rows.append([frame.index, now, *NAN_BOX, 0.0])
         for track_id in [t for t, o in self.open.items() if now - o.last_seen > p.lost_after]:
             closed += self._close(track_id)
+        self.recent.append((frame.index, now))
+        while self.recent and now - self.recent[0][1] > p.lost_after:
+            self.recent.popleft()
+        for track_id in [t for t, row in self.ended.items() if now - row[1] > p.lost_after]:
+            del self.ended[track_id]  # too long ago to be continued
         return closed
+
+    def _start(self, track_id: int, now: float) -> _Open:
+        """A new open tracklet of ``track_id``; one that continues the track's previous tracklet (ended less than
+        ``lost_after`` ago) takes the frames between the two into its path (filled in when it closes)."""
+        seq = self.next_seq.get(track_id, 0)
+        track = _Open(track_id, seq, now, now)
+        last = self.ended.pop(track_id, None)
+        if last is not None and now - last[1] <= self.policy.lost_after:
+            track.anchor = last
+            track.rows = [[i, t, *NAN_BOX, 0.0] for i, t in self.recent if i > last[0]]
+        return track
+
+    def _collect(self, track: _Open, frame: Frame, box: tuple[float, float, float, float], now: float) -> None:
+        """Keep the crop of ``box`` when it is usable; one cut by the frame edge is kept aside (``_Open.edge``)."""
+        p = self.policy
+        reason = crop_quality(frame.image, box, p)
+        if reason:
+            self.counts[f"rejected_{reason}"] += 1
+            if reason == "edge" and len(track.edge) < p.max_length:
+                crop = self._crop(frame.image, box)
+                if crop is not None:
+                    track.edge.append((crop, box, now))
+            return
+        crop = self._crop(frame.image, box)
+        track.crops.append(crop)
+        track.boxes.append(box)
+        track.times.append(now)
+        track.sharpness.append(sharpness(crop))
+        self.counts["collected"] += 1
+
+    def _crop(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+        """The part of ``image`` inside ``box`` (clipped to the frame) at the crops' size; None when empty."""
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = (int(v) for v in box)
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            return None
+        p = self.policy
+        return cv2.resize(image[y1:y2, x1:x2], (p.crop_width, p.crop_height), interpolation=cv2.INTER_AREA)
 
     def flush(self) -> list[Tracklet]:
         """Close every open track (the source ended)."""
@@ -140,10 +214,26 @@ class TrackletBuffer:
         track = self.open.pop(track_id)
         self.next_seq[track_id] = track.seq + 1
         p = self.policy
-        if len(track.crops) < p.min_crops:
+        rows = np.array(track.rows, np.float64).reshape(-1, 7)
+        if track.anchor is not None:  # the frames since the previous tracklet, filled from its last detection
+            rows = fill_path(np.concatenate([np.array([track.anchor], np.float64), rows]))[1:]
+        else:
+            rows = fill_path(rows)
+        self.ended[track_id] = rows[-1].tolist()
+        crops, boxes, times, sharp = track.crops, track.boxes, track.times, track.sharpness
+        if len(crops) < p.min_crops and track.edge:  # a person always cut by the frame edge: their edge crops
+            edge = sorted(track.edge, key=lambda e: -(e[1][2] - e[1][0]) * (e[1][3] - e[1][1]))
+            extra = edge[: max(p.frames, p.min_crops) - len(crops)]
+            extra.sort(key=lambda e: e[2])
+            crops = crops + [e[0] for e in extra]
+            boxes = boxes + [e[1] for e in extra]
+            times = times + [e[2] for e in extra]
+            sharp = sharp + [sharpness(e[0]) for e in extra]
+            self.counts["edge_used"] += len(extra)
+        if len(crops) < p.min_crops:
             self.counts["dropped_short"] += 1
             return []
-        drop = blurred(np.array(track.sharpness), p.blur_ratio, p.min_crops)
+        drop = blurred(np.array(sharp), p.blur_ratio, p.min_crops)
         if drop.any():
             self.counts["rejected_blurred"] += int(drop.sum())
         kept = np.flatnonzero(~drop)
@@ -154,11 +244,11 @@ class TrackletBuffer:
                 self.camera_id,
                 self.first_track + track_id,
                 track.seq,
-                track.t_start,
+                float(rows[0, 1]),
                 track.last_seen,
-                np.stack([track.crops[i] for i in idx]),
-                np.array([track.boxes[i] for i in idx], np.float32),
-                np.array([track.times[i] for i in idx], np.float64),
-                np.array(track.path, np.float64).reshape(-1, 5),
+                np.stack([crops[i] for i in idx]),
+                np.array([boxes[i] for i in idx], np.float32),
+                np.array([times[i] for i in idx], np.float64),
+                rows,
             )
         ]

@@ -102,6 +102,12 @@ class DetectorConfig(Section):
     gate_refresh: float = Field(
         0.5, gt=0, description="motion gate: while tracks are open, detect at least this often (seconds)"
     )
+    gate_idle: float = Field(
+        2.0,
+        gt=0,
+        description="motion gate: while no track is open, detect at least this often (seconds), so a person who "
+        "sits still from the start is found",
+    )
     batch: int = Field(
         8, ge=1, le=256, description="most frames the process's shared YOLO detector runs at once, across its cameras"
     )
@@ -177,7 +183,7 @@ class MatcherConfig(Section):
         ge=1,
         le=1000,
         description="records read and written at once (at most 1000: a batch's write is one script argument, "
-        "which Redis limits to 512 MB, and records are up to 320 KiB)",
+        "which Redis limits to 512 MB, and records are up to 448 KiB)",
     )
     claim_idle: float = Field(30.0, gt=0, description="seconds before another consumer's pending records are claimed")
     lease: float = Field(10.0, gt=0, description="seconds a dead matcher's lease blocks a standby")

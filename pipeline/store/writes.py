@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from pipeline.bus.batch import Commands
+from pipeline.bus.records import encode_path
 from pipeline.bus.connect import Client
 from pipeline.keys import Keys, text
 from pipeline.matcher.gallery import Gallery
@@ -20,6 +21,7 @@ _DECISIONS_MAXLEN = str(DECISIONS_MAXLEN)
 
 def _sighting_args(t: TrackletEmbedding, link: Linked, feature: bytes, start: str, stream_id: str, now: str) -> list:
     """The sighting hash as HSET's field, value list; every value already str or bytes."""
+    path = [] if t.path is None else ["path", encode_path(t.path, t.t_start)]
     return [
         "identity", str(link.identity),
         "camera", t.camera_id,
@@ -32,6 +34,7 @@ def _sighting_args(t: TrackletEmbedding, link: Linked, feature: bytes, start: st
         "model", t.model_id,
         "stream_id", stream_id,
         "ingested", now,
+        *path,
         *link.decision.field_args(),
     ]  # fmt: skip
 

@@ -24,6 +24,44 @@ def test_round_trip():
     assert back.thumbnail == t.thumbnail and back.tracklet_id == "cam-1:7:2"
 
 
+PATH = np.array(
+    [[120, 100.25, 10.5, 20, 40.25, 90, 0.875], [121, 100.35, 11, 20, 41, 90, 0.0], [123, 100.55, 12, 21, 42, 91, 0.5]]
+)
+
+
+def test_the_per_frame_path_travels_with_the_record_and_is_optional():
+    fields = records.encode(make_embedding(path=PATH))
+    assert len(fields["path"]) == 3 * records.PATH_ROW.itemsize
+    back = records.decode(fields)
+    assert back.path[:, 0].tolist() == [120, 121, 123]
+    np.testing.assert_allclose(back.path, PATH, atol=1e-5)  # times relative to t_start in float32: microseconds
+    assert records.decode(records.encode(make_embedding())).path is None  # a record without one is whole
+
+
+def _path_rows(**changes) -> bytes:
+    rows = np.frombuffer(records.encode(make_embedding(path=PATH))["path"], records.PATH_ROW).copy()
+    for name, (i, value) in changes.items():
+        rows[name][i] = value
+    return rows.tobytes()
+
+
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (b"\x00" * 7, "not whole rows"),
+        (b"", "1 to 4096"),
+        (_path_rows(frame=(1, 120)), "increase"),
+        (_path_rows(frame=(0, -1)), "non-negative"),
+        (_path_rows(dt=(2, np.inf)), "non-finite"),
+        (_path_rows(box=(0, [40, 20, 10, 90])), "x2 <= x1"),
+    ],
+)
+def test_a_malformed_path_is_a_malformed_record(raw, message):
+    fields = records.encode(make_embedding(path=PATH)) | {"path": raw}
+    with pytest.raises(RecordError, match=message):
+        records.decode(fields)
+
+
 @pytest.mark.parametrize(
     "change,message",
     [

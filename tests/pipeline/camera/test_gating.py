@@ -122,6 +122,15 @@ def test_a_still_picture_is_gated_and_a_moving_one_is_not():
     assert len(detected) <= 7
 
 
+def test_a_still_picture_without_tracks_is_detected_every_idle_seconds():
+    """Someone who sits still from the start is part of the average and never moves: the detector still looks
+    every ``idle`` seconds, so they are found."""
+    still = np.full((90, 120, 3), 120, np.uint8)
+    gate = MotionGate(GateOptions(threshold=0.002, refresh=0.5, idle=2.0))
+    detected = [t / 10 for t in range(100) if gate.wants(still, t / 10, tracking=False)]
+    assert detected == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0])
+
+
 def test_a_gate_of_zero_detects_every_frame():
     gate = MotionGate(GateOptions(threshold=0))
     still = np.zeros((36, 48, 3), np.uint8)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -78,11 +80,11 @@ def test_time_limit_closes_long_tracks():
 def test_poor_crops_are_counted_and_dropped():
     buf = TrackletBuffer("cam", POLICY)
     buf.add(frame(0, 0.0), [box(1, 0.0, (40, 20, 50, 30))])  # 10 px tall
-    buf.add(frame(1, 0.1), [box(1, 0.1, (0, 20, 30, 90))])  # touches the left edge
+    buf.add(frame(1, 0.1), [box(1, 0.1, (40, 20, 50, 35))])  # 15 px tall
     buf.add(frame(2, 0.2), [box(1, 0.2)])  # the one usable crop: too short a tracklet
     out = buf.add(frame(3, 5.0), [])
     assert out == []  # nothing published
-    assert buf.counts == {"rejected_small": 1, "rejected_edge": 1, "collected": 1, "dropped_short": 1}
+    assert buf.counts == {"rejected_small": 2, "collected": 1, "dropped_short": 1}
 
 
 def test_sharpness_falls_with_blur_and_is_zero_without_texture():
@@ -168,5 +170,67 @@ def test_path_holds_every_frame_of_the_tracklet_not_only_its_crops():
         xy = (0, 20, 30, 90) if i == 3 else (40, 20, 70, 90)  # frame 3 touches the edge: no crop
         buf.add(frame(i, i * 0.1), [box(1, i * 0.1, xy)])
     (t,) = buf.flush()
-    assert t.path.shape == (7, 5) and t.path[:, 0].tolist() == pytest.approx([i * 0.1 for i in range(7)])
-    assert t.path[3, 1:].tolist() == [0, 20, 30, 90] and len(t.boxes) == 4 and 0.3 not in np.round(t.times, 1)
+    assert t.path.shape == (7, 7) and t.path[:, 1].tolist() == pytest.approx([i * 0.1 for i in range(7)])
+    assert t.path[:, 0].tolist() == list(range(7))
+    assert t.path[3, 2:6].tolist() == [0, 20, 30, 90] and len(t.boxes) == 4 and 0.3 not in np.round(t.times, 1)
+    assert t.path[:, 6].tolist() == [0.9] * 7  # every row detected
+
+
+def test_frames_without_a_detection_are_filled_between_detections_and_not_after_the_last():
+    """A frame the detector skipped (motion gate) or missed gets the box interpolated between its neighbours,
+    score 0; the frames after the last detection are not claimed."""
+    buf = TrackletBuffer("cam", POLICY)
+    detected = {0: 10, 4: 30, 5: 35}  # frame -> x1 of the box
+    for i in range(8):
+        x = detected.get(i)
+        buf.add(frame(i, i * 0.1), [] if x is None else [box(1, i * 0.1, (x, 20, x + 30, 90))])
+    (t,) = buf.flush()
+    assert t.path[:, 0].tolist() == [0, 1, 2, 3, 4, 5]  # frames 6 and 7 came after the last detection
+    assert t.path[:, 2].tolist() == pytest.approx([10, 15, 20, 25, 30, 35])
+    assert t.path[:, 6].tolist() == [0.9, 0, 0, 0, 0.9, 0.9]
+    assert (t.t_start, t.t_end) == (0.0, 0.5)
+
+
+def test_a_tracks_next_tracklet_takes_the_frames_since_the_previous_one():
+    """A long track is cut into tracklets; the skipped frames between one's last detection and the next one's first
+    belong to the next, so the track has a box on every frame."""
+    buf = TrackletBuffer("cam", replace(POLICY, max_length=3))
+    out = []
+    for i in range(10):
+        detect = i < 3 or i % 3 == 2  # frames 0, 1, 2 (the first tracklet closes at 3 crops), then 5 and 8
+        out += buf.add(frame(i, i * 0.1), [box(1, i * 0.1, (10 + i, 20, 40 + i, 90))] if detect else [])
+    out += buf.flush()
+    assert [t.seq for t in out] == [0, 1]
+    frames = [int(f) for t in out for f in t.path[:, 0]]
+    assert frames == list(range(9))  # every frame once, none twice, none after the last detection (8)
+    x1 = np.concatenate([t.path[:, 2] for t in out])
+    assert x1.tolist() == pytest.approx([10 + i for i in range(9)])  # the person moves 1 px a frame
+    assert out[1].t_start == pytest.approx(0.3)  # the second tracklet starts right after the first
+
+
+def test_a_track_found_again_after_lost_after_is_not_filled_across_the_gap():
+    buf = TrackletBuffer("cam", POLICY)
+    out = []
+    for i in range(30):
+        t = i * 0.1
+        visible = i < 3 or i >= 20  # unseen for 1.7 s > lost_after
+        out += buf.add(frame(i, t), [box(1, t)] if visible else [])
+    out += buf.flush()
+    assert [t.path[:, 0].tolist() for t in out] == [[0, 1, 2], list(range(20, 30))]
+
+
+def test_a_person_always_cut_by_the_frame_edge_is_described_by_edge_crops():
+    """Someone sitting at the border of the view never gives a whole crop; their edge crops make up the tracklet."""
+    buf = TrackletBuffer("cam", POLICY)
+    for i in range(6):
+        buf.add(frame(i, i * 0.1), [box(1, i * 0.1, (0, 20, 30 + i, 90))])  # touches the left edge
+    (t,) = buf.flush()
+    assert len(t.crops) == 4 and buf.counts["edge_used"] == 4 and buf.counts["rejected_edge"] == 6
+    assert t.boxes[:, 2].tolist() == [32, 33, 34, 35]  # the largest, in time order
+
+
+def test_finished_tracks_are_forgotten():
+    buf = TrackletBuffer("cam", POLICY)
+    for i in range(40):
+        buf.add(frame(i, i * 0.1), [box(i // 4 + 1, i * 0.1)])  # a new track every 4 frames
+    assert len(buf.ended) <= 11 and len(buf.recent) <= 11  # about lost_after's worth (1 s at 10 frames/s)
