@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from pipeline.bus.batch import Commands
-from pipeline.bus.records import encode_path
 from pipeline.bus.connect import Client
+from pipeline.bus.records import encode_path
 from pipeline.keys import Keys, text
 from pipeline.matcher.gallery import Gallery
 from pipeline.matcher.rules import Linked
