@@ -9,6 +9,12 @@ is unreachable the service goes on embedding, keeps up to ``backlog`` tracklets 
 bounded backoff and publishes them in order once Redis is back; when the backlog is full the oldest is
 dropped and counted (``counts["backlog_dropped"]``, reported to ``report_drops`` once Redis is back). A
 tracklet the publisher refuses (a field over its size limit) is logged and counted (``counts["refused"]``).
+
+Watermarks. Each camera's stages report their progress (``progress``): a stream time before which that camera
+will close no more tracklets. The service publishes, per camera, the lower of that and the ``t_end`` of every
+tracklet of the camera it still holds (queued, or embedded and not yet published): the camera's watermark, below
+which every tracklet of it is on the stream. The matcher links in stream order up to the lowest watermark
+(``pipeline.matcher.reorder``). They are written every ``WATERMARK_EVERY`` seconds and once more at the end.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pipeline.turns import Turns
 from pipeline.types import Tracklet, TrackletEmbedding
 
 log = logging.getLogger(__name__)
+
+WATERMARK_EVERY = 0.2  # seconds between writes of the cameras' watermarks
 
 
 def thumbnail(tracklet: Tracklet, attention: np.ndarray, quality: int = 85) -> bytes:
@@ -91,8 +99,13 @@ class EmbeddingService:
         retry: Retry | None = None,
         report_drops: Callable[[int], object] | None = None,
         turns: Turns | None = None,
+        publish_watermarks: Callable[[dict[str, float]], object] | None = None,
     ) -> None:
+        """``publish_watermarks``: writes the cameras' watermarks (``Publisher.watermarks``); None: not kept."""
         self.embedder, self.site, self.publish = embedder, site, publish
+        self.publish_watermarks = publish_watermarks
+        self._progress: dict[str, float] = {}  # camera -> stream time before which it closes no more tracklets
+        self._next_marks = 0.0
         self.turns = turns or Turns()
         self.max_batch, self.max_wait, self.capacity = max_batch, max_wait, capacity
         self.queue: collections.deque[Tracklet] = collections.deque()
@@ -116,6 +129,38 @@ class EmbeddingService:
             self.queue.append(tracklet)
             self.counts["submitted"] += 1
             self.cond.notify_all()
+
+    def progress(self, camera: str, before: float) -> None:
+        """Camera ``camera`` will close no more tracklets ending before stream time ``before`` (``inf``: it ended);
+        call it after handing over the tracklets that closed."""
+        with self.cond:
+            self._progress[camera] = before
+
+    def watermarks(self) -> dict[str, float]:
+        """Per camera that reported progress: the stream time below which all its tracklets are published."""
+        with self.cond:
+            marks = dict(self._progress)
+            held = [(t.camera_id, t.t_end) for t in self.queue]
+        held += [(t.camera_id, t.t_end) for t in list(self.backlog.items)]
+        for camera, t_end in held:
+            if camera in marks and t_end < marks[camera]:
+                marks[camera] = t_end
+        return marks
+
+    def _write_watermarks(self, force: bool = False) -> None:
+        """Publish the watermarks (every ``WATERMARK_EVERY`` seconds, or now with ``force``); a failure is retried
+        with the next."""
+        now = time.monotonic()
+        if self.publish_watermarks is None or (now < self._next_marks and not force):
+            return
+        self._next_marks = now + WATERMARK_EVERY
+        marks = self.watermarks()
+        if not marks:
+            return
+        try:
+            self.publish_watermarks(marks)
+        except Exception as e:  # Redis down: the next write carries newer ones
+            log.debug("watermarks not written yet: %s", e)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Embed what is queued and publish the backlog (trying for up to ``timeout`` seconds while Redis is
@@ -144,8 +189,10 @@ class EmbeddingService:
             if batch:
                 self._embed(batch)
             published = self._flush()
+            self._write_watermarks()
             if self._stop and not batch and not self.queue:
                 if published:
+                    self._write_watermarks(force=True)
                     return
                 if time.monotonic() >= self._stop_by:
                     self.counts["unpublished"] += len(self.backlog)

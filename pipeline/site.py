@@ -25,7 +25,7 @@ from crosscam.errors import ConfigError
 from models.embedder import Embedder, load_embedder
 from pipeline.bus.backlog import TRANSIENT
 from pipeline.bus.connect import Client, connect
-from pipeline.bus.publisher import Publisher, last_track
+from pipeline.bus.publisher import Publisher, last_track, write_watermarks
 from pipeline.bus.site_models import announce_model
 from pipeline.camera.detection import DetectionService
 from pipeline.camera.replay import REPLAY
@@ -149,6 +149,7 @@ class Site:
             maxlen=self.config.redis.maxlen,
             replicas=self.config.redis.replicas,
             replica_timeout=self.config.redis.replica_timeout,
+            reorder_window=m.reorder_window,
         )
 
     # --- camera processes ---------------------------------------------------------------------------
@@ -185,6 +186,7 @@ class CameraProcess:
             backlog=config.redis.backlog,
             report_drops=lambda n: self.publisher.count("backlog_dropped", n),
             turns=self.turns,
+            publish_watermarks=lambda marks: write_watermarks(site.client, site.keys, marks),
         )
 
     def tracklet_policy(self) -> TrackletPolicy:
@@ -209,7 +211,7 @@ class CameraProcess:
         tracker = make_tracker(camera_id, options, detect)
         first = self._first_track(camera_id)
         buffer = TrackletBuffer(camera_id, self.tracklet_policy(), first_track=first)
-        return CameraStages(camera_id, tracker, buffer, on_tracklet or self.service.submit)
+        return CameraStages(camera_id, tracker, buffer, on_tracklet or self.service.submit, self.service.progress)
 
     def stop(self) -> None:
         """Stop the detection services, then the embedding service once every queued tracklet is published."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import math
 import threading
 import time
 
@@ -119,6 +120,35 @@ class Publisher:
         pipe.sadd(self.keys.cameras, camera_id)
         pipe.hset(key, mapping=fields)
         pipe.execute()
+
+
+def write_watermarks(client: Client, keys: Keys, marks: dict[str, float]) -> None:
+    """Each camera's watermark (``pipeline.embedding``) into its status hash, field ``watermark`` (stream seconds;
+    ``inf`` once the camera has ended)."""
+    pipe = client.pipeline(transaction=False)
+    for camera, mark in marks.items():
+        pipe.sadd(keys.cameras, camera)
+        pipe.hset(keys.camera(camera), "watermark", repr(float(mark)))
+    pipe.execute()
+
+
+def read_watermarks(client: Client, keys: Keys) -> dict[str, float]:
+    """The watermarks of the site's cameras that publish one; a value that is not a number is left out."""
+    cameras = sorted(text(c) for c in client.smembers(keys.cameras))
+    if not cameras:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for camera in cameras:
+        pipe.hget(keys.camera(camera), "watermark")
+    out = {}
+    for camera, raw in zip(cameras, pipe.execute(), strict=True):
+        try:
+            mark = float(raw) if raw is not None else None
+        except ValueError:
+            mark = None
+        if mark is not None and not math.isnan(mark):
+            out[camera] = mark
+    return out
 
 
 def last_track(client: Client, keys: Keys, camera_id: str) -> int:

@@ -203,6 +203,11 @@ class TrackletBuffer:
         p = self.policy
         return cv2.resize(image[y1:y2, x1:x2], (p.crop_width, p.crop_height), interpolation=cv2.INTER_AREA)
 
+    def watermark(self, now: float) -> float:
+        """The stream time before which no tracklet of this camera can end any more: ``now`` (the frame just
+        added), or the last sighting of an open track when earlier (it may close ending there)."""
+        return min([now, *(o.last_seen for o in self.open.values())])
+
     def flush(self) -> list[Tracklet]:
         """Close every open track (the source ended)."""
         closed = []

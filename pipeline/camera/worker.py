@@ -55,7 +55,9 @@ class WorkerReport:
 
 class CameraStages:
     """One camera's stages: ``process(frame)`` tracks people and hands each tracklet that closes to
-    ``on_tracklet``; ``finish()`` closes the tracklets still open. Counts go to ``report``."""
+    ``on_tracklet``; ``finish()`` closes the tracklets still open. Counts go to ``report``. After each frame,
+    ``on_progress(camera, t)`` hears the stream time before which the camera will close no more tracklets
+    (``inf`` once finished): the watermark the matcher orders tracklets by (``pipeline.embedding``)."""
 
     def __init__(
         self,
@@ -63,8 +65,10 @@ class CameraStages:
         tracker: CameraTracker,
         buffer: TrackletBuffer,
         on_tracklet: Callable[[Tracklet], None],
+        on_progress: Callable[[str, float], None] | None = None,
     ) -> None:
         self.camera_id, self.tracker, self.buffer, self.on_tracklet = camera_id, tracker, buffer, on_tracklet
+        self.on_progress = on_progress
         self.report = WorkerReport(camera_id)
 
     def process(self, frame: Frame) -> None:
@@ -73,10 +77,14 @@ class CameraStages:
         self.report.boxes += len(boxes)
         for tracklet in self.buffer.add(frame, boxes):
             self._hand_off(tracklet)
+        if self.on_progress is not None:
+            self.on_progress(self.camera_id, self.buffer.watermark(frame.timestamp))
 
     def finish(self) -> None:
         for tracklet in self.buffer.flush():
             self._hand_off(tracklet)
+        if self.on_progress is not None:
+            self.on_progress(self.camera_id, float("inf"))
 
     def _hand_off(self, tracklet: Tracklet) -> None:
         self.on_tracklet(tracklet)

@@ -177,7 +177,14 @@ class MatcherConfig(Section):
     duplicate: float = Field(0.97, gt=0, le=1, description="a feature this close to an exemplar is not kept")
     continuity_gap: float = Field(10.0, ge=0, description="seconds within which a track keeps its identity")
     merge_threshold: float = Field(0.85, ge=-1, le=1, description="merge pass: least exemplar agreement")
-    merge_every: float = Field(10.0, gt=0, description="seconds between merge passes")
+    merge_every: float = Field(10.0, gt=0, description="seconds of stream time between merge passes")
+    reorder_window: float = Field(
+        10.0,
+        ge=0,
+        description="tracklets are linked in stream order, each waiting until every camera's watermark has passed "
+        "it, but at most this many seconds; a camera whose watermark has not moved for this long is not waited "
+        "for; 0: link in arrival order (identities may then depend on timing). At most half of claim_idle",
+    )
     batch: int = Field(
         128,
         ge=1,

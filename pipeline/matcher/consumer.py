@@ -39,6 +39,11 @@ Guarantees:
   id. With ``model_threshold`` the matcher links at the threshold announced for the model of the records it
   reads (``pipeline.matcher.thresholds``), so a site config only sets ``matcher.threshold`` to override it.
 
+- **The same input gives the same identities.** Tracklets are linked in stream order (``t_end``), not in the
+  order the cameras happened to deliver them: each waits in a reorder buffer until every camera's watermark has
+  passed it (at most ``reorder_window`` seconds), and merge passes run every ``merge_every`` seconds of stream
+  time (``pipeline.matcher.reorder``). Records held there stay pending, so a crash loses none of them.
+
 Writes go behind (``pipeline.matcher.writer``): a batch is linked and its write built, then sent after the
 next batch has been read. At most one batch waits and one is in flight. Both are
 written, and waited for, whenever a read comes back short of a full batch (the stream caught up: an idle
@@ -51,6 +56,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import secrets
 import socket
@@ -62,13 +68,14 @@ from pipeline.bus import records
 from pipeline.bus.backlog import TRANSIENT, Retry
 from pipeline.bus.batch import Commands, Fence, Fenced, Recorder
 from pipeline.bus.connect import Client, master_of, wait_replicas
-from pipeline.bus.publisher import dead_letter
+from pipeline.bus.publisher import dead_letter, read_watermarks
 from pipeline.bus.scripts import script
 from pipeline.keys import GROUP, Keys, text
 from pipeline.matcher.expiry import Expiry
 from pipeline.matcher.lease import Lease
 from pipeline.matcher.linker import Linker
 from pipeline.matcher.reader import Entry, GroupReader, trimmed
+from pipeline.matcher.reorder import Reorder, Watermarks, merge_period
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.matcher.thresholds import ModelThreshold
 from pipeline.matcher.writer import WriteBehind
@@ -111,11 +118,13 @@ class Matcher:
         give_up: float | None = None,
         replicas: int = 0,
         replica_timeout: float = 1.0,
+        reorder_window: float = 10.0,
     ) -> None:
         """``model_threshold``: link at the threshold announced for the records' model (see the module's
         docstring), ``policy.threshold`` being the fallback; else always at ``policy.threshold``.
         ``maxlen``: the stream's length limit (``redis.maxlen``), to warn when the backlog nears it.
-        ``give_up``: seconds of a Redis outage after which ``run`` raises (default: it waits for Redis)."""
+        ``give_up``: seconds of a Redis outage after which ``run`` raises (default: it waits for Redis).
+        ``reorder_window``: the longest a tracklet waits for the cameras' watermarks (0: link in arrival order)."""
         self.client, self.keys, self.policy = client, keys, policy
         self.replicas, self.replica_timeout = replicas, replica_timeout  # a write is done once replicated
         self.consumer = consumer or consumer_name()
@@ -129,7 +138,13 @@ class Matcher:
         self.model: str | None = None  # the model of the identities' features (``reload``)
         self.stale = False  # a write was fenced: the gallery may hold what Redis did not take; reload
         self.tenure = -1  # the lease's tenure the gallery was loaded in
-        self.last_merge = time.monotonic()
+        self.last_merge = time.monotonic()  # wall clock of the last housekeeping (retention trims)
+        # a record held longer than claim_idle would be claimed as abandoned: the wait stays well below it
+        window = min(reorder_window, claim_idle / 2)
+        self.reorder = Reorder(window)
+        self.watermarks = Watermarks(window)
+        self.watermark = math.inf  # the site's watermark as last read (``pipeline.matcher.reorder``)
+        self.period: float | None = None  # the merge period (stream time) linked up to
         self.maxlen, self.give_up = maxlen, give_up
         self.next_backlog = 0.0  # when to look at the backlog next (monotonic clock)
         self.backlog_warned = False
@@ -288,14 +303,36 @@ class Matcher:
             self.check_backlog()
         if self.reader.rewinding():
             self.flush()  # the records of a batch behind are pending too: written first, not read again
+        self.watermark = self._read_watermark()
         entries = self.reader.read(block_ms)
-        if entries:
+        if entries or len(self.reorder):
             self.process(entries)
         if len(entries) < self.batch:  # caught up: nothing left behind
             self.flush()
-        if not self.stale and time.monotonic() - self.last_merge >= self.merge_every:
+        if not self.stale and self._merge_due(self.watermark):  # the cameras are past a merge period
             self.merge()
+            self.period = merge_period(self.watermark, self.merge_every)
+        if not self.stale and time.monotonic() - self.last_merge >= self.merge_every:
+            self.housekeeping()
         return len(entries)
+
+    def _merge_due(self, t: float) -> bool:
+        """Whether linking has reached stream time ``t`` in a later merge period than the last linked: a merge pass
+        runs first (nothing before the first link; nothing for a watermark that is not a time)."""
+        return self.period is not None and math.isfinite(t) and merge_period(t, self.merge_every) > self.period
+
+    def _rewind(self) -> None:
+        """Read this consumer's pending records again: those of batches not written, and those held for ordering
+        (forgotten here, they come again)."""
+        self.reader.reread()
+        self.reorder.clear()
+
+    def _read_watermark(self) -> float:
+        """The site's watermark now (``pipeline.matcher.reorder``); read before the stream, so every record below it
+        is among those read after."""
+        if self.reorder.window <= 0:
+            return math.inf
+        return self.watermarks.update(read_watermarks(self.client, self.keys), time.monotonic())
 
     def _decode(self, ids: list[str], entries: list[Entry], dead: Recorder) -> list[tuple[str, TrackletEmbedding]]:
         """The records that decode, as (stream id, tracklet); the others go to the dead-letter stream
@@ -329,13 +366,14 @@ class Matcher:
         return good
 
     def _fresh(self, good: list[tuple[str, TrackletEmbedding]]) -> list[tuple[str, TrackletEmbedding]]:
-        """``good`` without the tracklets already stored, repeated in the batch, or linked and not yet written."""
+        """``good`` without the tracklets already stored, repeated in the batch, linked and not yet written, or held
+        for ordering."""
         seen = store.processed(self.client, self.keys, [t.tracklet_id for _, t in good])
         unwritten = self.writes.unwritten()
         fresh, ids = [], set()
         for (sid, t), done in zip(good, seen, strict=True):
             tid = t.tracklet_id
-            if done or tid in ids or tid in unwritten:
+            if done or tid in ids or tid in unwritten or tid in self.reorder:
                 continue  # a duplicate: counted with its batch, once written
             ids.add(tid)
             fresh.append((sid, t))
@@ -358,29 +396,62 @@ class Matcher:
             )
         good = self._decode([sid for sid, _ in kept], [e for _, e in kept], w.pipeline())
         fresh = self._fresh(good)
-        tracklets = [t for _, t in fresh]
+        now = time.monotonic()
+        for sid, t in fresh:
+            self.reorder.add(sid, t, now)
+        held = {sid for sid, _ in fresh}
+        done = [sid for sid in ids if sid not in held]  # dead letters, duplicates, trimmed: acknowledged now
+        counts = {"dead_letters": len(kept) - len(good), "trimmed": gone, "duplicates": len(good) - len(fresh)}
+        if gone:
+            w.call("HINCRBY", self.keys.stats, "trimmed", gone)
+        released = self.reorder.release(self.watermark, now)
         # the batch linked before goes to Redis now; this one is linked meanwhile
         if not self._recovering(self.writes.send):
             return
+        segments: list[list[tuple[str, TrackletEmbedding]]] = []
+        for sid, t in released:  # cut where a merge period ends: a merge pass runs there
+            period = merge_period(t.t_end, self.merge_every)
+            if not segments or period != merge_period(segments[-1][-1][1].t_end, self.merge_every):
+                segments.append([])
+            segments[-1].append((sid, t))
+        if not segments:
+            if done:
+                w.xack(self.keys.tracklets, GROUP, done)
+                self.writes.queue(self._write(w), set(), functools.partial(self._count, counts))
+            return
+        for k, segment in enumerate(segments):
+            if self._merge_due(segment[0][1].t_end):
+                self.merge()
+                if self.stale:  # the merge's write was refused: every record is read again after a reload
+                    return
+            first = k == 0
+            self._link(w if first else Commands(), segment, done if first else [], counts if first else {})
+            self.period = merge_period(segment[-1][1].t_end, self.merge_every)
+
+    def _link(
+        self, w: Commands, segment: list[tuple[str, TrackletEmbedding]], done: list[str], counts: dict[str, int]
+    ) -> None:
+        """Link ``segment`` (in stream order) and queue its write with ``w`` (what else the read left to write),
+        acknowledging its records and ``done``."""
+        tracklets = [t for _, t in segment]
         if self.thresholds is not None:
             self.linker.policy = self.thresholds.follow(tracklets)
         built = time.monotonic()
         try:
             linked = self.linker.link(tracklets)
-            store.write_links(w, self.keys, linked, [sid for sid, _ in fresh], self.linker.gallery, self.ttl)
-            w.call("HINCRBY", self.keys.stats, "matched", len(fresh))
-            if tracklets:
-                w.call("SET", self.keys.model, tracklets[-1].model_id)
-            if gone:
-                w.call("HINCRBY", self.keys.stats, "trimmed", gone)
-            w.xack(self.keys.tracklets, GROUP, ids)  # last: a failed script acks nothing
+            store.write_links(w, self.keys, linked, [sid for sid, _ in segment], self.linker.gallery, self.ttl)
+            w.call("HINCRBY", self.keys.stats, "matched", len(segment))
+            w.call("SET", self.keys.model, tracklets[-1].model_id)
+            # last: a failed script acks nothing
+            w.xack(self.keys.tracklets, GROUP, [sid for sid, _ in segment] + done)
         except Exception:
-            self.reader.reread()  # this batch's records are read again
+            self._rewind()  # this batch's records are read again
             self.reload()  # the gallery may hold what Redis did not take
             raise
         new = sum(r.new for r in linked)
-        counts = {"processed": len(fresh), "new": new, "linked": len(linked) - new}
-        counts |= {"dead_letters": len(kept) - len(good), "trimmed": gone, "duplicates": len(good) - len(fresh)}
+        counts = counts | {"processed": len(segment), "new": new, "linked": len(linked) - new}
+        if self.writes.queued:  # a segment of the same read went before: it goes first
+            self.writes.send()
         self.writes.queue(
             self._write(w),
             {t.tracklet_id for t in tracklets},
@@ -420,7 +491,7 @@ class Matcher:
             self._fenced(e)
             return False
         except Exception:
-            self.reader.reread()
+            self._rewind()
             self.reload()
             raise
         return True
@@ -432,14 +503,14 @@ class Matcher:
         log.warning("matcher %s: %s; its records will be read again after a reload", self.consumer, error)
         self.stale = True
         self._discard()
-        self.reader.reread()
+        self._rewind()
 
     def _discard(self) -> None:
         """Before a reload: drop the batch not yet sent and wait for the one in flight (an error is logged);
         the records of either are read again."""
         dropped, error = self.writes.discard()
         if dropped or error is not None:
-            self.reader.reread()
+            self._rewind()
         if isinstance(error, Fenced):
             log.warning("matcher %s: %s; its records will be read again", self.consumer, error)
         elif error is not None:
@@ -457,14 +528,19 @@ class Matcher:
                 raise
             log.exception("matcher %s: a batch's write failed; its records will be read again", self.consumer)
 
-    def merge(self) -> list[tuple[int, int, float]]:
-        """The periodic merge pass (same constraints as linking), written as one fenced script call; returns
-        the merges written (none when the fence refused them: the gallery is then reloaded)."""
-        self.flush()
+    def housekeeping(self) -> None:
+        """Every ``merge_every`` seconds (wall clock): with retention, the streams forget what the identities
+        forgot."""
         self.last_merge = time.monotonic()
-        if self.ttl is not None and not self.stale:  # retention: the streams forget what the identities forgot
+        if self.ttl is not None and not self.stale:
             trimmed = trim_site(self.client, self.keys, time.time() - self.ttl)
             self.counts["stream_trimmed"] += sum(trimmed.values())
+
+    def merge(self) -> list[tuple[int, int, float]]:
+        """A merge pass (same constraints as linking), written as one fenced script call; returns the merges
+        written (none when the fence refused them: the gallery is then reloaded). It runs when linking crosses
+        into a new merge period of stream time, and at exit."""
+        self.flush()
         if self.stale:  # a write was just refused: nothing to merge until the gallery is reloaded
             return []
         merges = self.linker.merges()
@@ -505,7 +581,7 @@ class Matcher:
         self.counts["outages"] += 1
         log.warning("matcher %s: Redis unreachable (%s); waiting for it to come back", self.consumer, error)
         self.writes.discard()  # whether they reached Redis is unknown: their records are read again
-        self.reader.reread()
+        self._rewind()
         attempt = 0
         while not stop():
             if self.give_up is not None and time.monotonic() - started >= self.give_up:
@@ -545,6 +621,7 @@ class Matcher:
                     break
             try:
                 self.merge()
+                self.housekeeping()
             except OUTAGE as e:  # the last merge pass: the next start merges
                 log.warning(
                     "matcher %s: Redis unreachable at exit (%s); merges left to the next start", self.consumer, e

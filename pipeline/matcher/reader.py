@@ -33,6 +33,7 @@ class GroupReader:
     def __init__(self, client: Client, keys: Keys, consumer: str, batch: int, claim_idle: float) -> None:
         self.client, self.keys, self.consumer, self.batch, self.claim_idle = client, keys, consumer, batch, claim_idle
         self.own_pending = True  # read our own pending records before anything else
+        self.pending_after = "0"  # own pending records are read from after this id (those before are held or done)
         self.next_claim = 0.0  # when to look for another consumer's stale records next (monotonic clock)
 
     def ensure_group(self) -> None:
@@ -56,18 +57,19 @@ class GroupReader:
         return self.own_pending
 
     def reread(self) -> None:
-        """Read this consumer's pending records again next (their batch was not written)."""
-        self.own_pending = True
+        """Read this consumer's pending records again next, from the first (their batch was not written)."""
+        self.own_pending, self.pending_after = True, "0"
 
     def read(self, block_ms: int) -> list[Entry]:
         """The next batch: own pending, else claimed, else new entries (waiting up to ``block_ms``)."""
         stream = self.keys.tracklets
-        if self.own_pending:
-            got = self.client.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=self.batch)
+        if self.own_pending:  # from after the last one read: records held for ordering stay pending meanwhile
+            got = self.client.xreadgroup(GROUP, self.consumer, {stream: self.pending_after}, count=self.batch)
             entries = got[0][1] if got else []
             if entries:
+                self.pending_after = text(entries[-1][0])
                 return entries
-            self.own_pending = False
+            self.own_pending, self.pending_after = False, "0"
         now = time.monotonic()
         if now >= self.next_claim:
             claimed = self.client.xautoclaim(

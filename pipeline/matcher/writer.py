@@ -28,6 +28,11 @@ class WriteBehind:
         self._inflight_ids: set[str] = set()
         self._inflight_done: Callable[[], None] = _nothing
 
+    @property
+    def queued(self) -> bool:
+        """Whether a write waits to be sent."""
+        return self._queued is not None
+
     def unwritten(self) -> set[str]:
         """Tracklet ids of the waiting and the in-flight batch: linked, not yet marked ingested in Redis."""
         return (self._queued[1] if self._queued else set()) | self._inflight_ids

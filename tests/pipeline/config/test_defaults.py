@@ -49,7 +49,7 @@ PAIRS = [
     *[("matcher", k, v) for k, v in dataclass_defaults(MatchPolicy).items() if k not in ("threshold", "topology")],
     *[
         ("matcher", k, argument_defaults(Matcher.__init__)[k])
-        for k in ("batch", "claim_idle", "merge_every", "ttl", "lease")
+        for k in ("batch", "claim_idle", "merge_every", "ttl", "lease", "reorder_window")
     ],
     ("embedder", "max_wait", argument_defaults(EmbeddingService.__init__)["max_wait"]),
     ("redis", "maxlen", argument_defaults(Publisher.__init__)["maxlen"]),

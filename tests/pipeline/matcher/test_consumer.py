@@ -263,7 +263,7 @@ def test_writes_behind_keep_every_tracklet_exactly_once(redis_client, bus_keys):
     for t in first[:4] + first[4:7] + [first[0]]:  # two full batches of 4, the second repeating the first's
         publisher.publish(t)
     keys = bus_keys
-    matcher = Matcher(redis_client, bus_keys, MatchPolicy(), consumer="m", batch=4).start()
+    matcher = Matcher(redis_client, bus_keys, MatchPolicy(), consumer="m", batch=4, merge_every=1e9).start()
     assert matcher.step(block_ms=10) == 4
     assert redis_client.zcard(keys.ingested) == 0  # linked, its write behind
     assert matcher.step(block_ms=10) == 4  # sends the first batch's write, links the second

@@ -92,7 +92,9 @@ def stalled_matcher(client, keys) -> tuple[Matcher, list[str]]:
         t = tracklet(keys.site, f"cam{i % 3}", i, 10.0 * i, faces[i % 4])
         publisher.publish(t)
         published.append(t.tracklet_id)
-    a = Matcher(client, keys, MatchPolicy(threshold=0.7), consumer="a", batch=4, lease=0.3, claim_idle=0.2)
+    a = Matcher(
+        client, keys, MatchPolicy(threshold=0.7), consumer="a", batch=4, lease=0.3, claim_idle=0.2, merge_every=1e9
+    )
     a.start(wait=False)
     assert a.step(block_ms=10) == 4 and client.zcard(keys.ingested) == 0  # linked, its write behind
     time.sleep(0.5)  # A stalls: its lease runs out and its records idle past claim_idle
