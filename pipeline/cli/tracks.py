@@ -108,7 +108,7 @@ def table(scores: TrackScores) -> str:
             f"{s.pred_identities:>8}"
         )
 
-    rows.append(row(f"all ({len(scores.cameras)})", scores.overall))
+    rows.append(row(f"all {len(scores.cameras)} cameras", scores.overall))
     rows += [row(f"  {camera}", s) for camera, s in scores.cameras.items()]
     o = scores.options
     rows.append(

@@ -217,12 +217,12 @@ def _span(ids: set[int]) -> str:
 
 
 def numbered_per_camera(gt: Mapping[str, Sequence[TrackRow]]) -> str | None:
-    """A warning when ground-truth identities look numbered per camera rather than globally: with two cameras
-    or more, each camera's identities are exactly 1..n of its own. Global numbering can do that too (the same
-    people everywhere), hence a warning, not an error."""
+    """A warning when ground-truth identities look numbered per camera rather than globally: each camera's
+    identities are exactly 1..n of its own, and two cameras or more hold several. Global numbering can do that
+    too (the same few people in every camera), hence a warning, not an error."""
     ids = {c: {r.identity for r in rows if is_person(r)} for c, rows in gt.items()}
     ids = {c: s for c, s in ids.items() if s}
-    if len(ids) < 2 or any(s != set(range(1, len(s) + 1)) for s in ids.values()):
+    if sum(len(s) > 1 for s in ids.values()) < 2 or any(s != set(range(1, len(s) + 1)) for s in ids.values()):
         return None
     shown = ", ".join(f"{c} {_span(s)}" for c, s in list(ids.items())[:3]) + (", ..." if len(ids) > 3 else "")
     return (

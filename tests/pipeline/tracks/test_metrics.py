@@ -107,11 +107,16 @@ def test_cameras_missing_on_either_side(scene):
 
 
 def test_ground_truth_numbered_per_camera_is_suspected():
-    gt = {"a": walk(1, range(1, 4), A) + walk(2, range(1, 4), B), "b": walk(1, range(1, 4), A)}
+    C = (200.0, 0.0, 10.0, 20.0)
+    gt = {"a": walk(1, range(1, 4), A) + walk(2, range(1, 4), B), "b": walk(1, range(1, 4), A) + walk(2, [3], B)}
+    gt["b"] += walk(3, range(1, 4), C)
     (warning,) = evaluate(gt, gt).warnings
-    assert warning.startswith("every camera's ground-truth identities run from 1 (a 1-2, b 1)")
+    assert warning.startswith("every camera's ground-truth identities run from 1 (a 1-2, b 1-3)")
     assert "--local-ids" in warning
-    gt["b"] = walk(3, range(1, 4), A)  # b sees person 3: numbered across cameras
+    assert evaluate(gt, gt, ScoreOptions(local_ids=True)).warnings == ()
+    gt["b"] = walk(1, range(1, 4), A) + walk(3, range(1, 4), C)  # b sees persons 1 and 3: numbered across cameras
+    assert evaluate(gt, gt).warnings == ()
+    gt["b"] = walk(1, range(1, 4), A)  # one person seen by both cameras: too little to suspect anything
     assert evaluate(gt, gt).warnings == ()
 
 
