@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from pipeline.cli import main
 from pipeline.tracks.mot import TrackRow, write_mot
 from tests.support.cli import run_json
+from tests.support.paths import REPO
 
 
 def walk(identity: int, frames, x: float) -> list[TrackRow]:
@@ -67,3 +70,37 @@ def test_usage_errors_exit_2_with_one_line(capsys, tmp_path):
     )
     code, data, _ = run_json(capsys, "eval-tracks", "--gt", str(tmp_path / "none"), "--pred", str(pred))
     assert code == 2 and data["type"] == "TrackFileError" and "no such folder" in data["error"]
+
+
+def test_a_cvat_export_renumbered_as_the_docs_show(capsys, tmp_path, monkeypatch):
+    """docs/evaluation.md's renumbering snippet, run on two CVAT MOT 1.1 exports whose track ids are per
+    camera. Person 3 is behind glass (ignored) in frames 6-10 of the entrance: the prediction that follows it
+    there is dropped, not a false positive. A prediction that tracks everyone scores 1."""
+    doc = (REPO / "docs" / "evaluation.md").read_text()
+    snippet = textwrap.dedent(doc.split("```python\n", 1)[1].split("```", 1)[0])  # indented in a numbered list
+    cvat = {  # CVAT track id -> (x, frames, ignored frames)
+        "entrance": {1: (0, range(1, 11), ()), 2: (100, range(1, 11), range(6, 11))},
+        "hall": {1: (0, range(1, 11), ()), 2: (100, range(5, 11), ()), 3: (200, range(8, 11), ())},
+    }
+    for camera, tracks in cvat.items():
+        rows = [
+            TrackRow(f, track, x, 0.0, 10.0, 20.0, 0.0 if f in ignored else 1.0, 1, 1.0)
+            for track, (x, frames, ignored) in tracks.items()
+            for f in frames
+        ]
+        write_mot(tmp_path / "cvat" / camera / "gt" / "gt.txt", rows)
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, {})
+    crosscam_ids = {1: 10, 2: 12, 3: 11, 4: 13}  # the global person -> the prediction's identity
+    for camera, ids in {"entrance": {1: 1, 2: 3}, "hall": {1: 2, 2: 4, 3: 1}}.items():
+        rows = [
+            TrackRow(f, crosscam_ids[ids[track]], x + 1, 0.0, 10.0, 20.0)
+            for track, (x, frames, _) in cvat[camera].items()
+            for f in frames
+        ]
+        write_mot(tmp_path / "pred" / f"{camera}.txt", rows)
+    code, data, err = run_json(capsys, "eval-tracks", "--gt", "gt", "--pred", "pred")
+    s = data["overall"]
+    assert code == 0 and "warning" not in err
+    assert s["idf1"] == s["mota"] == 1.0 and s["false_positives"] == 0 and s["id_switches"] == 0
+    assert (s["gt_boxes"], s["pred_boxes"], s["gt_identities"]) == (10 + 5 + 10 + 6 + 3, 34, 4)
