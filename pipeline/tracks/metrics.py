@@ -126,7 +126,7 @@ def _by_frame(rows: Iterable[TrackRow]) -> dict[int, list[TrackRow]]:
 def matched_to(similarity: np.ndarray, rows: np.ndarray, threshold: float) -> np.ndarray:
     """Columns (predicted boxes) that the one-to-one matching of maximum total IoU, among pairs at
     ``threshold`` or more, pairs with one of ``rows`` (a bool mask over ground-truth boxes)."""
-    if not similarity.size:
+    if not similarity.size or not rows.any():
         return np.empty(0, dtype=int)
     scores = similarity.copy()
     scores[scores < threshold - EPS] = 0
@@ -137,7 +137,8 @@ def matched_to(similarity: np.ndarray, rows: np.ndarray, threshold: float) -> np
 
 
 def camera_steps(camera: str, gt: Sequence[TrackRow], pred: Sequence[TrackRow], options: ScoreOptions) -> list[Step]:
-    """A camera's frames, in order, after the ground-truth conventions (module docstring)."""
+    """A camera's frames, in order, after the ground-truth conventions (module docstring). Frames without a
+    row are left out: no metric counts them (TrackEval passes over an empty timestep)."""
     gt_frames, pred_frames = _by_frame(gt), _by_frame(pred)
     wanted = options.gt_ids
 
@@ -148,7 +149,7 @@ def camera_steps(camera: str, gt: Sequence[TrackRow], pred: Sequence[TrackRow], 
     for frame in sorted(gt_frames.keys() | pred_frames.keys()):
         g, p = gt_frames.get(frame, []), pred_frames.get(frame, [])
         similarity = box_iou(_boxes(g), _boxes(p))
-        dropping = np.array([is_distractor(r) or (wanted is not None and r.identity not in wanted) for r in g])
+        dropping = np.array([is_distractor(r) or (wanted is not None and r.identity not in wanted) for r in g], bool)
         dropped = set(matched_to(similarity, dropping, options.iou).tolist())
         keep_gt = [i for i, r in enumerate(g) if is_person(r) and (wanted is None or r.identity in wanted)]
         keep_pred = [j for j in range(len(p)) if j not in dropped]
