@@ -128,8 +128,9 @@ def parse_row(line: str) -> TrackRow:
             values.append(float(text))
         except ValueError:
             raise ValueError(f"{name} {text!r} is not a number") from None
-    for name, index in (("frame", 0), ("id", 1), ("class", 7)):
-        if index < min(len(values), 9) and not _whole(values[index]):
+    checked = (("frame", 0), ("id", 1), ("class", 7)) if len(values) in (8, 9) else (("frame", 0), ("id", 1))
+    for name, index in checked:
+        if not _whole(values[index]):
             raise ValueError(f"{name} {fields[index]!r} is not a whole number")
     optional = {}
     if len(values) >= 7:

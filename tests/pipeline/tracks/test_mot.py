@@ -47,6 +47,7 @@ def test_writing_an_identity_twice_in_a_frame_is_refused_and_writes_nothing(tmp_
         ("5,3,10,20,30,40,0.5", TrackRow(5, 3, 10, 20, 30, 40, 0.5)),
         ("5, 3, 10, 20, 30, 40, 1, 7, 0.8,", TrackRow(5, 3, 10, 20, 30, 40, 1.0, 7, 0.8)),  # spaces, trailing comma
         ("5,3,10.5,20,30,40,-1,-1,-1,-1", TrackRow(5, 3, 10.5, 20, 30, 40, -1.0)),  # MOT15: conf,x,y,z
+        ("5,3,10,20,30,40,0.9,12.5,3.25,0", TrackRow(5, 3, 10, 20, 30, 40, 0.9)),  # world coordinates, not read
         ("5.0,3.0,10,20,30,40,1,1.0,1", TrackRow(5, 3, 10, 20, 30, 40, 1.0, 1, 1.0)),
     ],
 )
