@@ -1,0 +1,120 @@
+"""``crosscam eval-tracks``: score per-frame tracks against ground truth over all cameras and per camera.
+
+Both folders hold one MOTChallenge file per camera (``<camera>.txt``, or ``<camera>/gt/gt.txt``) with global
+identities (``pipeline.tracks.mot``); TrackEval computes IDF1/IDP/IDR, CLEAR MOT and HOTA on every camera's
+frames as one sequence, and on each camera alone (``pipeline.tracks.metrics``). See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.cli.app import Result, UsageError
+from pipeline.config import CrosscamConfig
+from pipeline.tracks.options import ScoreOptions
+
+if TYPE_CHECKING:
+    from pipeline.tracks.metrics import Scores, TrackScores
+
+LAYOUT = "one file per camera: <camera>.txt, or MOTChallenge's <camera>/gt/gt.txt"
+
+
+def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = verbs.add_parser(
+        "eval-tracks",
+        parents=[common],
+        help="score per-frame tracks against ground truth: IDF1, MOTA, HOTA over all cameras and per camera",
+        description="Score a folder of predicted per-frame tracks against a ground-truth folder, both in the "
+        "MOTChallenge format with identities shared across cameras. Every camera's frames are scored as one "
+        "sequence (cameras in sorted order), then each camera alone; TrackEval computes the metrics.",
+    )
+    p.add_argument("--gt", required=True, type=Path, help=f"ground-truth folder ({LAYOUT})")
+    p.add_argument("--pred", required=True, type=Path, help=f"prediction folder ({LAYOUT})")
+    p.add_argument(
+        "--iou",
+        type=float,
+        default=ScoreOptions.iou,
+        help="box overlap at which a prediction matches a ground-truth box (default: %(default)s)",
+    )
+    p.add_argument(
+        "--gt-ids",
+        metavar="IDS",
+        help="score only these ground-truth identities, e.g. 1,2,5 or 3-7; predicted boxes on the other "
+        "ground-truth people are dropped, not counted as false positives",
+    )
+    p.add_argument(
+        "--local-ids",
+        action="store_true",
+        help="each camera numbers its own identities (in both folders): scores tracking within cameras only",
+    )
+    p.set_defaults(handler=cmd_eval_tracks)
+
+
+def parse_ids(text: str) -> frozenset[int]:
+    """``"1,2,5"`` or ``"3-7"`` (or both: ``"1,4-6"``)."""
+    ids: set[int] = set()
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            lo, dash, hi = part.partition("-")
+            first, last = int(lo), int(hi) if dash else int(lo)
+            if first < 1 or last < first:
+                raise ValueError
+            ids.update(range(first, last + 1))
+    except ValueError:
+        raise UsageError(f"--gt-ids {text!r}: give ground-truth identities as 1,2,5 or 3-7") from None
+    if not ids:
+        raise UsageError(f"--gt-ids {text!r}: give ground-truth identities as 1,2,5 or 3-7")
+    return frozenset(ids)
+
+
+def cmd_eval_tracks(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline.tracks.metrics import evaluate
+    from pipeline.tracks.mot import read_tracks
+
+    if not 0 < args.iou <= 1:
+        raise UsageError(f"--iou {args.iou}: give a box overlap above 0 and at most 1 (0.5 is usual)")
+    options = ScoreOptions(
+        iou=args.iou,
+        gt_ids=parse_ids(args.gt_ids) if args.gt_ids is not None else None,
+        local_ids=args.local_ids,
+    )
+    gt = read_tracks(args.gt, ground_truth=True)
+    pred = read_tracks(args.pred)
+    scores = evaluate(gt, pred, options)
+    for warning in scores.warnings:
+        print(f"crosscam: warning: {warning}", file=sys.stderr)
+    data = {"gt": str(args.gt), "pred": str(args.pred), **scores.as_dict()}
+    return Result(data, table(scores))
+
+
+def _listed(ids: frozenset[int]) -> str:
+    shown = sorted(ids)
+    return ",".join(map(str, shown[:10])) + (f",... ({len(shown)})" if len(shown) > 10 else "")
+
+
+def table(scores: TrackScores) -> str:
+    """All cameras, then each camera: one row of figures each."""
+    head = f"{'cameras':<16} {'IDF1':>6} {'IDP':>6} {'IDR':>6} {'MOTA':>7} {'HOTA':>6} {'IDs':>5} {'FP':>7} {'FN':>7}"
+    head += f" {'GT ids':>7} {'pred ids':>8}"
+    rows = [head]
+
+    def row(name: str, s: Scores) -> str:
+        return (
+            f"{name:<16} {s.idf1:>6.3f} {s.idp:>6.3f} {s.idr:>6.3f} {s.mota:>7.3f} {s.hota:>6.3f} "
+            f"{s.id_switches:>5} {s.false_positives:>7} {s.false_negatives:>7} {s.gt_identities:>7} "
+            f"{s.pred_identities:>8}"
+        )
+
+    rows.append(row(f"all {len(scores.cameras)} cameras", scores.overall))
+    rows += [row(f"  {camera}", s) for camera, s in scores.cameras.items()]
+    o = scores.options
+    rows.append(
+        f"IoU {o.iou:g}"
+        + (f"; ground-truth identities {_listed(o.gt_ids)} only" if o.gt_ids is not None else "")
+        + ("; local ids (each camera's own: no cross-camera figure)" if o.local_ids else "")
+        + (f"; left out (no ground truth): {', '.join(scores.left_out)}" if scores.left_out else "")
+    )
+    return "\n".join(rows)
