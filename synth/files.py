@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from crosscam.errors import CrosscamError
+from pipeline.tracks.mot import write_mot
 from synth.scene import Scene
-from synth.truth import truth_boxes
+from synth.truth import truth_rows
 
 VIDEO_FOURCC = "mp4v"
-TruthRow = tuple[int, int, float, float, float, float, float]  # frame (from 1), id, left, top, width, height, visible
 
 
 def write_scene(root: Path, scene: Scene, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -54,11 +54,8 @@ def _write(root: Path, scene: Scene, progress: Callable[[int, int], None] | None
 
     for camera in range(spec.cameras):
         _write_video(root / f"cam{camera}.mp4", scene, camera, rendered)
-        truth = [
-            (f + 1, pid, x1, y1, x2 - x1, y2 - y1, visible)
-            for f, pid, (x1, y1, x2, y2), visible in truth_boxes(scene, camera)
-        ]
-        _write_truth(root / "gt" / f"cam{camera}.txt", truth)
+        truth = truth_rows(scene, camera)
+        write_mot(root / "gt" / f"cam{camera}.txt", truth)
         rows += len(truth)
     info = {
         "url": spec.url(),
@@ -94,11 +91,3 @@ def _write_video(path: Path, scene: Scene, camera: int, rendered: Callable[[], N
             rendered()
     finally:
         writer.release()
-
-
-def _write_truth(path: Path, rows: Iterable[TruthRow]) -> None:
-    """MOTChallenge ground truth: ``frame,id,left,top,width,height,1,1,visibility`` a line (considered, class
-    pedestrian)."""
-    with path.open("w") as f:
-        for frame, pid, left, top, width, height, visible in rows:
-            f.write(f"{frame},{pid},{left:g},{top:g},{width:g},{height:g},1,1,{visible:.5g}\n")

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from pipeline.tracks.mot import PEDESTRIAN, TrackRow
 from synth.scene import Scene
 from synth.visits import drawn_boxes, visit_boxes
 
@@ -108,3 +109,12 @@ def idf1(pairs: Iterable[tuple[int | None, int, float]]) -> dict:
         "true_people": len(truths),
         "identities": len(preds),
     }
+
+
+def truth_rows(scene: Scene, camera: int) -> list[TrackRow]:
+    """``truth_boxes`` of ``camera`` as MOTChallenge ground truth (``pipeline.tracks.mot``): frames from 1, the
+    person's id, considered (conf 1), class pedestrian, the visible fraction."""
+    return [
+        TrackRow(f + 1, pid, x1, y1, x2 - x1, y2 - y1, conf=1.0, cls=PEDESTRIAN, visibility=visible)
+        for f, pid, (x1, y1, x2, y2), visible in truth_boxes(scene, camera)
+    ]

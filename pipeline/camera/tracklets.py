@@ -11,10 +11,12 @@ smeared by motion or a focus hunt are left out. A fixed threshold cannot do both
 figures differ by orders of magnitude between cameras, resolutions and backgrounds (docs/pipeline.md).
 A person cut by the frame edge in every frame (sitting at the border of the view, half behind a door frame) is
 still described: when a tracklet has fewer than ``min_crops`` whole crops, its edge crops (the largest boxes
-first) make it up.
+first) make it up, if the person stayed (the tracklet spans half of ``max_seconds`` or more) or the tracklet
+continues a track already described. Someone who only crosses the edge on the way in or out is not described by
+the cut views alone.
 
 Every frame. A tracklet's ``path`` has a row for every frame the camera processed from its first detection to its
-last: the detector's box where it ran and found the person, else (a frame the motion gate or ``detector.every``
+last: the tracked box (clipped to the frame) where the detector ran and found the person, else (a frame the motion gate or ``detector.every``
 skipped, or a detection missed) the box interpolated between the detections on either side, with score 0. A
 track's next tracklet starts where the previous one ended: the frames between its last detection and the next
 tracklet's first are filled in the same way. Frames after a track's last detection are not claimed.
@@ -144,7 +146,10 @@ class TrackletBuffer:
             if track is None:
                 track = self.open[b.track_id] = self._start(b.track_id, now)
             track.last_seen = now
-            track.rows.append([frame.index, now, *b.box, b.score])
+            h, w = frame.image.shape[:2]
+            x1, y1, x2, y2 = max(0.0, b.box[0]), max(0.0, b.box[1]), min(float(w), b.box[2]), min(float(h), b.box[3])
+            box = [x1, y1, x2, y2] if x2 > x1 and y2 > y1 else NAN_BOX  # the part inside the frame
+            track.rows.append([frame.index, now, *box, b.score])
             self._collect(track, frame, b.box, now)
             if (
                 len(track.crops) >= p.max_length
@@ -224,9 +229,13 @@ class TrackletBuffer:
             rows = fill_path(np.concatenate([np.array([track.anchor], np.float64), rows]))[1:]
         else:
             rows = fill_path(rows)
+        if not len(rows):  # every box outside the frame: no one to describe
+            self.counts["dropped_outside"] += 1
+            return []
         self.ended[track_id] = rows[-1].tolist()
         crops, boxes, times, sharp = track.crops, track.boxes, track.times, track.sharpness
-        if len(crops) < p.min_crops and track.edge:  # a person always cut by the frame edge: their edge crops
+        lingers = track.seq > 0 or track.last_seen - track.t_start >= p.max_seconds / 2
+        if len(crops) < p.min_crops and track.edge and lingers:  # a person kept cut by the frame edge: edge crops
             edge = sorted(track.edge, key=lambda e: -(e[1][2] - e[1][0]) * (e[1][3] - e[1][1]))
             extra = edge[: max(p.frames, p.min_crops) - len(crops)]
             extra.sort(key=lambda e: e[2])

@@ -29,7 +29,16 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--video", action="append", type=Path, help="a video file; repeat for each camera")
     p.add_argument("--detector", help="YOLO weights for --video runs (default: detector.weights, i.e. motion)")
     add_scene_options(p)
-    p.add_argument("--out", type=Path, default=Path("crosscam-demo"), help="folder for report.html")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("crosscam-demo"),
+        help="folder for report.html, the per-frame tracks (tracks/<camera>.txt, with --video also <camera>.mp4 drawn "
+        "with them) and, for the synthetic scene, its ground truth (truth/<camera>.txt)",
+    )
+    p.add_argument(
+        "--tracks-out", type=Path, help="folder for the per-frame tracks instead of OUT/tracks (MOTChallenge files)"
+    )
     p.set_defaults(handler=cmd_demo)
 
 
@@ -44,7 +53,8 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
     from pipeline import store
     from pipeline.bus.connect import scratch_redis
-    from pipeline.lab.demo import demo_config, run_site, score_against_truth, synthetic_site
+    from pipeline.cli.tracks import write_tracks
+    from pipeline.lab.demo import demo_config, run_site, score_against_truth, score_frames, synthetic_site, write_truth
     from pipeline.serve.report import write_report
     from pipeline.site import Site
 
@@ -65,9 +75,16 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         keys = site.keys
         with step(f"running {len(cameras)} cameras, embedder and matcher on an embedded Redis"):
             run = run_site(site, cameras, embedder)
-        metrics = {}
+        videos = dict(zip(cameras, args.video, strict=True)) if args.video else {}
+        tracks_dir = args.tracks_out or args.out / "tracks"
+        tracks = write_tracks(site, tracks_dir, list(cameras), videos)
+        metrics, frames = {}, {}
         if scene is not None:
-            metrics = score_against_truth(client, keys, run, scene, {c: i for i, c in enumerate(cameras)})
+            index = {c: i for i, c in enumerate(cameras)}
+            metrics = score_against_truth(client, keys, run, scene, index)
+            frames = score_frames(
+                write_truth(scene, index, args.out / "truth"), tracks.files[next(iter(cameras))].parent
+            )
         persons = store.persons(client, keys, limit=100_000)
         histories = [store.history(client, keys, p.person) for p in sorted(persons, key=lambda p: p.first_seen)]
         title = "crosscam demo: " + (
@@ -88,6 +105,8 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         "matcher": run.matcher,
         "persons": [{"person": h.person, "cameras": h.cameras, "sightings": len(h.sightings)} for h in histories],
         "metrics": metrics,
+        "per_frame": frames,
+        "tracks": tracks.as_dict(),
         "model": str(model),
     }
     lines = [history_text(h) for h in histories]
@@ -97,5 +116,11 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
             f"{len(persons)} persons found for {metrics['ground_truth_people']} people in the scene; "
             f"{metrics['passages_covered']} of {metrics['passages']} camera passages detected"
         )
+        lines.append(
+            f"per frame, every camera: IDF1 {frames['idf1']:.3f} (IDP {frames['idp']:.3f}, IDR {frames['idr']:.3f}), "
+            f"MOTA {frames['mota']:.3f}, HOTA {frames['hota']:.3f} against the scene's ground truth "
+            f"({args.out / 'truth'}; score any run with crosscam eval-tracks)"
+        )
+    lines.append(f"per-frame tracks: {tracks_dir.resolve()}")
     lines.append(f"linked at threshold {run.link_threshold:g} ({model.name}); report: {report.resolve()}")
     return Result(data, "\n".join(lines))

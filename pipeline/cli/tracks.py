@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.cli.app import Result, UsageError
 from pipeline.config import CrosscamConfig
+from pipeline.tracks.mot import read_mot
 from pipeline.tracks.options import ScoreOptions
 
 if TYPE_CHECKING:
@@ -51,6 +52,28 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="each camera numbers its own identities (in both folders): scores tracking within cameras only",
     )
     p.set_defaults(handler=cmd_eval_tracks)
+
+    e = verbs.add_parser(
+        "export-tracks",
+        parents=[common],
+        help="write a site's per-frame tracks with global identities: one MOTChallenge file per camera",
+        description="Every stored sighting's box in every frame, with the identity it has now (after merges and "
+        "unlinks), as DIR/<camera>.txt in the MOTChallenge format; with --video CAMERA=FILE, also that camera's "
+        "video with the boxes and identities drawn on it (DIR/<camera>.mp4).",
+    )
+    e.add_argument("--out", required=True, type=Path, help="folder for <camera>.txt (and <camera>.mp4)")
+    e.add_argument("--camera", action="append", help="only this camera; repeat for more (default: every camera)")
+    e.add_argument(
+        "--video",
+        action="append",
+        default=[],
+        metavar="CAMERA=FILE",
+        help="draw the tracks on this camera's recording (the file the camera read, or a recording of its stream "
+        "from the same start); repeat for more",
+    )
+    e.add_argument("--redis-url", help="default: $CROSSCAM_REDIS_URL, else redis.url, else an embedded server")
+    e.add_argument("--site", help="site name (default: site)")
+    e.set_defaults(handler=cmd_export_tracks)
 
 
 def parse_ids(text: str) -> frozenset[int]:
@@ -118,3 +141,53 @@ def table(scores: TrackScores) -> str:
         + (f"; left out (no ground truth): {', '.join(scores.left_out)}" if scores.left_out else "")
     )
     return "\n".join(rows)
+
+
+def parse_videos(items: list[str]) -> dict[str, Path]:
+    """``CAMERA=FILE`` pairs; the files must exist."""
+    out = {}
+    for item in items:
+        camera, eq, file = item.partition("=")
+        if not eq or not camera or not file:
+            raise UsageError(f"--video {item!r}: give CAMERA=FILE, e.g. --video hall=/data/hall.mp4")
+        if not Path(file).is_file():
+            raise UsageError(f"--video {item!r}: no such file {file}")
+        out[camera] = Path(file)
+    return out
+
+
+def cmd_export_tracks(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from pipeline.cli.common import open_site
+
+    videos = parse_videos(args.video)
+    site = open_site(args, config)
+    result = write_tracks(site, args.out, args.camera, videos)
+    if not result.files:
+        raise UsageError(f"site {site.name!r} has no cameras with sightings; is --config/--site/--redis-url right?")
+    lines = [f"{camera}: {result.rows[camera]} boxes -> {path}" for camera, path in result.files.items()]
+    lines += [f"{camera}: annotated -> {path}" for camera, path in result.videos.items()]
+    lines.append(f"{len(result.identities)} identities over {len(result.files)} cameras")
+    return Result(result.as_dict() | {"site": site.name}, "\n".join(lines))
+
+
+def write_tracks(site, out: Path, cameras: list[str] | None = None, videos: dict[str, Path] | None = None):
+    """Export ``site``'s tracks into ``out`` (``pipeline.tracks.export``), and draw them on ``videos`` (camera ->
+    file). An ``out`` that cannot be written is a usage error."""
+    from pipeline.cli.progress import step
+    from pipeline.tracks.annotate import annotate_video
+    from pipeline.tracks.export import export_tracks
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".crosscam-write-check"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write there ({e.strerror}); give a folder you can write") from None
+    result = export_tracks(site.client, site.keys, out, cameras)
+    for camera, video in (videos or {}).items():
+        rows = read_mot(result.files[camera]) if camera in result.files else []
+        with step(f"drawing {camera}'s tracks on {video.name}"):
+            annotate_video(video, rows, out / f"{camera}.mp4")
+        result.videos[camera] = out / f"{camera}.mp4"
+    return result

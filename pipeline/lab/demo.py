@@ -167,3 +167,21 @@ def score_against_truth(client: Client, keys: Keys, run: SiteRun, scene, camera_
         "passages_covered": len(covered & true_passages),
         "ground_truth_people": len({p for p, _ in true_passages}),
     }
+
+
+def write_truth(scene, camera_index: dict[str, int], out: Path) -> Path:
+    """The scene's per-frame ground truth as ``out/<camera>.txt`` (MOTChallenge, global person ids)."""
+    from pipeline.tracks.mot import write_mot
+    from synth.truth import truth_rows
+
+    for camera, i in camera_index.items():
+        write_mot(out / f"{camera}.txt", truth_rows(scene, i))
+    return out
+
+
+def score_frames(truth: Path, tracks: Path) -> dict:
+    """Per-frame multi-camera figures of the exported ``tracks`` against ``truth`` (TrackEval: IDF1, MOTA, HOTA)."""
+    from pipeline.tracks.metrics import evaluate
+    from pipeline.tracks.mot import read_tracks
+
+    return evaluate(read_tracks(truth, ground_truth=True), read_tracks(tracks)).overall.as_dict()

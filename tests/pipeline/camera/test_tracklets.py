@@ -220,13 +220,19 @@ def test_a_track_found_again_after_lost_after_is_not_filled_across_the_gap():
 
 
 def test_a_person_always_cut_by_the_frame_edge_is_described_by_edge_crops():
-    """Someone sitting at the border of the view never gives a whole crop; their edge crops make up the tracklet."""
-    buf = TrackletBuffer("cam", POLICY)
+    """Someone sitting at the border of the view never gives a whole crop; their edge crops make up the tracklet once
+    they stayed half of max_seconds. Someone who only crosses the edge is not described by cut views alone."""
+    policy = replace(POLICY, max_seconds=1.0)
+    buf = TrackletBuffer("cam", policy)
     for i in range(6):
-        buf.add(frame(i, i * 0.1), [box(1, i * 0.1, (0, 20, 30 + i, 90))])  # touches the left edge
+        buf.add(frame(i, i * 0.1), [box(1, i * 0.1, (0, 20, 30 + i, 90))])  # touches the left edge for 0.5 s
     (t,) = buf.flush()
     assert len(t.crops) == 4 and buf.counts["edge_used"] == 4 and buf.counts["rejected_edge"] == 6
     assert t.boxes[:, 2].tolist() == [32, 33, 34, 35]  # the largest, in time order
+    passing = TrackletBuffer("cam", policy)
+    for i in range(4):
+        passing.add(frame(i, i * 0.1), [box(1, i * 0.1, (0, 20, 30 + i, 90))])  # 0.3 s at the edge, then gone
+    assert passing.flush() == [] and passing.counts["dropped_short"] == 1
 
 
 def test_finished_tracks_are_forgotten():
