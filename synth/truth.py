@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from pipeline.tracks.mot import PEDESTRIAN, TrackRow
+from synth.people import render_person
 from synth.scene import Scene
 from synth.visits import drawn_boxes, visit_boxes
 
@@ -42,13 +43,16 @@ def identify(scene: Scene, camera: int, path: Iterable[Sequence[float]], min_iou
     return votes.most_common(1)[0][0] if votes else None
 
 
-def truth_boxes(scene: Scene, camera: int) -> list[TruthBox]:
+def truth_boxes(scene: Scene, camera: int, tight: bool = False) -> list[TruthBox]:
     """Every person ``camera`` shows in each of its frames, as ``Scene.render`` draws them (frame ``i`` at time
     ``i / fps``): (frame index from 0, pid, box x1, y1, x2, y2 clipped to the frame, share of the whole box
     inside the frame), by frame, far to near. The box is the one ``render`` draws the person to fill, in whole
     pixels: a walker fills its width mid-stride and about half of it with legs together, a still person most
     of it. People hidden behind others still count (their share is only the frame's cut); boxes too small to
-    draw or wholly outside the frame do not. Pure arithmetic: no frame is rendered."""
+    draw or wholly outside the frame do not. Pure arithmetic: no frame is rendered.
+
+    ``tight``: the box of the person's own drawn pixels instead, as an annotator draws it (each person's figure is
+    drawn alone, without the frame, about 0.4 ms each); a box with none of them inside the frame is left out."""
     spec = scene.spec
     times = np.arange(scene.frame_count()) / spec.fps
     parts = []  # per visit: frame, depth, pid, clipped box, visible share
@@ -56,10 +60,13 @@ def truth_boxes(scene: Scene, camera: int) -> list[TruthBox]:
         if v.camera != camera:
             continue
         frames = np.arange(np.searchsorted(times, v.t_enter), np.searchsorted(times, v.t_exit))  # enter <= t < exit
-        boxes, _ = visit_boxes(v, times[frames], spec.width, spec.height)
+        boxes, phases = visit_boxes(v, times[frames], spec.width, spec.height)
         rounded, clipped, drawn = drawn_boxes(boxes, spec.width, spec.height)
-        n, share = int(drawn.sum()), _area(clipped[drawn]) / _area(rounded[drawn])
-        parts.append((frames[drawn], np.full(n, v.depth), np.full(n, v.pid), clipped[drawn], share))
+        share = _area(clipped) / np.maximum(_area(rounded), 1)
+        if tight:
+            clipped, drawn = _tight(scene.people[v.pid], phases, rounded, clipped, drawn)
+        n = int(drawn.sum())
+        parts.append((frames[drawn], np.full(n, v.depth), np.full(n, v.pid), clipped[drawn], share[drawn]))
     if not parts:
         return []
     frames, depths, pids, boxes, shares = (np.concatenate(column) for column in zip(*parts, strict=True))
@@ -70,6 +77,22 @@ def truth_boxes(scene: Scene, camera: int) -> list[TruthBox]:
             frames[order].tolist(), pids[order].tolist(), boxes[order].tolist(), shares[order].tolist(), strict=True
         )
     ]
+
+
+def _tight(app, phases: np.ndarray, rounded: np.ndarray, clipped: np.ndarray, drawn: np.ndarray):
+    """``clipped`` shrunk to the person's drawn pixels inside the frame, and ``drawn`` without the boxes that have
+    none."""
+    out, shown = clipped.copy(), drawn.copy()
+    for i in np.flatnonzero(drawn):
+        x1, y1, x2, y2 = rounded[i].tolist()
+        cx1, cy1, cx2, cy2 = clipped[i].tolist()
+        _, mask = render_person(app, phase=float(phases[i]), height=y2 - y1, width=x2 - x1)
+        rows, cols = np.nonzero(mask[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1])
+        if not len(rows):
+            shown[i] = False
+            continue
+        out[i] = (cx1 + cols.min(), cy1 + rows.min(), cx1 + cols.max() + 1, cy1 + rows.max() + 1)
+    return out, shown
 
 
 def _area(boxes: np.ndarray) -> np.ndarray:
@@ -112,9 +135,10 @@ def idf1(pairs: Iterable[tuple[int | None, int, float]]) -> dict:
 
 
 def truth_rows(scene: Scene, camera: int) -> list[TrackRow]:
-    """``truth_boxes`` of ``camera`` as MOTChallenge ground truth (``pipeline.tracks.mot``): frames from 1, the
-    person's id, considered (conf 1), class pedestrian, the visible fraction."""
+    """The tight ``truth_boxes`` of ``camera`` (each person's drawn pixels, as an annotator boxes them) as
+    MOTChallenge ground truth (``pipeline.tracks.mot``): frames from 1, the person's id, considered (conf 1), class
+    pedestrian, the share of the person inside the frame."""
     return [
         TrackRow(f + 1, pid, x1, y1, x2 - x1, y2 - y1, conf=1.0, cls=PEDESTRIAN, visibility=visible)
-        for f, pid, (x1, y1, x2, y2), visible in truth_boxes(scene, camera)
+        for f, pid, (x1, y1, x2, y2), visible in truth_boxes(scene, camera, tight=True)
     ]

@@ -91,3 +91,21 @@ def demo_embedder(args: argparse.Namespace, config: CrosscamConfig, real: bool =
                 show_training(bar, tasks[kind], p)
 
         return demo_model(cache, progress)
+
+
+def parse_ranges(text: str, option: str, what: str, examples: str = "2-8 or 2,3,5", least: int = 0) -> list[int]:
+    """``"2-8"``, ``"2,3,5"`` or both (``"1,4-6"``): the numbers, in the order given; a ``UsageError`` naming
+    ``option`` for anything else or a number below ``least``."""
+    out: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            lo, dash, hi = part.partition("-")
+            first, last = int(lo), int(hi) if dash else int(lo)
+            if first < least or last < first:
+                raise ValueError
+            out += range(first, last + 1)
+    except ValueError:
+        out = []
+    if not out:
+        raise UsageError(f"{option} {text!r}: give {what} as {examples}")
+    return out

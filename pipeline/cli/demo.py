@@ -53,10 +53,10 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
     from pipeline import store
     from pipeline.bus.connect import scratch_redis
-    from pipeline.cli.tracks import write_tracks
     from pipeline.lab.demo import demo_config, run_site, score_against_truth, score_frames, synthetic_site, write_truth
     from pipeline.serve.report import write_report
     from pipeline.site import Site
+    from pipeline.tracks.export import write_tracks
 
     model = demo_embedder(args, config, real=bool(args.video))
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)
@@ -77,7 +77,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
             run = run_site(site, cameras, embedder)
         videos = dict(zip(cameras, args.video, strict=True)) if args.video else {}
         tracks_dir = args.tracks_out or args.out / "tracks"
-        tracks = write_tracks(site, tracks_dir, list(cameras), videos)
+        tracks = write_tracks(client, keys, tracks_dir, list(cameras), videos)
         metrics, frames = {}, {}
         if scene is not None:
             index = {c: i for i, c in enumerate(cameras)}

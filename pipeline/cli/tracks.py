@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from pipeline.cli.app import Result, UsageError
 from pipeline.config import CrosscamConfig
-from pipeline.tracks.mot import read_mot
 from pipeline.tracks.options import ScoreOptions
 
 if TYPE_CHECKING:
@@ -78,19 +77,9 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def parse_ids(text: str) -> frozenset[int]:
     """``"1,2,5"`` or ``"3-7"`` (or both: ``"1,4-6"``)."""
-    ids: set[int] = set()
-    try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            lo, dash, hi = part.partition("-")
-            first, last = int(lo), int(hi) if dash else int(lo)
-            if first < 1 or last < first:
-                raise ValueError
-            ids.update(range(first, last + 1))
-    except ValueError:
-        raise UsageError(f"--gt-ids {text!r}: give ground-truth identities as 1,2,5 or 3-7") from None
-    if not ids:
-        raise UsageError(f"--gt-ids {text!r}: give ground-truth identities as 1,2,5 or 3-7")
-    return frozenset(ids)
+    from pipeline.cli.common import parse_ranges
+
+    return frozenset(parse_ranges(text, "--gt-ids", "ground-truth identities", "1,2,5 or 3-7", least=1))
 
 
 def cmd_eval_tracks(args: argparse.Namespace, config: CrosscamConfig) -> Result:
@@ -158,36 +147,14 @@ def parse_videos(items: list[str]) -> dict[str, Path]:
 
 def cmd_export_tracks(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from pipeline.cli.common import open_site
+    from pipeline.tracks.export import write_tracks
 
     videos = parse_videos(args.video)
     site = open_site(args, config)
-    result = write_tracks(site, args.out, args.camera, videos)
+    result = write_tracks(site.client, site.keys, args.out, args.camera, videos)
     if not result.files:
         raise UsageError(f"site {site.name!r} has no cameras with sightings; is --config/--site/--redis-url right?")
     lines = [f"{camera}: {result.rows[camera]} boxes -> {path}" for camera, path in result.files.items()]
     lines += [f"{camera}: annotated -> {path}" for camera, path in result.videos.items()]
     lines.append(f"{len(result.identities)} identities over {len(result.files)} cameras")
     return Result(result.as_dict() | {"site": site.name}, "\n".join(lines))
-
-
-def write_tracks(site, out: Path, cameras: list[str] | None = None, videos: dict[str, Path] | None = None):
-    """Export ``site``'s tracks into ``out`` (``pipeline.tracks.export``), and draw them on ``videos`` (camera ->
-    file). An ``out`` that cannot be written is a usage error."""
-    from pipeline.cli.progress import step
-    from pipeline.tracks.annotate import annotate_video
-    from pipeline.tracks.export import export_tracks
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".crosscam-write-check"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"--out {out}: cannot write there ({e.strerror}); give a folder you can write") from None
-    result = export_tracks(site.client, site.keys, out, cameras)
-    for camera, video in (videos or {}).items():
-        rows = read_mot(result.files[camera]) if camera in result.files else []
-        with step(f"drawing {camera}'s tracks on {video.name}"):
-            annotate_video(video, rows, out / f"{camera}.mp4")
-        result.videos[camera] = out / f"{camera}.mp4"
-    return result

@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crosscam.errors import CrosscamError
 from pipeline.bus.connect import Client
 from pipeline.keys import Keys
 from pipeline.store.tracks import SightingPath, camera_ids, sighting_paths
-from pipeline.tracks.mot import TrackRow, write_mot
+from pipeline.tracks.mot import TrackRow, read_mot, write_mot
 
 
 @dataclass
@@ -82,4 +83,30 @@ def export_tracks(
         result.files[camera] = write_mot(out / f"{camera}.txt", rows)
         result.rows[camera] = len(rows)
         result.identities |= {r.identity for r in rows}
+    return result
+
+
+def write_tracks(
+    client: Client,
+    keys: Keys,
+    out: Path,
+    cameras: Iterable[str] | None = None,
+    videos: dict[str, Path] | None = None,
+) -> Export:
+    """``export_tracks`` into ``out``, and each camera's tracks drawn on its video (``videos``: camera -> file) as
+    ``out/<camera>.mp4``. A folder that cannot be written is a ``CrosscamError`` before anything is written."""
+    from pipeline.tracks.annotate import annotate_video
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".crosscam-write-check"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise CrosscamError(f"{out}: cannot write tracks there ({e.strerror}); give a folder you can write") from None
+    result = export_tracks(client, keys, out, cameras)
+    for camera, video in (videos or {}).items():
+        rows = read_mot(result.files[camera]) if camera in result.files else []
+        annotate_video(video, rows, out / f"{camera}.mp4")
+        result.videos[camera] = out / f"{camera}.mp4"
     return result

@@ -25,7 +25,7 @@ def test_seated_people_are_extra_people_with_fresh_ids_in_the_truth():
         assert v.pid in pids
         t = (v.stay.t_still + v.stay.t_rise) / 2
         box = next(b.box for b in scene.boxes(v.camera, t) if b.pid == v.pid)
-        path = [(t + k / 10, *box) for k in range(3)]
+        path = [(k, t + k / 10, *box, 1.0) for k in range(3)]  # pipeline.types.PATH_COLUMNS
         assert identify(scene, v.camera, path) == v.pid
 
 
