@@ -75,6 +75,6 @@ def cmd_api(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     if generated:
         console.print(f"API key (set api.key or CROSSCAM_API_KEY to choose one): {key}")
     console.print(f"crosscam API for site {keys.site} on http://{host}:{port}/ (OpenAPI: /docs)")
-    app = create_app(client, keys, key, embedder, search_limits(config))
+    app = create_app(client, keys, key, embedder, search_limits(config), config.matcher.tentative_seconds)
     uvicorn.run(app, host=host, port=port, log_level="info")
     return Result({"site": keys.site, "host": host, "port": port}, "API stopped")

@@ -77,7 +77,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
             run = run_site(site, cameras, embedder)
         videos = dict(zip(cameras, args.video, strict=True)) if args.video else {}
         tracks_dir = args.tracks_out or args.out / "tracks"
-        tracks = write_tracks(client, keys, tracks_dir, list(cameras), videos)
+        tracks = write_tracks(client, keys, tracks_dir, list(cameras), videos, config.matcher.tentative_seconds)
         metrics, frames = {}, {}
         if scene is not None:
             index = {c: i for i, c in enumerate(cameras)}

@@ -31,6 +31,9 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--camera", help="only persons seen on this camera")
     p.add_argument("--since", help="seen since: seconds (stream time) or an ISO date-time")
     p.add_argument("--limit", type=int, default=100)
+    p.add_argument(
+        "--all", action="store_true", help="also tentative persons (one camera, a moment: possibly false detections)"
+    )
     p.set_defaults(handler=cmd_persons)
 
     p = verbs.add_parser("history", parents=[common, site], help="a person's cross-camera history")
@@ -99,10 +102,12 @@ def cmd_persons(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 
     site = open_site(args, config)
     client, keys = site.client, site.keys
-    rows = store.persons(client, keys, args.camera, parse_since(args.since), args.limit)
-    lines = [f"{len(rows)} persons"] + [
+    rows = store.persons(
+        client, keys, args.camera, parse_since(args.since), args.limit, config.matcher.tentative_seconds, args.all
+    )
+    lines = [f"{len(rows)} persons" + ("" if args.all else " (tentative ones left out: --all shows them)")] + [
         f"  {r.person:>6}  {r.sightings:>4} sightings  {when(r.first_seen)} - {when(r.last_seen)}  "
-        f"{', '.join(r.cameras)}"
+        f"{', '.join(r.cameras)}{'  (tentative)' if r.tentative else ''}"
         for r in rows
     ]
     return Result({"site": keys.site, "persons": dump_all(rows)}, "\n".join(lines))

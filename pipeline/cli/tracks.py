@@ -70,6 +70,11 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="draw the tracks on this camera's recording (the file the camera read, or a recording of its stream "
         "from the same start); repeat for more",
     )
+    e.add_argument(
+        "--all",
+        action="store_true",
+        help="also the tentative identities (one camera, less than matcher.tentative_seconds: possibly no one)",
+    )
     e.add_argument("--redis-url", help="default: $CROSSCAM_REDIS_URL, else redis.url, else an embedded server")
     e.add_argument("--site", help="site name (default: site)")
     e.set_defaults(handler=cmd_export_tracks)
@@ -151,7 +156,8 @@ def cmd_export_tracks(args: argparse.Namespace, config: CrosscamConfig) -> Resul
 
     videos = parse_videos(args.video)
     site = open_site(args, config)
-    result = write_tracks(site.client, site.keys, args.out, args.camera, videos)
+    tentative = None if args.all else config.matcher.tentative_seconds
+    result = write_tracks(site.client, site.keys, args.out, args.camera, videos, tentative)
     if not result.files:
         raise UsageError(f"site {site.name!r} has no cameras with sightings; is --config/--site/--redis-url right?")
     lines = [f"{camera}: {result.rows[camera]} boxes -> {path}" for camera, path in result.files.items()]

@@ -197,6 +197,13 @@ class MatcherConfig(Section):
     ttl: float | None = Field(
         None, gt=0, description="retention: sightings and identities expire this long after their last write (s)"
     )
+    tentative_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="an identity seen on one camera only, for less than this many seconds in all, is tentative: "
+        "possibly no one (a false detection the tracker kept); persons, the API and export-tracks leave it out "
+        "unless asked for (--all); 0: none is",
+    )
     topology: tuple[TransitConfig, ...] = Field((), description="transit windows between cameras (both directions)")
     topology_strict: bool = Field(False, description="camera pairs not in the topology cannot be walked between")
 

@@ -57,7 +57,7 @@ def run_scene(
     config: CrosscamConfig, embedder: Embedder, spec: SceneSpec, detector: str, out: Path, client
 ) -> SceneScore:
     """Run ``spec`` through a site on ``client`` (a scratch Redis), export and score it; files under ``out``."""
-    from pipeline.tracks.export import export_tracks
+    from pipeline.tracks.export import write_tracks
     from pipeline.tracks.metrics import evaluate
     from pipeline.tracks.mot import read_tracks
     from pipeline.tracks.options import ScoreOptions
@@ -69,7 +69,7 @@ def run_scene(
     index = {c: i for i, c in enumerate(cameras)}
     site = Site(demo_config(config, detector, synthetic=True), client, "bench")
     run = run_site(site, cameras, embedder)
-    export = export_tracks(client, site.keys, out / "tracks", list(cameras))
+    export = write_tracks(client, site.keys, out / "tracks", list(cameras), None, config.matcher.tentative_seconds)
     truth = read_tracks(write_truth(scene, index, out / "truth"), ground_truth=True)
     pred = read_tracks(out / "tracks")
     still = frozenset(scene.stationary)

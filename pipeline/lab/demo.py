@@ -115,16 +115,21 @@ def demo_config(config: CrosscamConfig, detector: str, synthetic: bool) -> Cross
     )
 
 
-def run_site(site: Site, cameras: dict[str, str], embedder: Embedder) -> SiteRun:
+def run_site(
+    site: Site, cameras: dict[str, str], embedder: Embedder, pace: Callable[[str], None] | None = None
+) -> SiteRun:
     """Every camera of ``cameras`` (id -> source URL) in a thread, one embedding service, and the site's
     matcher consuming as they publish; returns when the sources have ended and the matcher has caught up.
-    Every closed tracklet is kept in the result (with its boxes and times) for scoring."""
+    Every closed tracklet is kept in the result (with its boxes and times) for scoring. ``pace(camera)``, when
+    given, runs on a camera's thread before each of its tracklets is handed over (to slow cameras down)."""
     start = time.monotonic()
     run = SiteRun()
     process = site.cameras(embedder)
 
     def keep(t: Tracklet) -> None:
         run.tracklets[f"{t.camera_id}:{t.track_id}:{t.seq}"] = t
+        if pace is not None:
+            pace(t.camera_id)
         process.service.submit(t)
 
     workers = [process.camera(cam, url, on_tracklet=keep) for cam, url in cameras.items()]

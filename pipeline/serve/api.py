@@ -36,6 +36,7 @@ from pipeline.serve.schemas import (
     PersonsResponse,
     SearchResponse,
 )
+from pipeline.store.fields import TENTATIVE_SECONDS
 
 if TYPE_CHECKING:
     from models.embedder import Embedder
@@ -73,9 +74,10 @@ def create_app(
     api_key: str,
     embedder: "Embedder | None" = None,
     limits: SearchLimits | None = None,
+    tentative_seconds: float = TENTATIVE_SECONDS,
 ) -> FastAPI:
     """The API and page for the site of ``keys``; ``embedder`` (the workers' model) enables search, with
-    uploads bounded by ``limits``."""
+    uploads bounded by ``limits``; ``tentative_seconds``: which persons are tentative (``store.persons``)."""
     limits = limits or SearchLimits()
     cache = GalleryCache(lambda: store.load_gallery(client, keys), lambda: tuple(client.mget(keys.version, keys.epoch)))
     app = FastAPI(title="crosscam", description="Where else was this person seen, and when.", version="1")
@@ -119,8 +121,10 @@ def create_app(
         camera: Annotated[str | None, Query(pattern=CAMERA_ID)] = None,
         since: Annotated[float | None, Query(allow_inf_nan=False, description="stream time, seconds")] = None,
         limit: int = Query(100, ge=1, le=10_000),
+        all: bool = Query(False, description="also tentative persons (one camera, a moment: possibly no one)"),
     ) -> PersonsResponse:
-        return PersonsResponse(site=keys.site, persons=store.persons(client, keys, camera, since, limit))
+        found = store.persons(client, keys, camera, since, limit, tentative_seconds, everyone=all)
+        return PersonsResponse(site=keys.site, persons=found)
 
     @app.get("/api/persons/{person}", dependencies=[Depends(authorised)], response_model=History, responses=_NOT_FOUND)
     def history(person: int) -> History:

@@ -36,3 +36,13 @@ def summary(exemplars: np.ndarray, history: list[Sighting]) -> dict:
 
 def recent_sightings(raw) -> list[Sighting]:
     return [Sighting(str(c), int(k), float(a), float(b)) for c, k, a, b in json.loads(text(raw or "[]"))]
+
+
+TENTATIVE_SECONDS = 2.0  # see ``tentative``; the config's matcher.tentative_seconds
+
+
+def tentative(recent: list[Sighting], seconds: float = TENTATIVE_SECONDS) -> bool:
+    """Whether an identity is tentative: seen on one camera only, for less than ``seconds`` in all (its sightings'
+    spans added up). A detection of no one (a reflection, a coat on a chair) the tracker kept for a moment makes
+    such an identity; so does a real person glimpsed once. Queries and exports report them apart."""
+    return len({s.camera for s in recent}) <= 1 and sum(s.t_end - s.t_start for s in recent) < seconds

@@ -9,7 +9,7 @@ import numpy as np
 from pipeline.bus.connect import Client
 from pipeline.keys import Keys, text
 from pipeline.matcher.gallery import Gallery
-from pipeline.store.fields import NotFound, recent_sightings
+from pipeline.store.fields import TENTATIVE_SECONDS, NotFound, recent_sightings, tentative
 from pipeline.store.views import Explanation, History, MergeStep, PersonSummary, SearchHit, SightingView
 
 
@@ -92,9 +92,16 @@ def history(client: Client, keys: Keys, identity: int) -> History:
 
 
 def persons(
-    client: Client, keys: Keys, camera: str | None = None, since: float | None = None, limit: int = 1000
+    client: Client,
+    keys: Keys,
+    camera: str | None = None,
+    since: float | None = None,
+    limit: int = 1000,
+    tentative_seconds: float = TENTATIVE_SECONDS,
+    everyone: bool = True,
 ) -> list[PersonSummary]:
-    """Identities seen (on ``camera``) since ``since`` (stream time), most recent first."""
+    """Identities seen (on ``camera``) since ``since`` (stream time), most recent first; each marked ``tentative``
+    by ``fields.tentative`` at ``tentative_seconds``, and left out unless ``everyone``."""
     low = "-inf" if since is None else since
     if camera is None:
         ids = [int(x) for x in client.zrevrangebyscore(keys.identities, "+inf", low, start=0, num=limit)]
@@ -118,6 +125,9 @@ def persons(
                 continue
             first, last, thumb = filled
         cams = list(dict.fromkeys(s.camera for s in recent))
+        unsure = tentative(recent, tentative_seconds)
+        if unsure and not everyone:
+            continue
         out.append(
             PersonSummary(
                 person=n,
@@ -126,6 +136,7 @@ def persons(
                 sightings=int(count),
                 cameras=cams,
                 thumb=text(thumb),
+                tentative=unsure,
             )
         )
     return out

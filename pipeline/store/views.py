@@ -83,6 +83,11 @@ class PersonSummary(View):
     sightings: int
     cameras: list[str] = Field(description="cameras of the person's recent sightings")
     thumb: str = Field(description="the sighting id of the person's thumbnail")
+    tentative: bool = Field(
+        False,
+        description="seen on one camera only, for less than matcher.tentative_seconds in all: possibly no one (a "
+        "false detection); left out of lists unless asked for",
+    )
 
 
 class SearchHit(View):

@@ -86,15 +86,25 @@ def export_tracks(
     return result
 
 
+def tentative_identities(client: Client, keys: Keys, seconds: float) -> set[int]:
+    """The site's tentative identities (``pipeline.store.fields.tentative`` at ``seconds``)."""
+    from pipeline import store
+
+    everyone = store.persons(client, keys, limit=2**62, tentative_seconds=seconds)
+    return {p.person for p in everyone if p.tentative}
+
+
 def write_tracks(
     client: Client,
     keys: Keys,
     out: Path,
     cameras: Iterable[str] | None = None,
     videos: dict[str, Path] | None = None,
+    tentative_seconds: float | None = None,
 ) -> Export:
     """``export_tracks`` into ``out``, and each camera's tracks drawn on its video (``videos``: camera -> file) as
-    ``out/<camera>.mp4``. A folder that cannot be written is a ``CrosscamError`` before anything is written."""
+    ``out/<camera>.mp4``; with ``tentative_seconds``, the tentative identities left out. A folder that cannot be
+    written is a ``CrosscamError`` before anything is written."""
     from pipeline.tracks.annotate import annotate_video
 
     try:
@@ -104,7 +114,8 @@ def write_tracks(
         probe.unlink()
     except OSError as e:
         raise CrosscamError(f"{out}: cannot write tracks there ({e.strerror}); give a folder you can write") from None
-    result = export_tracks(client, keys, out, cameras)
+    skip = tentative_identities(client, keys, tentative_seconds) if tentative_seconds is not None else None
+    result = export_tracks(client, keys, out, cameras, skip)
     for camera, video in (videos or {}).items():
         rows = read_mot(result.files[camera]) if camera in result.files else []
         annotate_video(video, rows, out / f"{camera}.mp4")

@@ -25,6 +25,26 @@ def test_demo_end_to_end(capsys, tmp_path, monkeypatch, demo_cache):
     report = (tmp_path / "out" / "report.html").read_text()
     assert report.count("<img src='data:image/jpeg;base64,") >= data["tracklets"] * 0.9
     assert (demo_cache / "demo").is_dir()  # the trained model is cached for the next run
+    check_per_frame_tracks(capsys, tmp_path / "out", data)
+
+
+def check_per_frame_tracks(capsys, out, data):
+    """The demo's per-frame tracks (tracks/<camera>.txt) scored against the scene's ground truth (truth/): the demo,
+    ``crosscam eval-tracks`` and TrackEval run by hand on the same files give the same figures."""
+    from pipeline.tracks.metrics import evaluate
+    from pipeline.tracks.mot import read_tracks
+    from tests.support.trackeval import assert_equal_figures, trackeval_figures
+
+    truth, tracks = read_tracks(out / "truth", ground_truth=True), read_tracks(out / "tracks")
+    assert sorted(truth) == sorted(tracks) == ["cam0", "cam1", "cam2"]
+    assert sum(map(len, tracks.values())) > 500  # boxes in every camera's frames, gated or not
+    ours = evaluate(truth, tracks).overall
+    assert data["per_frame"] == pytest.approx(ours.as_dict())
+    code, scored, err = run_json(capsys, "eval-tracks", "--gt", str(out / "truth"), "--pred", str(out / "tracks"))
+    assert code == 0, err
+    assert scored["overall"] == pytest.approx(ours.as_dict())
+    assert_equal_figures(ours, trackeval_figures(out / "trackeval", truth, tracks, dict.fromkeys(truth, 600)))
+    assert ours.idf1 > 0.25 and ours.hota > 0.2  # the motion detector on the synthetic scene: about 0.35 / 0.28
 
 
 @pytest.mark.slow

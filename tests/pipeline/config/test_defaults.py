@@ -18,6 +18,7 @@ from pipeline.embedding import EmbeddingService
 from pipeline.matcher.consumer import Matcher
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.site import embedder_path
+from pipeline.store.queries import persons
 
 DEFAULTS = CrosscamConfig()
 
@@ -52,6 +53,7 @@ PAIRS = [
         for k in ("batch", "claim_idle", "merge_every", "ttl", "lease", "reorder_window")
     ],
     ("embedder", "max_wait", argument_defaults(EmbeddingService.__init__)["max_wait"]),
+    ("matcher", "tentative_seconds", argument_defaults(persons)["tentative_seconds"]),
     ("redis", "maxlen", argument_defaults(Publisher.__init__)["maxlen"]),
     ("redis", "backlog", argument_defaults(EmbeddingService.__init__)["backlog"]),
     *[("redis", k, argument_defaults(Publisher.__init__)[k]) for k in ("replicas", "replica_timeout")],

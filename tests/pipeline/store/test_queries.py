@@ -94,6 +94,25 @@ def test_persons_most_recent_first_with_camera_since_and_limit(redis_client, bus
     assert store.persons(redis_client, bus_keys, camera="cam9") == []
 
 
+def test_a_short_one_camera_person_is_tentative_and_left_out_unless_asked_for(redis_client, bus_keys, walked):
+    """Person 4 was seen once, on cam0, for 3 s; persons 1-3 on three cameras."""
+    assert not any(p.tentative for p in store.persons(redis_client, bus_keys))  # 3 s is not under 2 s
+    persons = store.persons(redis_client, bus_keys, tentative_seconds=5.0)
+    assert [p.person for p in persons if p.tentative] == [4]
+    shown = store.persons(redis_client, bus_keys, tentative_seconds=5.0, everyone=False)
+    assert [p.person for p in shown] == [3, 2, 1]
+
+
+def test_tentative_is_one_camera_and_little_time():
+    from pipeline.matcher.rules import Sighting
+    from pipeline.store.fields import tentative
+
+    glimpse = [Sighting("a", 1, 10.0, 10.5), Sighting("a", 1, 10.6, 11.2)]
+    assert tentative(glimpse, 2.0) and not tentative(glimpse, 1.0)
+    assert not tentative([*glimpse, Sighting("b", 3, 20.0, 20.2)], 2.0)  # seen on a second camera: someone
+    assert not tentative(glimpse, 0.0)  # 0 turns the rule off
+
+
 def test_history_is_in_time_order_with_every_camera(redis_client, bus_keys, walked):
     h = store.history(redis_client, bus_keys, 2)
     assert (h.person, h.asked, h.first_seen, h.last_seen) == (2, 2, 10.0, 23.0)
