@@ -41,7 +41,7 @@ def test_five_runs_with_random_camera_delays_give_the_same_identities(monkeypatc
         rng = random.Random(k)
         with scratch_redis("crosscam-test-same-") as client:
             site = Site(demo_config(CrosscamConfig(), "motion", synthetic=True), client, "same")
-            run = run_site(site, cameras, embedder, pace=lambda camera: time.sleep(rng.uniform(0, 0.25)))
+            run = run_site(site, cameras, embedder, pace=lambda camera, rng=rng: time.sleep(rng.uniform(0, 0.25)))
             runs.append(identities(site, run))
     assert len(runs[0]) >= 10 and len(set(runs[0].values())) >= 4  # tracklets of several people were linked
     assert all(set(r) == set(runs[0]) for r in runs)  # the same tracklets every time (the cameras are exact)
