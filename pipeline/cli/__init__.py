@@ -17,12 +17,13 @@ from pipeline.cli import (
     matcher,
     model,
     synth,
+    topology,
     train,
     worker,
 )
 from pipeline.cli.app import common_options, run
 
-VERBS = (worker, matcher, api, model, export, train, hpo, bench, data, synth, config_cmd, demo, calibrate)
+VERBS = (worker, matcher, api, model, export, train, hpo, bench, data, synth, config_cmd, demo, calibrate, topology)
 
 
 def build_parser() -> argparse.ArgumentParser:
