@@ -1,116 +1,79 @@
 """A synthetic multi-camera world with exact ground truth, rendered live as camera streams.
 
-People walk across the views of several non-overlapping cameras, one after another, with transit
-delays in between; in a view a person crosses at some depth (farther: smaller and higher in the frame)
-and people are drawn far to near, so crossing paths occlude each other. Every fourth person differs from
-the one before only in the pattern of their top (``synth.people``). The ground truth is exact: each
-person's visits (camera, enter, exit) and, for any frame, every visible person's box and global id.
+People walk across the views of several cameras, one after another, with transit delays in between; in a
+view a person crosses at some depth (farther: smaller and higher in the frame) and people are drawn far to
+near, so crossing paths occlude each other. Every fourth person differs from the one before only in the
+pattern of their top (``synth.people``). The default layout's views never overlap; the ``site`` layout has
+overlapping views and a transit window per pair of views (``synth.layout``). ``seated`` people stay put in
+one view (``synth.seated``). The ground truth is exact: each person's visits (camera, enter, exit), for any
+frame every visible person's box and global id, and the layout's overlaps and transit windows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import parse_qs, urlparse
-
 import numpy as np
 
-from crosscam.errors import CrosscamError
 from synth.camera import CameraStyle, apply_style, background, camera_style
+from synth.layout import APART_TRANSIT, VISIT_SECONDS, Layout, apart_layout, site_layout, site_walks
 from synth.people import Appearance, appearance, render_person
+from synth.seated import stationary_visits
+from synth.spec import SceneSpec
+from synth.visits import Box, Stay, Visit, drawn_boxes, visit_boxes, walk_box, walk_phase
 
+__all__ = ["Box", "Scene", "SceneSpec", "Stay", "Visit", "walk_box"]
 
-@dataclass(frozen=True)
-class Visit:
-    """One passage of one person through one camera's view (times in seconds from the scene's start)."""
-
-    pid: int
-    camera: int
-    t_enter: float
-    t_exit: float
-    depth: float  # 0 far .. 1 near
-    leftward: bool
-
-
-@dataclass(frozen=True)
-class SceneSpec:
-    cameras: int = 3
-    people: int = 8
-    seconds: float = 60.0
-    seed: int = 1
-    fps: float = 10.0
-    width: int = 480
-    height: int = 270
-    arrivals: float = 0.25  # people enter their first camera within this share of the scene
-
-    @classmethod
-    def from_url(cls, url: str, label: str | None = None) -> SceneSpec:
-        """``synth://?cameras=3&people=8&seconds=60&seed=1`` (every key optional); errors name ``label`` or ``url``."""
-        name = label or url
-        query = parse_qs(urlparse(url).query)
-        known = {
-            "cameras": int,
-            "people": int,
-            "seconds": float,
-            "seed": int,
-            "fps": float,
-            "width": int,
-            "height": int,
-            "arrivals": float,
-        }
-        unknown = sorted(set(query) - set(known))
-        if unknown:
-            raise CrosscamError(f"{name}: unknown synth:// parameter(s) {unknown}; use {', '.join(known)}")
-        try:
-            values = {k: known[k](v[-1]) for k, v in query.items()}
-        except ValueError as e:
-            raise CrosscamError(f"{name}: bad synth:// parameter value ({e})") from e
-        spec = cls(**values)
-        if spec.cameras < 1 or spec.people < 1 or spec.seconds <= 0 or spec.fps <= 0 or not 0 < spec.arrivals <= 1:
-            raise CrosscamError(f"{name}: cameras, people, seconds and fps must be positive, arrivals in (0, 1]")
-        return spec
-
-
-def walk_box(depth: float, progress: float, leftward: bool, width: int, height: int) -> tuple[float, ...]:
-    """The box (x1, y1, x2, y2) of a person crossing a view at ``depth`` (0 far .. 1 near), ``progress``
-    (0 .. 1) of the way across; boxes start and end just outside the frame."""
-    ph = height * (0.45 + 0.3 * depth)
-    pw = ph * 0.45
-    feet = height * (0.72 + 0.25 * depth)
-    x = -pw + progress * (width + pw)
-    if leftward:
-        x = width - pw - x
-    return (x, feet - ph, x + pw, feet)
-
-
-@dataclass(frozen=True)
-class Box:
-    pid: int
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2, not clipped to the frame
-    depth: float
+# Seeds of the generators beside the scene's own (np.random.default_rng(seed)), so that a new kind of
+# randomness never shifts what the default scene draws: [seed, STREAMS, k].
+STREAMS = 9000
+LAYOUT_STREAM, WALK_STREAM, SEATED_STREAM = 1, 2, 3
 
 
 class Scene:
     """The world of ``spec``: who is where when, and what each camera sees."""
 
     def __init__(self, spec: SceneSpec) -> None:
-        self.spec = spec
+        self.spec = spec.check("scene")
         rng = np.random.default_rng(spec.seed)
-        self.people: dict[int, Appearance] = {p: appearance(p, spec.seed) for p in range(1, spec.people + 1)}
+        walkers = list(range(1, spec.people + 1))
+        seated = list(range(spec.people + 1, spec.people + spec.seated + 1))
+        self.people: dict[int, Appearance] = {p: appearance(p, spec.seed) for p in walkers + seated}
+        self.stationary: list[int] = seated  # the people who stay put in one view (pids after the walkers')
         self.styles: dict[int, CameraStyle] = {c: camera_style(c, spec.seed) for c in range(spec.cameras)}
         self.backgrounds = {
             c: background(self.styles[c], spec.height, spec.width, np.random.default_rng([spec.seed, c]))
             for c in range(spec.cameras)
         }
         self.visits: list[Visit] = []
-        for pid in self.people:
-            t = rng.uniform(0, spec.seconds * spec.arrivals)
-            route = rng.permutation(spec.cameras)[: max(1, min(spec.cameras, int(rng.integers(2, 4))))]
-            for cam in route:
-                dur = rng.uniform(4.0, 7.0)
-                if t + dur > spec.seconds:
-                    break
-                self.visits.append(Visit(pid, int(cam), t, t + dur, float(rng.uniform(0, 1)), bool(rng.random() < 0.5)))
-                t += dur + rng.uniform(1.5, 4.0)  # transit to the next camera
+        if spec.layout == "site":
+            self.layout: Layout = site_layout(spec.cameras, spec.overlap, self._stream(LAYOUT_STREAM))
+            self.visits += site_walks(walkers, self.layout, spec.seconds, spec.arrivals, self._stream(WALK_STREAM))
+        else:
+            self.layout = apart_layout(spec.cameras)
+            for pid in walkers:
+                t = rng.uniform(0, spec.seconds * spec.arrivals)
+                route = rng.permutation(spec.cameras)[: max(1, min(spec.cameras, int(rng.integers(2, 4))))]
+                for cam in route:
+                    dur = rng.uniform(*VISIT_SECONDS)
+                    if t + dur > spec.seconds:
+                        break
+                    depth, leftward = float(rng.uniform(0, 1)), bool(rng.random() < 0.5)
+                    self.visits.append(Visit(pid, int(cam), t, t + dur, depth, leftward))
+                    t += dur + rng.uniform(*APART_TRANSIT)  # transit to the next camera
+        self.visits += stationary_visits(
+            seated, spec.cameras, spec.seconds, spec.width, spec.height, self._stream(SEATED_STREAM)
+        )
+
+    def _stream(self, k: int) -> np.random.Generator:
+        return np.random.default_rng([self.spec.seed, STREAMS, k])
+
+    def transit_windows(self) -> dict[tuple[int, int], tuple[float, float]]:
+        """The true transit window (min, max seconds from leaving ``a``'s view to entering ``b``'s) of each
+        ordered pair ``(a, b)`` of cameras that do not share a view; every walker's gap lies inside it."""
+        return self.layout.camera_windows()
+
+    def overlapping_pairs(self) -> set[frozenset[int]]:
+        """The pairs of cameras that share a view: a walker seen by one is seen by the other at the same time."""
+        return self.layout.overlapping_pairs()
 
     def boxes(self, camera: int, t: float) -> list[Box]:
         """People in ``camera``'s view at time ``t``, far to near (drawing order)."""
@@ -119,8 +82,12 @@ class Scene:
         for v in self.visits:
             if v.camera != camera or not v.t_enter <= t < v.t_exit:
                 continue
-            progress = (t - v.t_enter) / (v.t_exit - v.t_enter)
-            out.append(Box(v.pid, walk_box(v.depth, progress, v.leftward, w, h), v.depth))
+            if v.stay is None:  # the arithmetic of visit_boxes on one time, without NumPy's overhead
+                progress = (t - v.t_enter) / (v.t_exit - v.t_enter)
+                out.append(Box(v.pid, walk_box(v.depth, progress, v.leftward, w, h), v.depth, walk_phase(t, v.pid)))
+                continue
+            box, phase = visit_boxes(v, np.array([t]), w, h)
+            out.append(Box(v.pid, tuple(float(x) for x in box[0]), v.depth, float(phase[0])))
         return sorted(out, key=lambda b: b.depth)
 
     def render(self, camera: int, index: int) -> tuple[np.ndarray, list[Box]]:
@@ -129,14 +96,13 @@ class Scene:
         frame = self.backgrounds[camera].copy()
         h, w = frame.shape[:2]
         visible = self.boxes(camera, t)
-        for b in visible:
-            x1, y1, x2, y2 = (round(v) for v in b.box)
-            if x2 - x1 < 4 or y2 - y1 < 8:
+        rounded, clipped, drawn = drawn_boxes(np.array([b.box for b in visible]), w, h)
+        for b, (x1, y1, x2, y2), (cx1, cy1, cx2, cy2), shown in zip(
+            visible, rounded.tolist(), clipped.tolist(), drawn, strict=True
+        ):
+            if not shown:
                 continue
-            person, mask = render_person(self.people[b.pid], phase=t * 5.0 + b.pid, height=y2 - y1, width=x2 - x1)
-            cx1, cy1, cx2, cy2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
-            if cx2 <= cx1 or cy2 <= cy1:
-                continue
+            person, mask = render_person(self.people[b.pid], phase=b.phase, height=y2 - y1, width=x2 - x1)
             sub = (slice(cy1 - y1, cy2 - y1), slice(cx1 - x1, cx2 - x1))
             region = frame[cy1:cy2, cx1:cx2]
             m = mask[sub] > 0

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 from synth.scene import Scene
+from synth.visits import drawn_boxes, visit_boxes
+
+TruthBox = tuple[int, int, tuple[float, float, float, float], float]  # frame, pid, (x1, y1, x2, y2), visible
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -34,6 +39,40 @@ def identify(scene: Scene, camera: int, path: Iterable[Sequence[float]], min_iou
         if best is not None:
             votes[best] += 1
     return votes.most_common(1)[0][0] if votes else None
+
+
+def truth_boxes(scene: Scene, camera: int) -> list[TruthBox]:
+    """Every person ``camera`` shows in each of its frames, as ``Scene.render`` draws them (frame ``i`` at time
+    ``i / fps``): (frame index from 0, pid, box x1, y1, x2, y2 clipped to the frame, share of the whole box
+    inside the frame), by frame, far to near. The box is the one ``render`` draws the person to fill, in whole
+    pixels: a walker fills its width mid-stride and about half of it with legs together, a still person most
+    of it. People hidden behind others still count (their share is only the frame's cut); boxes too small to
+    draw or wholly outside the frame do not. Pure arithmetic: no frame is rendered."""
+    spec = scene.spec
+    times = np.arange(scene.frame_count()) / spec.fps
+    parts = []  # per visit: frame, depth, pid, clipped box, visible share
+    for v in scene.visits:
+        if v.camera != camera:
+            continue
+        frames = np.arange(np.searchsorted(times, v.t_enter), np.searchsorted(times, v.t_exit))  # enter <= t < exit
+        boxes, _ = visit_boxes(v, times[frames], spec.width, spec.height)
+        rounded, clipped, drawn = drawn_boxes(boxes, spec.width, spec.height)
+        n, share = int(drawn.sum()), _area(clipped[drawn]) / _area(rounded[drawn])
+        parts.append((frames[drawn], np.full(n, v.depth), np.full(n, v.pid), clipped[drawn], share))
+    if not parts:
+        return []
+    frames, depths, pids, boxes, shares = (np.concatenate(column) for column in zip(*parts, strict=True))
+    order = np.lexsort((depths, frames))  # stable: equal depths keep the visits' order, as render's sort does
+    return [
+        (f, p, (float(x1), float(y1), float(x2), float(y2)), s)
+        for f, p, (x1, y1, x2, y2), s in zip(
+            frames[order].tolist(), pids[order].tolist(), boxes[order].tolist(), shares[order].tolist(), strict=True
+        )
+    ]
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
 def passages(scene: Scene) -> set[tuple[int, int]]:

@@ -1,16 +1,36 @@
-"""``crosscam synth dataset``: a synthetic data set in a real on-disk layout."""
+"""``crosscam synth dataset`` and ``crosscam synth scene``: synthetic data sets and scenes in real on-disk layouts."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from urllib.parse import urlencode
 
 from pipeline.cli.app import Result, UsageError
 from pipeline.cli.progress import console
 from pipeline.config import CrosscamConfig
 
+SCENE_HELP = {  # the options of `synth scene` are the synth:// URL's parameters (SceneSpec's fields)
+    "cameras": "number of cameras",
+    "people": "people walking through the views",
+    "seconds": "length of the scene",
+    "seed": "world seed: the same options give the same scene, to the pixel",
+    "fps": "frames a second",
+    "width": "frame width in pixels",
+    "height": "frame height in pixels",
+    "arrivals": "walkers enter their first view within this share of the scene",
+    "seated": "people who sit or stand still in one view",
+    "layout": "apart: no overlapping views, every transit {APART_TRANSIT[0]:g}-{APART_TRANSIT[1]:g} s; site: "
+    "overlaps and a transit window per pair",
+    "overlap": "camera pairs that share a view (site layout), e.g. 0-1,2-3",
+}
+
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from synth.layout import APART_TRANSIT
+    from synth.spec import SceneSpec, format_pairs
+
     synth = verbs.add_parser("synth", help="synthetic people, scenes and data sets with exact ground truth")
     sub = synth.add_subparsers(title="synth commands", metavar="COMMAND")
     p = sub.add_parser("dataset", parents=[common], help="write a data set in the MARS / PRID-2011 / iLIDS-VID layout")
@@ -19,6 +39,23 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--ids", type=int, default=60, help="number of identities")
     p.add_argument("--seed", type=int, default=0, help="world seed: the same seed gives the same data set")
     p.set_defaults(handler=cmd_dataset)
+
+    p = sub.add_parser(
+        "scene",
+        parents=[common],
+        help="write a synthetic scene: a video per camera and MOTChallenge ground truth",
+        description="Writes OUT/cam<i>.mp4, OUT/gt/cam<i>.txt (MOTChallenge: frame,id,left,top,width,height,1,1,"
+        "visibility; frames from 1, global person ids) and OUT/scene.json (overlaps, transit windows). The options "
+        "are the synth:// URL's parameters; the videos play in `crosscam demo --video OUT/cam0.mp4 --video ...`.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder (created; must be empty if it exists)")
+    default = SceneSpec()
+    for f in dataclasses.fields(SceneSpec):
+        value = getattr(default, f.name)
+        shown = (format_pairs(value) or "none") if f.name == "overlap" else value
+        about = SCENE_HELP[f.name].format(APART_TRANSIT=APART_TRANSIT)
+        p.add_argument(f"--{f.name}", metavar="VALUE", help=f"{about} (default {shown})")
+    p.set_defaults(handler=cmd_scene)
 
 
 def cmd_dataset(args: argparse.Namespace, config: CrosscamConfig) -> Result:
@@ -39,3 +76,26 @@ def cmd_dataset(args: argparse.Namespace, config: CrosscamConfig) -> Result:
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     return Result(info, f"wrote a synthetic {args.layout} data set of {args.ids} identities to {args.root}")
+
+
+def cmd_scene(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    from rich.progress import Progress
+
+    from synth.files import write_scene
+    from synth.scene import Scene
+    from synth.spec import SceneSpec
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SceneSpec) if getattr(args, f.name) is not None}
+    spec = SceneSpec.from_url("synth://?" + urlencode(given), label="crosscam synth scene options")
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise UsageError(f"--out {args.out}: exists and is not an empty folder; choose a new folder")
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"rendering {spec.cameras} cameras", total=None)
+        info = write_scene(
+            args.out, Scene(spec), progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    return Result(
+        info,
+        f"wrote {spec.cameras} videos of {info['frames']} frames and their ground truth ({info['truth_rows']} rows, "
+        f"{info['people']} people) to {args.out}",
+    )
