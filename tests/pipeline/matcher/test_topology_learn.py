@@ -33,7 +33,22 @@ def test_moves_are_consecutive_cross_camera_confident_sightings():
         seen(2, "b", 0, 5, "new"),
         seen(2, "c", 3, 9),  # seen in both at once: -2 s
     ]
-    assert moves(history, 0.7, 0.03) == {("a", "b"): [2.0, 6.0], ("b", "c"): [-2.0]}
+    assert moves(history, 0.7, 0.03) == {("a", "b"): [2.0], ("b", "a"): [6.0], ("b", "c"): [-2.0]}
+
+
+def test_a_walk_through_a_view_between_is_no_move_and_views_watching_one_place_all_move_on():
+    history = [
+        seen(1, "a", 0, 5, "new"),
+        seen(1, "a2", 0, 5),  # a and a2 watch one place
+        seen(1, "b", 7, 12),
+        seen(1, "c", 14, 18),  # no move a -> c: b started in between
+    ]
+    assert moves(history, 0.7, 0.03) == {
+        ("a2", "a"): [-5.0],  # equal starts: in sighting id order
+        ("a", "b"): [2.0],
+        ("a2", "b"): [2.0],
+        ("b", "c"): [2.0],
+    }
 
 
 def test_window_rule():
@@ -61,7 +76,7 @@ def test_a_wrong_link_neither_stretches_the_window_nor_makes_an_overlap():
         s += [seen(i, "a", 20.0 * i, 20.0 * i + 5, "new"), seen(i, "b", 20.0 * i + 5 + gap, 20.0 * i + 12)]
     s += [seen(99, "a", 1000, 1005, "new"), seen(99, "b", 1003, 1004), seen(99, "a", 1300, 1301)]  # nonsense
     (ab,) = learn_topology(s, 0.7, 0.03)
-    assert not ab.overlap and ab.overlapping == 1 and ab.moves == 22
+    assert not ab.overlap and ab.overlapping == 1 and ab.moves == 21 and ab.cameras == ("a", "b")
     assert 1.5 <= ab.window[0] <= 2.0 and 3.9 <= ab.window[1] <= 4.5  # the 296 s gap is outside the percentiles
 
 
@@ -77,7 +92,34 @@ def test_today_scene_transit_windows_are_recovered():
         s.append(seen(v.pid, f"cam{v.camera}", v.t_enter, v.t_exit, "link" if v.pid in first else "new"))
         first.add(v.pid)
     learned = learn_topology(s, 0.7, 0.03)
-    assert len(learned) == 3  # every pair of the three cameras
+    assert len(learned) == 6  # every ordered pair of the three cameras
     for e in learned:
         assert not e.overlap and e.overlapping == 0
         assert abs(e.window[0] - 1.5) <= 2 and abs(e.window[1] - 4.0) <= 2, e
+
+
+@pytest.mark.parametrize("overlap", [((0, 1),), ((0, 1), (2, 3))])
+def test_site_layout_windows_and_overlaps_are_recovered(overlap):
+    """The site layout: views that watch one place, and a transit window of its own for each ordered pair of
+    places. From exact sightings, each learned window lies within 2 s of the true one and the overlapping
+    pairs are exactly the true ones."""
+    from synth.scene import Scene, SceneSpec
+
+    scene = Scene(SceneSpec(cameras=5, people=60, seconds=600, seed=2, layout="site", overlap=overlap))
+    founded: set[int] = set()
+    s = []
+    for v in sorted(scene.visits, key=lambda v: (v.t_enter, v.camera)):
+        s.append(seen(v.pid, f"cam{v.camera}", v.t_enter, v.t_exit, "link" if v.pid in founded else "new"))
+        founded.add(v.pid)
+    learned = {e.cameras: e for e in learn_topology(s, 0.7, 0.03)}
+    truth = scene.transit_windows()
+    overlapping = {frozenset((int(a[3:]), int(b[3:]))) for (a, b), e in learned.items() if e.overlap}
+    assert overlapping == scene.overlapping_pairs()
+    checked = 0
+    for (a, b), (lo, hi) in truth.items():
+        e = learned.get((f"cam{a}", f"cam{b}"))
+        if e is None:  # a pair walked fewer than MIN_MOVES times
+            continue
+        assert abs(e.window[0] - lo) <= 2 and abs(e.window[1] - hi) <= 2, (a, b, e.window, (lo, hi))
+        checked += 1
+    assert checked >= 0.8 * len(truth)
