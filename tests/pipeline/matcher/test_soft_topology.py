@@ -57,15 +57,17 @@ def test_hard_mode_decides_as_before():
     assert d.kind == "new" and d.excluded == 2 and d.reason == "no compatible identity"
 
 
+def counter():
+    ids = iter(range(1, 100))
+    return lambda n: [next(ids) for _ in range(n)]
+
+
 def test_merges_pay_the_penalty():
     """Two identities 55 s apart on a and b: merged at 0.9 only while the penalty leaves them above 0.85."""
     f = np.array([1.0, 0.0], np.float32)
     for penalty, merged in ((0.01, True), (0.2, False)):
         topo = Topology.parse(WINDOWS, mode="soft", penalty=penalty)
-        ids = iter(range(1, 100))
-        linker = Linker(
-            MatchPolicy(threshold=1.01, merge_threshold=0.85, topology=topo), lambda n: [next(ids) for _ in range(n)]
-        )
+        linker = Linker(MatchPolicy(threshold=1.01, merge_threshold=0.85, topology=topo), counter())
         linker.link([tracklet("a", 1, 0.0, 5.0, f)])
         linker.link([tracklet("b", 2, 60.0, 62.0, f)])
         assert bool(linker.merges()) is merged, penalty
