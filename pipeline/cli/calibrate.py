@@ -61,6 +61,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 SCENE_THRESHOLDS = "0.30:0.90:0.025"
+LOW_FIT = 0.1  # a site fit this far below the model's calibrated threshold is warned of
 DATASET_THRESHOLDS = "0.20:0.95:0.01"
 
 
@@ -393,6 +394,7 @@ def calibrate_on_site(args: argparse.Namespace, config: CrosscamConfig) -> Resul
     import numpy as np
 
     from pipeline.bus.site_fit import store_site_fit
+    from pipeline.bus.site_models import announced_model
     from pipeline.cli.common import link_threshold_of, open_site
     from pipeline.lab.calibrate import distribution, plot_site_pairs
     from pipeline.matcher.site_calibration import RULE, fit_threshold, site_pairs
@@ -409,6 +411,14 @@ def calibrate_on_site(args: argparse.Namespace, config: CrosscamConfig) -> Resul
     pairs = site_pairs(evidence.sightings, evidence.features)
     fit = fit_threshold(pairs, what=f"site {name!r} ({len(evidence.sightings)} sightings of model {evidence.model})")
     current, source = link_threshold_of(site, evidence.model)
+    announced = (announced_model(site.client, site.keys, evidence.model) or {}).get("link_threshold")
+    warning = (
+        f"the fit is {announced - fit.threshold:.2f} below the model's own calibrated threshold {announced:g}: "
+        "with a model that tells people apart well the rule sets too low a threshold (on Market-1501 it gives "
+        "0.28 where the labelled calibration gives 0.57); prefer the model's, or calibrate on labelled footage"
+        if announced is not None and fit.threshold < announced - LOW_FIT
+        else None
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     png, js = args.out / "calibrate.png", args.out / "calibrate.json"
     title = f"site {name}, model {evidence.model}: fitted threshold {fit.threshold:g}"
@@ -425,6 +435,7 @@ def calibrate_on_site(args: argparse.Namespace, config: CrosscamConfig) -> Resul
         "margin": fit.margin,
         "fit": stored,
         "linking_at": {"threshold": current, "from": source},
+        "warning": warning,
         "distributions": {
             "bins": bins.round(3).tolist(),
             "positives": distribution(pairs.positives, bins),
@@ -448,6 +459,8 @@ def calibrate_on_site(args: argparse.Namespace, config: CrosscamConfig) -> Resul
         q = data["distributions"][key]["quantiles"]
         lines.append(f"{label:<10} " + " ".join(f"{q[k]:6.3f}" for k in ("p5", "p25", "p50", "p75", "p95")))
     lines.append(f"rule: {RULE}")
+    if warning:
+        lines.append(f"warning: {warning}")
     lines.append(
         f"fitted link threshold {fit.threshold:g}, margin {fit.margin:g} (the matcher links at {current:g}, "
         f"{source}); "

@@ -63,6 +63,9 @@ def test_self_calibration_stores_the_sites_fit_and_the_matcher_follows_it(redis_
     assert follower.follow([record]).threshold == data["threshold"]
     redis_client.hdel(bus_keys.calibration, "m1")  # taken up again at the next look
     assert follower.follow([record]).threshold == 0.7
+    # a fit far below the model's own threshold (0.7 now announced) is written, with a warning
+    code, data, err = run_json(capsys, *argv)
+    assert code == 0 and "below the model's own calibrated threshold 0.7" in data["warning"] and "warning:" in err
 
 
 def test_a_bad_stored_threshold_is_ignored_with_one_line(redis_client, bus_keys, caplog):
