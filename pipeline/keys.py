@@ -15,6 +15,7 @@ before hash tags (``P:S:``), which ``crosscam migrate-keys`` moves a site from.
 | ``P:{S}:tracks`` | sorted set | workers | camera id, scored by the highest track id it published: a restarted worker numbers its tracks on from there |
 | ``P:{S}:stats`` | hash | workers, matcher | site counters (``published``, ``matched``, ``dead_letters``, ``trimmed``, ``refused``, ``backlog_dropped``) and the matcher's ``backlog`` and ``backlog_warning`` |
 | ``P:{S}:models`` | hash | workers | model id -> JSON summary (arch, feature size, calibrated ``link_threshold``) |
+| ``P:{S}:calibration`` | hash | ``calibrate --dataset site --write`` | model id -> JSON of the site's own fit of that model's link threshold (``threshold``, ``margin``, pair counts, rule, date); the matcher links at it before the model's own |
 | ``P:{S}:matcher:lease`` | string | matcher | the active matcher's token (``consumer/random``, new for every tenure, so unique per process), expiring after ``matcher.lease`` seconds; every matcher write checks it |
 | ``P:{S}:matcher:batch`` | string | matcher | the id of the last batch written: a batch sent again after a lost reply runs nothing |
 | ``P:{S}:identities`` | sorted set | matcher | identity id, scored by its last sighting's end (stream time) |
@@ -93,6 +94,10 @@ class Keys:
     @property
     def models(self) -> str:
         return self._k("models")
+
+    @property
+    def calibration(self) -> str:
+        return self._k("calibration")
 
     # --- written by the matcher and the maintenance commands ------------------------------------------
     @property

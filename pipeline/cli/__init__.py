@@ -17,13 +17,30 @@ from pipeline.cli import (
     matcher,
     model,
     synth,
+    topology,
     tracks,
     train,
     worker,
 )
 from pipeline.cli.app import common_options, run
 
-VERBS = (worker, matcher, api, model, export, train, hpo, bench, data, synth, config_cmd, demo, calibrate, tracks)
+VERBS = (
+    worker,
+    matcher,
+    api,
+    model,
+    export,
+    train,
+    hpo,
+    bench,
+    data,
+    synth,
+    config_cmd,
+    demo,
+    calibrate,
+    topology,
+    tracks,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
-from pipeline.cli.common import add_scene_options, demo_embedder
+from pipeline.cli.common import add_scene_options, add_site_options, demo_embedder
 from pipeline.cli.progress import console, step
 from pipeline.config import CrosscamConfig
 
@@ -39,19 +40,28 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     add_scene_options(p)
     p.add_argument("--seeds", help="several scenes, averaged: '2-8' or '2,3,5' (instead of --seed)")
-    p.add_argument("--dataset", help="a labelled data set of the registry (market1501, mars, folder, ...)")
+    p.add_argument(
+        "--dataset",
+        help="a labelled data set of the registry (market1501, mars, folder, ...), or 'site': the site's own stored "
+        "sightings, without labels (--site, --redis-url)",
+    )
+    add_site_options(p)
     p.add_argument("--data-root", type=Path, help="the data set's root folder (with --dataset)")
     p.add_argument(
         "--split", type=int, help="identity split to take the test tracklets of (default: the model's, else 0)"
     )
     p.add_argument(
-        "--write", action="store_true", help="store the chosen threshold in the --embedder model file (with --dataset)"
+        "--write",
+        action="store_true",
+        help="store the chosen threshold in the --embedder model file (with --dataset); with --dataset site, as the "
+        "site's own fit, which its matcher then links at",
     )
     p.add_argument("--out", type=Path, default=Path("crosscam-calibrate"), help="folder for calibrate.png and .json")
     p.set_defaults(handler=cmd_calibrate)
 
 
 SCENE_THRESHOLDS = "0.30:0.90:0.025"
+LOW_FIT = 0.1  # a site fit this far below the model's calibrated threshold is warned of
 DATASET_THRESHOLDS = "0.20:0.95:0.01"
 
 
@@ -68,6 +78,10 @@ def thresholds_of(text: str) -> list[float]:
 
 
 def cmd_calibrate(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    if args.dataset == "site":
+        return calibrate_on_site(args, config)
+    if args.site or args.redis_url:
+        raise UsageError("--site and --redis-url go with --dataset site (a site's own stored sightings)")
     if args.dataset:
         return calibrate_on_dataset(args, config)
     if args.write or args.data_root:
@@ -81,13 +95,14 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     from pipeline.lab.calibrate import collect, plot, sweep
     from pipeline.lab.demo import demo_config, run_site, synthetic_site
     from pipeline.site import Site
+    from pipeline.store.sightings import site_evidence
 
     thresholds = thresholds_of(args.thresholds or SCENE_THRESHOLDS)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     model = demo_embedder(args, config)
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)
     policy = config.matcher.policy(embedder.spec.link_threshold)  # what the matcher links at with this model
-    scenes, people, tracklets = [], 0, 0
+    scenes, people, tracklets, pooled = [], 0, 0, []
     for seed in seeds:
         scene, cameras = synthetic_site(args.people, args.seconds, seed)
         with scratch_redis("crosscam-calibrate-redis-") as client:
@@ -95,14 +110,29 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
             with step(f"running the {len(cameras)}-camera scene (seed {seed}) through workers and embedder (once)"):
                 run = run_site(site, cameras, embedder)
             items = collect(client, site.keys, run.tracklets, scene, {c: i for i, c in enumerate(cameras)})
+            evidence = site_evidence(client, site.keys)
         if not items:
             raise UsageError(f"scene {seed} produced no tracklets to calibrate on; try more --seconds or --people")
-        with step(f"replaying {len(items)} tracklets at {len(thresholds)} thresholds"):
-            scenes.append({"seed": seed, "tracklets": len(items), "rows": sweep(items, policy, thresholds)})
+        learned = learn_from_site(evidence, run.link_threshold, policy, config)
+        pooled.append(learned["pairs"])
+        with step(f"replaying {len(items)} tracklets at {len(thresholds)} thresholds, without and with its topology"):
+            rows_of = sweep(items, policy, thresholds)
+            topo_rows = (
+                sweep(items, replace(policy, topology=learned["topology"]), thresholds) if learned["topology"] else None
+            )
+        scenes.append(
+            {"seed": seed, "tracklets": len(items), "rows": rows_of, "topology_rows": topo_rows or rows_of}
+            | {k: v for k, v in learned.items() if k not in ("pairs", "topology")}
+        )
         people += len({x.truth for x in items if x.truth is not None})
         tracklets += len(items)
     rows = scenes[0]["rows"] if len(scenes) == 1 else average(scenes)
+    topo_rows = (
+        scenes[0]["topology_rows"] if len(scenes) == 1 else average([{"rows": sc["topology_rows"]} for sc in scenes])
+    )
     best = max(rows, key=lambda r: (r["idf1"], -abs(r["threshold"] - policy.threshold)))
+    best_topo = max(topo_rows, key=lambda r: (r["idf1"], -abs(r["threshold"] - policy.threshold)))
+    self_calibration = summarise_self_calibration(scenes, pooled, best["threshold"])
     args.out.mkdir(parents=True, exist_ok=True)
     png, js = args.out / "calibrate.png", args.out / "calibrate.json"
     plot(rows, policy.threshold, png)
@@ -110,20 +140,40 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         "best": best,
         "configured_threshold": policy.threshold,
         "rows": rows,
-        "scenes": [{"seed": sc["seed"], "tracklets": sc["tracklets"]} | best_of(sc["rows"]) for sc in scenes],
+        "self_calibration": self_calibration,
+        "with_learned_topology": {"best": best_topo, "rows": topo_rows, "mode": config.matcher.topology_mode},
+        "scenes": [
+            {k: v for k, v in sc.items() if k not in ("rows", "topology_rows")}
+            | best_of(sc["rows"])
+            | {"with_topology": best_of(sc["topology_rows"])}
+            for sc in scenes
+        ],
         "tracklets": tracklets,
         "ground_truth_people": people,  # over every scene
         "model": str(model),
         "plot": str(png.resolve()),
     }
     js.write_text(json.dumps(data, indent=2))
-    lines = ["threshold   IDF1    IDP    IDR  identities"]
-    for r in rows:
+    lines = ["threshold   IDF1    IDP    IDR  identities   IDF1 with the learned topology"]
+    for r, t in zip(rows, topo_rows, strict=True):
         mark = " <- best" if r is best else ""
         mark += " (configured)" if abs(r["threshold"] - policy.threshold) < 1e-9 else ""
         lines.append(
-            f"{r['threshold']:>9.3f} {r['idf1']:.3f}  {r['idp']:.3f}  {r['idr']:.3f}  {r['identities']:>10g}{mark}"
+            f"{r['threshold']:>9.3f} {r['idf1']:.3f}  {r['idp']:.3f}  {r['idr']:.3f}  {r['identities']:>10g}   "
+            f"{t['idf1']:.3f}{mark}"
         )
+    sc = self_calibration
+    lines.append(
+        "self-calibration without labels (crosscam calibrate --dataset site): per scene "
+        + ", ".join(f"{x['seed']}: {'-' if x['self_threshold'] is None else x['self_threshold']:}" for x in scenes)
+        + (f"; mean {sc['mean']:g}" if sc["mean"] is not None else "")
+        + (f"; pooled pairs {sc['pooled']:g}" if sc["pooled"] is not None else "")
+        + f" (ground truth's best: {best['threshold']:g})"
+    )
+    lines.append(
+        f"with the topology learned from each scene's links ({config.matcher.topology_mode}): best threshold "
+        f"{best_topo['threshold']:g}, IDF1 {best_topo['idf1']:.3f} (without: {best['idf1']:.3f})"
+    )
     lines.append(
         f"best: threshold {best['threshold']:g} (IDF1 {best['idf1']:.3f}) over {tracklets} tracklets of "
         f"{people} people"
@@ -134,9 +184,59 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     return Result(data, "\n".join(lines))
 
 
-def calibrate_on_dataset(args: argparse.Namespace, config: CrosscamConfig) -> Result:
-    from dataclasses import replace
+def learn_from_site(evidence, link_threshold: float, policy, config: CrosscamConfig) -> dict:
+    """What a site learns from a scene's stored sightings: the self-labelled pairs, the threshold fitted from
+    them (None with too few), and the topology learned from its confident links (None without any), as the
+    matcher would use it (``matcher.topology_mode``, ``transit_penalty``)."""
+    from pipeline.matcher.rules import Topology
+    from pipeline.matcher.site_calibration import TooFewPairs, fit_threshold, site_pairs
+    from pipeline.matcher.topology_learn import entries, learn_topology
 
+    pairs = site_pairs(evidence.sightings, evidence.features)
+    try:
+        fit = fit_threshold(pairs)
+    except TooFewPairs:
+        fit = None
+    # links are confident at the fitted threshold when there is one, else at the one the matcher linked at
+    confident_at = fit.threshold if fit is not None else link_threshold
+    learned = entries(learn_topology(evidence.sightings, confident_at, policy.margin))
+    m = config.matcher
+    topology = (
+        Topology.parse(learned, m.topology_strict, mode=m.topology_mode, penalty=m.transit_penalty) if learned else None
+    )
+    return {
+        "pairs": pairs,
+        "self_threshold": None if fit is None else fit.threshold,
+        "self_pairs": {"positives": len(pairs.positives), "negatives": len(pairs.negatives)},
+        "learned_topology": learned,
+        "topology": topology,
+    }
+
+
+def summarise_self_calibration(scenes: list[dict], pooled: list, ground_truth: float) -> dict:
+    """Each scene's self-fitted threshold, their mean, and the fit of every scene's pairs together."""
+    import numpy as np
+
+    from pipeline.matcher.site_calibration import SitePairs, TooFewPairs, fit_threshold
+
+    fitted = [sc["self_threshold"] for sc in scenes if sc["self_threshold"] is not None]
+    try:
+        together = fit_threshold(
+            SitePairs(np.concatenate([p.positives for p in pooled]), np.concatenate([p.negatives for p in pooled]))
+        ).threshold
+    except TooFewPairs:
+        together = None
+    mean = round(float(np.mean(fitted)), 3) if fitted else None
+    return {
+        "per_scene": [sc["self_threshold"] for sc in scenes],
+        "mean": mean,
+        "pooled": together,
+        "ground_truth_best": ground_truth,
+        "difference": None if mean is None else round(mean - ground_truth, 3),
+    }
+
+
+def calibrate_on_dataset(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     import numpy as np
     from rich.progress import Progress
 
@@ -286,3 +386,90 @@ def average(scenes: list[dict]) -> list[dict]:
 def best_of(rows: list[dict]) -> dict:
     best = max(rows, key=lambda r: r["idf1"])
     return {"best_threshold": best["threshold"], "best_idf1": best["idf1"]}
+
+
+def calibrate_on_site(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    """The link threshold fitted from the site's own stored sightings, without labels
+    (``pipeline.matcher.site_calibration``); with ``--write`` stored as the site's fit of the model."""
+    import numpy as np
+
+    from pipeline.bus.site_fit import store_site_fit
+    from pipeline.bus.site_models import announced_model
+    from pipeline.cli.common import link_threshold_of, open_site
+    from pipeline.lab.calibrate import distribution, plot_site_pairs
+    from pipeline.matcher.site_calibration import RULE, fit_threshold, site_pairs
+    from pipeline.store.sightings import site_evidence
+
+    for flag, value in (("--data-root", args.data_root), ("--seeds", args.seeds), ("--embedder", args.embedder)):
+        if value:
+            raise UsageError(f"{flag} does not go with --dataset site (the site's stored features are used)")
+    site = open_site(args, config)
+    evidence = site_evidence(site.client, site.keys)
+    name = site.keys.site
+    if not evidence.sightings:
+        raise UsageError(f"site {name!r}: no stored sightings with features; run its workers and matcher first")
+    pairs = site_pairs(evidence.sightings, evidence.features)
+    fit = fit_threshold(pairs, what=f"site {name!r} ({len(evidence.sightings)} sightings of model {evidence.model})")
+    current, source = link_threshold_of(site, evidence.model)
+    announced = (announced_model(site.client, site.keys, evidence.model) or {}).get("link_threshold")
+    warning = (
+        f"the fit is {announced - fit.threshold:.2f} below the model's own calibrated threshold {announced:g}: "
+        "with a model that tells people apart well the rule sets too low a threshold (on Market-1501 it gives "
+        "0.28 where the labelled calibration gives 0.57); prefer the model's, or calibrate on labelled footage"
+        if announced is not None and fit.threshold < announced - LOW_FIT
+        else None
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    png, js = args.out / "calibrate.png", args.out / "calibrate.json"
+    title = f"site {name}, model {evidence.model}: fitted threshold {fit.threshold:g}"
+    plot_site_pairs(pairs.positives, pairs.negatives, fit.threshold, png, title)
+    bins = np.linspace(-1.0, 1.0, 41)
+    stored = fit.as_dict() | {
+        "sightings": len(evidence.sightings),
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+    data = {
+        "site": name,
+        "model_id": evidence.model,
+        "threshold": fit.threshold,
+        "margin": fit.margin,
+        "fit": stored,
+        "linking_at": {"threshold": current, "from": source},
+        "warning": warning,
+        "distributions": {
+            "bins": bins.round(3).tolist(),
+            "positives": distribution(pairs.positives, bins),
+            "negatives": distribution(pairs.negatives, bins),
+        },
+        "written": False,
+        "plot": str(png.resolve()),
+    }
+    if args.write:
+        store_site_fit(site.client, site.keys, evidence.model, stored)
+        data["written"] = True
+    tmp = js.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.rename(js)
+    lines = [
+        f"site {name}: {len(evidence.sightings)} sightings of model {evidence.model}; self-labelled pairs: "
+        f"{fit.positives} one track (consecutive tracklets), {fit.negatives} two people seen together on one camera",
+        "cosine       p5    p25    p50    p75    p95",
+    ]
+    for label, key in (("one track", "positives"), ("two people", "negatives")):
+        q = data["distributions"][key]["quantiles"]
+        lines.append(f"{label:<10} " + " ".join(f"{q[k]:6.3f}" for k in ("p5", "p25", "p50", "p75", "p95")))
+    lines.append(f"rule: {RULE}")
+    if warning:
+        lines.append(f"warning: {warning}")
+    lines.append(
+        f"fitted link threshold {fit.threshold:g}, margin {fit.margin:g} (the matcher links at {current:g}, "
+        f"{source}); "
+        + (
+            f"stored as the site's fit of model {evidence.model}: the matcher takes it up within seconds"
+            + (" (matcher.threshold in the config still wins)" if config.matcher.threshold_is_set else "")
+            if args.write
+            else "store it with --write"
+        )
+        + f". Plot: {png.resolve()}"
+    )
+    return Result(data, "\n".join(lines))

@@ -26,6 +26,30 @@ def open_site(args: argparse.Namespace, config: CrosscamConfig) -> Site:
     return Site.open(config, getattr(args, "site", None), getattr(args, "redis_url", None))
 
 
+def add_site_options(p: argparse.ArgumentParser) -> None:
+    """``--redis-url`` and ``--site``: which site's store a verb reads (``open_site``)."""
+    p.add_argument("--redis-url", help="default: $CROSSCAM_REDIS_URL, else redis.url, else an embedded server")
+    p.add_argument("--site", help="site name (default: the config's site)")
+
+
+def link_threshold_of(site: Site, model: str) -> tuple[float, str]:
+    """The threshold the site's matcher links ``model``'s features at, and where it comes from: the config's
+    ``matcher.threshold``, else the site's own fit, else the model's announced one, else the default."""
+    from pipeline.bus.site_fit import site_fit
+    from pipeline.bus.site_models import announced_model
+
+    m = site.config.matcher
+    if m.threshold_is_set:
+        return float(m.threshold), "matcher.threshold"
+    fitted, _ = site_fit(site.client, site.keys, model)
+    if fitted is not None:
+        return fitted, "the site's own fit"
+    summary = announced_model(site.client, site.keys, model) or {}
+    if summary.get("link_threshold") is not None:
+        return float(summary["link_threshold"]), "the model's calibrated threshold"
+    return site.policy().threshold, "the default"
+
+
 def dump(view: BaseModel) -> dict[str, Any]:
     """A store view as JSON data, with the keys the API answers (``from``, not ``from_``)."""
     return view.model_dump(mode="json", by_alias=True)

@@ -160,6 +160,10 @@ class TransitConfig(Section):
     to: str = Field(pattern=CAMERA_ID, description="camera id they reach next")
     min: float = Field(0.0, description="fewest seconds between leaving one view and entering the other")
     max: float = Field(description="most seconds between the two")
+    overlap: bool = Field(
+        False,
+        description="the two views overlap: one person may be in both at once (a pair listed without it cannot be)",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -206,6 +210,17 @@ class MatcherConfig(Section):
     )
     topology: tuple[TransitConfig, ...] = Field((), description="transit windows between cameras (both directions)")
     topology_strict: bool = Field(False, description="camera pairs not in the topology cannot be walked between")
+    topology_mode: Literal["hard", "soft"] = Field(
+        "hard",
+        description="hard: a move outside its transit window cannot be one person; soft: it can, if its score "
+        "makes up transit_penalty",
+    )
+    transit_penalty: float = Field(
+        0.1,
+        ge=0,
+        le=2,
+        description="soft topology: added to the threshold for a move outside its transit window",
+    )
 
     def policy(self, model_threshold: float | None = None):
         """The matcher's rules. The link threshold is ``threshold`` when set, else ``model_threshold`` (the
@@ -215,7 +230,13 @@ class MatcherConfig(Section):
         topology = None
         if self.topology:
             topology = Topology.parse(
-                [{"from": t.from_, "to": t.to, "min": t.min, "max": t.max} for t in self.topology], self.topology_strict
+                [
+                    {"from": t.from_, "to": t.to, "min": t.min, "max": t.max, "overlap": t.overlap}
+                    for t in self.topology
+                ],
+                self.topology_strict,
+                mode=self.topology_mode,
+                penalty=self.transit_penalty,
             )
         policy = MatchPolicy(
             margin=self.margin,

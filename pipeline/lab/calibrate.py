@@ -344,3 +344,25 @@ def plot_links(same: np.ndarray, different: np.ndarray, rows: list[dict], chosen
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_site_pairs(positives: np.ndarray, negatives: np.ndarray, chosen: float, path, title: str) -> None:
+    """The scores of a site's self-labelled pairs (one track's consecutive tracklets; two tracks seen at once on
+    one camera) with the fitted threshold, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    bins = np.linspace(-0.2, 1.0, 61)
+    ax.hist(negatives, bins, density=True, alpha=0.55, label=f"two people seen together ({len(negatives):,} pairs)")
+    ax.hist(positives, bins, density=True, alpha=0.55, label=f"one track, consecutive tracklets ({len(positives):,})")
+    ax.axvline(chosen, color="green", label=f"fitted threshold {chosen:g}")
+    ax.set_xlabel("cosine of tracklet features, same camera")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

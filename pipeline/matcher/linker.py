@@ -4,6 +4,7 @@ in-memory gallery (``pipeline.matcher.gallery``). Pure: no Redis, no threads; th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -15,7 +16,7 @@ from pipeline.matcher.rules import (
     MatchPolicy,
     Sighting,
     decide,
-    histories_compatible,
+    histories_cost,
     merge_exemplars,
     update_exemplars,
 )
@@ -127,7 +128,8 @@ class Linker:
             a, b = root(a), root(b)
             if a == b or a not in g or b not in g or (a, b) in self.cannot_link:
                 continue
-            if not histories_compatible(g.history(a), g.history(b), p.topology):
+            cost = histories_cost(g.history(a), g.history(b), p.topology)
+            if cost == math.inf or (cost > 0 and score - cost < p.merge_threshold):  # a soft move's penalty
                 continue
             source, into = max(a, b), min(a, b)
             merged = merge_exemplars(g.exemplars(into), g.exemplars(source), p.exemplars, p.duplicate)

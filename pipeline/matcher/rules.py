@@ -5,7 +5,11 @@ For a tracklet on camera ``c`` over ``[t0, t1]`` the candidates are identities t
 1. were not seen on ``c`` at an overlapping time (one person is not twice in one view), and
 2. when a topology is configured, fit the transit window between their neighbouring sightings and ``c``
    (``gap = t0 - previous.t_end`` must lie in ``window(previous.camera, c)``, and likewise towards the
-   next sighting when tracklets arrive out of order).
+   next sighting when tracklets arrive out of order). A pair of cameras marked ``overlap`` may see one
+   person at once (a negative gap); a listed pair that is not cannot (unless its window reaches below 0).
+   With a soft topology (``Topology.soft``) a move outside its window is possible but costs
+   ``Topology.penalty``: the link needs ``threshold + penalty`` (candidates are ranked by their score less
+   their cost); being seen on two non-overlapping cameras at once stays impossible.
 
 The score of an identity is the highest cosine similarity between the tracklet's feature and the
 identity's exemplars. The tracklet joins the best candidate when its score reaches ``threshold`` *and*
@@ -41,18 +45,38 @@ class Sighting:
     t_end: float
 
 
+TopologyMode = Literal["hard", "soft"]
+"""How transit windows bind: ``hard``, a move outside its window is impossible; ``soft``, it costs a penalty."""
+
+
 @dataclass(frozen=True)
 class Topology:
     """Camera-to-camera transit windows in seconds, ``{(from, to): (min, max)}``. A pair not listed is
-    unconstrained unless ``strict``, in which case a person cannot walk between those cameras."""
+    unconstrained unless ``strict``, in which case a person cannot walk between those cameras.
+
+    ``overlaps``: the listed pairs (both orders) whose views overlap, so one person may be in both at once.
+    ``soft``: a move outside its window (gap at or above 0) costs ``penalty`` (a score the link must make up)
+    instead of being impossible."""
 
     windows: Mapping[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     strict: bool = False
+    overlaps: frozenset[tuple[str, str]] = frozenset()
+    soft: bool = False
+    penalty: float = 0.1
 
     @classmethod
-    def parse(cls, entries: Iterable[Mapping], strict: bool = False, symmetric: bool = True) -> Topology:
-        """From ``[{"from": "a", "to": "b", "min": 2, "max": 30}, ...]``; ``symmetric`` adds b -> a."""
+    def parse(
+        cls,
+        entries: Iterable[Mapping],
+        strict: bool = False,
+        symmetric: bool = True,
+        mode: TopologyMode = "hard",
+        penalty: float = 0.1,
+    ) -> Topology:
+        """From ``[{"from": "a", "to": "b", "min": 2, "max": 30, "overlap": false}, ...]`` (``overlap``
+        optional); ``symmetric`` adds b -> a."""
         windows: dict[tuple[str, str], tuple[float, float]] = {}
+        overlaps: set[tuple[str, str]] = set()
         for i, e in enumerate(entries):
             try:
                 a, b, lo, hi = str(e["from"]), str(e["to"]), float(e["min"]), float(e["max"])
@@ -61,17 +85,34 @@ class Topology:
             if not lo <= hi:
                 raise ConfigError(f"topology entry {i}: min {lo} is above max {hi}")
             windows[(a, b)] = (lo, hi)
+            if e.get("overlap", False):
+                overlaps |= {(a, b), (b, a)}
             if symmetric:
                 windows.setdefault((b, a), (lo, hi))
-        return cls(windows, strict)
+        if mode not in ("hard", "soft"):
+            raise ConfigError(f"topology mode {mode!r}: choose hard or soft")
+        if not (math.isfinite(penalty) and penalty >= 0):
+            raise ConfigError(f"transit penalty {penalty!r}: give a score of 0 or more")
+        return cls(windows, strict, frozenset(overlaps), mode == "soft", penalty)
 
-    def allows(self, from_camera: str, to_camera: str, gap: float) -> bool:
+    def cost(self, from_camera: str, to_camera: str, gap: float) -> float:
+        """What a move from ``from_camera`` to ``to_camera`` after ``gap`` seconds (negative: seen in both at
+        once) costs a link: 0 when it fits, ``penalty`` when it is soft and outside its window, ``inf`` when
+        it cannot happen."""
         if from_camera == to_camera:
-            return True
+            return 0.0
         window = self.windows.get((from_camera, to_camera))
         if window is None:
-            return not self.strict
-        return window[0] <= gap <= window[1]
+            return math.inf if self.strict else 0.0
+        if window[0] <= gap <= window[1] or (gap < 0 and (from_camera, to_camera) in self.overlaps):
+            return 0.0
+        if gap < 0 or not self.soft:  # at once in two views that do not overlap: never
+            return math.inf
+        return self.penalty
+
+    def allows(self, from_camera: str, to_camera: str, gap: float) -> bool:
+        """Whether the move fits (costs nothing)."""
+        return self.cost(from_camera, to_camera, gap) == 0.0
 
 
 @dataclass(frozen=True)
@@ -85,34 +126,55 @@ class MatchPolicy:
     topology: Topology | None = None
 
 
-def compatible(history: Iterable[Sighting], new: Sighting, topology: Topology | None) -> bool:
-    """Whether ``new`` can belong to an identity seen at ``history`` (rules 1 and 2 above)."""
+def transit_cost(history: Iterable[Sighting], new: Sighting, topology: Topology | None) -> float:
+    """The score ``new`` must make up to belong to an identity seen at ``history`` (rules 1 and 2 above): 0 when
+    it fits, ``inf`` when it cannot, a soft topology's penalty (once, however many moves miss their window)."""
     before: Sighting | None = None
     after: Sighting | None = None
+    cost = 0.0
     for s in history:
         overlaps = s.t_start < new.t_end and new.t_start < s.t_end
         if overlaps and s.camera == new.camera:
-            return False
+            return math.inf
         if topology is None:
             continue
-        if overlaps:  # seen elsewhere at the same time: only cameras with a window reaching below 0 overlap
-            if not topology.allows(s.camera, new.camera, new.t_start - s.t_end):
-                return False
+        if overlaps:  # seen elsewhere at the same time: only overlapping views (or a window below 0) allow it
+            cost = max(cost, topology.cost(s.camera, new.camera, new.t_start - s.t_end))
+            if cost == math.inf:
+                return cost
         elif s.t_end <= new.t_start and (before is None or s.t_end > before.t_end):
             before = s
         elif s.t_start >= new.t_end and (after is None or s.t_start < after.t_start):
             after = s
     if topology is None:
-        return True
-    if before is not None and not topology.allows(before.camera, new.camera, new.t_start - before.t_end):
-        return False
-    return after is None or topology.allows(new.camera, after.camera, after.t_start - new.t_end)
+        return 0.0
+    if before is not None:
+        cost = max(cost, topology.cost(before.camera, new.camera, new.t_start - before.t_end))
+    if after is not None:
+        cost = max(cost, topology.cost(new.camera, after.camera, after.t_start - new.t_end))
+    return cost
+
+
+def compatible(history: Iterable[Sighting], new: Sighting, topology: Topology | None) -> bool:
+    """Whether ``new`` can belong to an identity seen at ``history`` (rules 1 and 2 above; a soft topology's
+    penalised moves are possible)."""
+    return transit_cost(history, new, topology) < math.inf
+
+
+def histories_cost(a: Iterable[Sighting], b: Iterable[Sighting], topology: Topology | None) -> float:
+    """What joining two identities costs: the highest ``transit_cost`` of a sighting of ``b`` against ``a``."""
+    a = list(a)
+    cost = 0.0
+    for s in b:
+        cost = max(cost, transit_cost(a, s, topology))
+        if cost == math.inf:
+            break
+    return cost
 
 
 def histories_compatible(a: Iterable[Sighting], b: Iterable[Sighting], topology: Topology | None) -> bool:
     """Whether two identities can be one person: every sighting of ``b`` fits ``a``'s history."""
-    a = list(a)
-    return all(compatible(a, s, topology) for s in b)
+    return histories_cost(a, b, topology) < math.inf
 
 
 DecisionKind = Literal["link", "new", "continuity"]
@@ -174,17 +236,20 @@ def decide(
 ) -> Decision:
     """Apply the rules to ``ranked`` (identity, score) pairs, best first. ``history_of(identity)`` gives an
     identity's sightings; ``continuing`` is the identity of the tracklet's own track, if it continues one."""
-    valid: list[tuple[int, float]] = []
+    valid: list[tuple[int, float]] = []  # (identity, score less its transit cost), best first
     excluded = 0
     scores: dict[int, float] = {}
     for identity, score in ranked:
         scores.setdefault(identity, score)
-        if len(valid) < 2 and identity != continuing:
-            if compatible(history_of(identity), new, policy.topology):
-                valid.append((identity, score))
-            else:
+        # ranked best first: once two candidates score at least this one, no later one can pass them
+        if identity != continuing and not (len(valid) >= 2 and score <= valid[1][1]):
+            cost = transit_cost(history_of(identity), new, policy.topology)
+            if cost == math.inf:
                 excluded += 1
-        if len(valid) >= 2 and (continuing is None or continuing in scores):
+            else:
+                valid.append((identity, score - cost))
+                valid.sort(key=_second_desc)  # stable: equal scores keep the ranking's order
+        if len(valid) >= 2 and score <= valid[1][1] and (continuing is None or continuing in scores):
             break
     best, best_score = valid[0] if valid else (None, math.nan)
     runner, runner_score = valid[1] if len(valid) > 1 else (None, math.nan)
@@ -209,7 +274,9 @@ def decide(
     if best is None:
         return Decision("new", None, math.nan, None, None, math.nan, "no compatible identity", excluded)
     if best_score < policy.threshold:
-        reason = f"best score {best_score:.3f} below threshold {policy.threshold}"
+        reason = f"best score {best_score:.3f} below threshold {policy.threshold}" + _penalty_note(
+            scores[best], best_score
+        )
         return Decision("new", None, best_score, best, runner, runner_score, reason, excluded)
     if runner is not None and best_score - runner_score < policy.margin:
         reason = f"ambiguous: runner-up within {best_score - runner_score:.3f} (margin {policy.margin})"
@@ -217,7 +284,17 @@ def decide(
     reason = f"score {best_score:.3f} >= {policy.threshold}" + (
         f", {best_score - runner_score:.3f} above the runner-up" if runner is not None else ", no runner-up"
     )
+    reason += _penalty_note(scores[best], best_score)
     return Decision("link", best, best_score, best, runner, runner_score, reason, excluded)
+
+
+def _penalty_note(cosine: float, score: float) -> str:
+    """How a candidate's score came from its cosine, where a soft topology's transit penalty lowered it."""
+    return "" if score == cosine else f" (cosine {cosine:.3f} less the transit penalty {cosine - score:.3f})"
+
+
+def _second_desc(item: tuple[int, float]) -> float:
+    return -item[1]
 
 
 def _confident(valid: list[tuple[int, float]], policy: MatchPolicy, floor: float) -> bool:

@@ -188,9 +188,18 @@ def test_demo_on_real_videos_runs_the_bundled_model_by_default(capsys, tmp_path,
     from models.zoo import default_embedder
 
     need_shared_data()
-    data = indoor_demo(capsys, tmp_path)
+    data = indoor_demo(capsys, tmp_path / "gated")
     assert data["model"] == str(default_embedder()) and data["link_threshold"] == expected_threshold()
     assert 1 <= data["identities"] <= 2, data["persons"]
+    # the per-frame tracks, and each camera's video with them drawn on it
+    for camera, frames in (("cam1", 147), ("cam2", 84)):
+        assert 0.3 * frames < data["tracks"]["rows"][camera] <= frames  # one person: at most a box a frame
+        video = cv2.VideoCapture(data["tracks"]["videos"][camera])
+        assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+        video.release()
+    # the same identity decisions with the motion gate off: the same people, sightings and boxes
+    ungated = indoor_demo(capsys, tmp_path / "ungated", "--set", "detector.gate=0")
+    assert ungated["persons"] == data["persons"] and ungated["tracks"]["rows"] == data["tracks"]["rows"]
 
 
 @pytest.mark.slow

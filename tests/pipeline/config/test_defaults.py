@@ -16,7 +16,7 @@ from pipeline.camera.tracklets import TrackletPolicy
 from pipeline.config import CrosscamConfig
 from pipeline.embedding import EmbeddingService
 from pipeline.matcher.consumer import Matcher
-from pipeline.matcher.rules import MatchPolicy
+from pipeline.matcher.rules import MatchPolicy, Topology
 from pipeline.site import embedder_path
 from pipeline.store.queries import persons
 
@@ -52,6 +52,10 @@ PAIRS = [
         ("matcher", k, argument_defaults(Matcher.__init__)[k])
         for k in ("batch", "claim_idle", "merge_every", "ttl", "lease", "reorder_window")
     ],
+    ("matcher", "transit_penalty", Topology.penalty),
+    ("matcher", "transit_penalty", argument_defaults(Topology.parse)["penalty"]),
+    ("matcher", "topology_mode", "soft" if Topology.soft else "hard"),
+    ("matcher", "topology_mode", argument_defaults(Topology.parse)["mode"]),
     ("embedder", "max_wait", argument_defaults(EmbeddingService.__init__)["max_wait"]),
     ("matcher", "tentative_seconds", argument_defaults(persons)["tentative_seconds"]),
     ("redis", "maxlen", argument_defaults(Publisher.__init__)["maxlen"]),
