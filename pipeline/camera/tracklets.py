@@ -11,9 +11,9 @@ smeared by motion or a focus hunt are left out. A fixed threshold cannot do both
 figures differ by orders of magnitude between cameras, resolutions and backgrounds (docs/pipeline.md).
 A person cut by the frame edge in every frame (sitting at the border of the view, half behind a door frame) is
 still described: when a tracklet has fewer than ``min_crops`` whole crops, its edge crops (the largest boxes
-first) make it up, if the person stayed (the tracklet spans half of ``max_seconds`` or more) or the tracklet
-continues a track already described. Someone who only crosses the edge on the way in or out is not described by
-the cut views alone.
+first) make it up, if the person stayed (the tracklet spans half of ``max_seconds`` or more). Someone who only
+crosses the edge on the way in or out is not described by the cut views alone (on synthetic scenes, where every
+walker enters and leaves through the edge, describing them by their cut views made linking worse).
 
 Every frame. A tracklet's ``path`` has a row for every frame the camera processed from its first detection to its
 last: the tracked box (clipped to the frame) where the detector ran and found the person, else (a frame the motion gate or ``detector.every``
@@ -234,7 +234,7 @@ class TrackletBuffer:
             return []
         self.ended[track_id] = rows[-1].tolist()
         crops, boxes, times, sharp = track.crops, track.boxes, track.times, track.sharpness
-        lingers = track.seq > 0 or track.last_seen - track.t_start >= p.max_seconds / 2
+        lingers = track.last_seen - track.t_start >= p.max_seconds / 2
         if len(crops) < p.min_crops and track.edge and lingers:  # a person kept cut by the frame edge: edge crops
             edge = sorted(track.edge, key=lambda e: -(e[1][2] - e[1][0]) * (e[1][3] - e[1][1]))
             extra = edge[: max(p.frames, p.min_crops) - len(crops)]
