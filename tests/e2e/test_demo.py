@@ -124,3 +124,19 @@ def test_a_site_run_links_at_the_threshold_its_model_carries(tiny_checkpoints, t
             run = run_site(Site(config, client, "t"), cameras, embedder)
         assert sum(r.tracklets for r in run.reports.values()) > 0
         assert run.link_threshold == expected
+
+
+@pytest.mark.slow
+def test_bench_mtmc_scores_walkers_and_people_who_sit_apart(capsys, tmp_path, monkeypatch, demo_cache):
+    monkeypatch.setenv("CROSSCAM_CACHE_DIR", str(demo_cache))
+    argv = ["bench", "mtmc", "--seeds", "3", "--people", "4", "--seated", "1", "--seconds", "20"]
+    code, data, err = run_json(capsys, *argv, "--out", str(tmp_path))
+    assert code == 0, err
+    (scene,) = data["scenes"]
+    assert scene["seed"] == 3 and scene["tracklets"]["ground_truth_people"] >= 4
+    for part in ("per_frame", "walkers", "stationary"):
+        assert set(scene[part]) >= {"idf1", "idp", "idr", "mota", "hota"}
+    assert scene["walkers"]["idr"] > 0.2  # the motion detector finds the walkers
+    assert data["mean"]["per_frame"]["idf1"] == scene["per_frame"]["idf1"]
+    assert sorted(p.name for p in (tmp_path / "seed3" / "tracks").iterdir()) == ["cam0.txt", "cam1.txt", "cam2.txt"]
+    assert (tmp_path / "bench-mtmc.json").is_file()
