@@ -9,9 +9,9 @@ from pathlib import Path
 from models.artifacts import ArtifactKind
 from models.errors import BackendUnavailableError, ModelFileError
 from pipeline.cli.app import Result, UsageError
+from pipeline.cli.common import add_scene_spec_options
 from pipeline.cli.progress import console, step
 from pipeline.config import CrosscamConfig
-from synth.spec import SceneSpec
 
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -121,12 +121,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     mm.add_argument(
         "--seeds", default="2-8", help="scene seeds, e.g. 2-8 or 2,3,5 (default 2-8: held out from the demo)"
     )
-    mm.add_argument("--cameras", type=int, default=SceneSpec.cameras)
-    mm.add_argument("--people", type=int, default=SceneSpec.people, help="people who walk through the views")
-    mm.add_argument("--seated", type=int, default=SceneSpec.seated, help="people who sit or stand still in one view")
-    mm.add_argument("--seconds", type=float, default=SceneSpec.seconds)
-    mm.add_argument("--layout", default=SceneSpec.layout, help="apart (no overlaps) or site (overlap, transit windows)")
-    mm.add_argument("--overlap", default="", help="camera pairs that share a view (layout site), e.g. 0-1")
+    add_scene_spec_options(mm, leave_out=("seed",))
     mm.add_argument("--detector", default="motion", help="'motion' or YOLO weights (default: motion)")
     mm.add_argument("--embedder", help="re-ID model (default: the demo's synthetic model, trained once and cached)")
     mm.add_argument("--out", type=Path, default=Path("crosscam-bench-mtmc"), help="folder for tracks, truth and JSON")
@@ -778,23 +773,11 @@ def cmd_bench_mtmc(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 
     from models.devices import host_info
     from models.embedder import load_embedder
-    from pipeline.cli.common import demo_embedder, parse_ranges
+    from pipeline.cli.common import demo_embedder, parse_ranges, scene_spec
     from pipeline.cli.progress import console
     from pipeline.lab.bench_mtmc import bench_mtmc
-    from synth.spec import parse_pairs
 
-    try:
-        overlap = parse_pairs(args.overlap)
-    except ValueError as e:
-        raise UsageError(f"--overlap {args.overlap!r}: {e}") from None
-    base = SceneSpec(
-        cameras=args.cameras,
-        people=args.people,
-        seated=args.seated,
-        seconds=args.seconds,
-        layout=args.layout,
-        overlap=overlap,
-    ).check("bench mtmc")
+    base = scene_spec(args, "crosscam bench mtmc options")
     specs = [dataclasses.replace(base, seed=s) for s in parse_ranges(args.seeds, "--seeds", "scene seeds")]
     model = demo_embedder(args, config)
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)

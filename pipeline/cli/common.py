@@ -133,3 +133,48 @@ def parse_ranges(text: str, option: str, what: str, examples: str = "2-8 or 2,3,
     if not out:
         raise UsageError(f"{option} {text!r}: give {what} as {examples}")
     return out
+
+
+SCENE_HELP = {  # the options of `synth scene` are the synth:// URL's parameters (SceneSpec's fields)
+    "cameras": "number of cameras",
+    "people": "people walking through the views",
+    "seconds": "length of the scene",
+    "seed": "world seed: the same options give the same scene, to the pixel",
+    "fps": "frames a second",
+    "width": "frame width in pixels",
+    "height": "frame height in pixels",
+    "arrivals": "walkers enter their first view within this share of the scene",
+    "seated": "people who sit or stand still in one view",
+    "layout": "apart: no overlapping views, every transit {APART_TRANSIT[0]:g}-{APART_TRANSIT[1]:g} s; site: "
+    "overlaps and a transit window per pair",
+    "overlap": "camera pairs that share a view (site layout), e.g. 0-1,2-3",
+}
+
+
+def add_scene_spec_options(p: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
+    """An option per ``synth://`` parameter (``SceneSpec``'s fields but ``leave_out``), read by ``scene_spec``."""
+    import dataclasses
+
+    from synth.layout import APART_TRANSIT
+    from synth.spec import SceneSpec, format_pairs
+
+    default = SceneSpec()
+    for f in dataclasses.fields(SceneSpec):
+        if f.name in leave_out:
+            continue
+        value = getattr(default, f.name)
+        shown = (format_pairs(value) or "none") if f.name == "overlap" else value
+        about = SCENE_HELP[f.name].format(APART_TRANSIT=APART_TRANSIT)
+        p.add_argument(f"--{f.name}", metavar="VALUE", help=f"{about} (default {shown})")
+
+
+def scene_spec(args: argparse.Namespace, label: str):
+    """The ``SceneSpec`` of the options ``add_scene_spec_options`` added (a ``CrosscamError`` naming ``label``)."""
+    import dataclasses
+    from urllib.parse import urlencode
+
+    from synth.spec import SceneSpec
+
+    fields = [f.name for f in dataclasses.fields(SceneSpec)]
+    given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
+    return SceneSpec.from_url("synth://?" + urlencode(given), label=label)

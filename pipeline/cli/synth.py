@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
-from urllib.parse import urlencode
 
 from pipeline.cli.app import Result, UsageError
+from pipeline.cli.common import add_scene_spec_options, scene_spec
 from pipeline.cli.progress import console
 from pipeline.config import CrosscamConfig
 
-SCENE_HELP = {  # the options of `synth scene` are the synth:// URL's parameters (SceneSpec's fields)
-    "cameras": "number of cameras",
-    "people": "people walking through the views",
-    "seconds": "length of the scene",
-    "seed": "world seed: the same options give the same scene, to the pixel",
-    "fps": "frames a second",
-    "width": "frame width in pixels",
-    "height": "frame height in pixels",
-    "arrivals": "walkers enter their first view within this share of the scene",
-    "seated": "people who sit or stand still in one view",
-    "layout": "apart: no overlapping views, every transit {APART_TRANSIT[0]:g}-{APART_TRANSIT[1]:g} s; site: "
-    "overlaps and a transit window per pair",
-    "overlap": "camera pairs that share a view (site layout), e.g. 0-1,2-3",
-}
-
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from synth.layout import APART_TRANSIT
-    from synth.spec import SceneSpec, format_pairs
 
     synth = verbs.add_parser("synth", help="synthetic people, scenes and data sets with exact ground truth")
     sub = synth.add_subparsers(title="synth commands", metavar="COMMAND")
@@ -49,12 +31,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "are the synth:// URL's parameters; the videos play in `crosscam demo --video OUT/cam0.mp4 --video ...`.",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (created; must be empty if it exists)")
-    default = SceneSpec()
-    for f in dataclasses.fields(SceneSpec):
-        value = getattr(default, f.name)
-        shown = (format_pairs(value) or "none") if f.name == "overlap" else value
-        about = SCENE_HELP[f.name].format(APART_TRANSIT=APART_TRANSIT)
-        p.add_argument(f"--{f.name}", metavar="VALUE", help=f"{about} (default {shown})")
+    add_scene_spec_options(p)
     p.set_defaults(handler=cmd_scene)
 
 
@@ -83,10 +60,8 @@ def cmd_scene(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 
     from synth.files import write_scene
     from synth.scene import Scene
-    from synth.spec import SceneSpec
 
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SceneSpec) if getattr(args, f.name) is not None}
-    spec = SceneSpec.from_url("synth://?" + urlencode(given), label="crosscam synth scene options")
+    spec = scene_spec(args, "crosscam synth scene options")
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         raise UsageError(f"--out {args.out}: exists and is not an empty folder; choose a new folder")
     with Progress(console=console, transient=True) as bar:
