@@ -40,6 +40,9 @@ class CameraStatus(Response):
     fps: str | None = Field(None, description="frames per second processed")
     tracklets: str | None = Field(None, description="tracklets closed")
     dropped_frames: str | None = Field(None, description="frames the source's buffer dropped")
+    watermark: str | None = Field(
+        None, description="stream time before which the camera will publish no more tracklets ('inf': it ended)"
+    )
 
 
 class CamerasResponse(Response):
