@@ -101,7 +101,7 @@ class EmbeddingService:
         turns: Turns | None = None,
         publish_watermarks: Callable[[dict[str, float]], object] | None = None,
     ) -> None:
-        """``publish_watermarks``: writes the cameras' watermarks (``Publisher.watermarks``); None: not kept."""
+        """``publish_watermarks``: writes the cameras' watermarks (``pipeline.bus.publisher.write_watermarks``); None: none are."""
         self.embedder, self.site, self.publish = embedder, site, publish
         self.publish_watermarks = publish_watermarks
         self._progress: dict[str, float] = {}  # camera -> stream time before which it closes no more tracklets
