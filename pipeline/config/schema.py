@@ -100,7 +100,7 @@ class DetectorConfig(Section):
         "changed (0: on every frame); YOLO only",
     )
     gate_refresh: float = Field(
-        0.5, gt=0, description="motion gate: while tracks are open, detect at least this often (seconds)"
+        0.5, ge=0, description="motion gate: while tracks are open, detect at least this often (seconds)"
     )
     gate_idle: float = Field(
         2.0,
