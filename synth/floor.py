@@ -40,10 +40,10 @@ def floor_point(position: int, x: float, y: float, width: int, height: int) -> t
 
 
 def ground_points(group: int, position: int, width: int, height: int) -> list[tuple[float, float, float, float]]:
-    """Four (u, v, X, Y) pairs, pixels to plan metres: the corners of group ``group``'s walkway as its
-    ``position``-th camera sees them."""
+    """Four (u, v, X, Y) pairs, pixels to plan metres: four marks on group ``group``'s walkway, a quarter of its
+    length in from either end on both of its sides (all in the frame), as its ``position``-th camera sees them."""
     points = []
-    for x, y in ((0.0, 0.0), (WALKWAY, 0.0), (WALKWAY, DEPTH), (0.0, DEPTH)):
+    for x, y in ((WALKWAY / 4, 0.0), (3 * WALKWAY / 4, 0.0), (3 * WALKWAY / 4, DEPTH), (WALKWAY / 4, DEPTH)):
         u, v = floor_point(position, x, y, width, height)
         points.append((u, v, group * GROUP_SPACING + x, y))
     return points
