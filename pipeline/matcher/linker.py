@@ -149,10 +149,10 @@ class Linker:
             if a == b or a not in g or b not in g or (a, b) in self.cannot_link:
                 continue
             cost = histories_cost(g.history(a), g.history(b), p.topology)
-            if p.ground is not None and apart(g.plans_of(a), g.plans_of(b), p.ground):
-                continue  # seen apart on the floor plan at the same moments
             if cost == math.inf or (cost > 0 and score - cost < p.merge_threshold):  # a soft move's penalty
                 continue
+            if p.ground is not None and apart(g.plans_of(a), g.plans_of(b), p.ground):
+                continue  # seen apart on the floor plan at the same moments
             source, into = max(a, b), min(a, b)
             merged = merge_exemplars(g.exemplars(into), g.exemplars(source), p.exemplars, p.duplicate)
             history = g.history(into) + g.history(source)
