@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from crosscam.errors import ConfigError
@@ -38,6 +39,7 @@ from pipeline.embedding import EmbeddingService
 from pipeline.ids import CAMERA_ID_RULE, is_site_name
 from pipeline.keys import Keys
 from pipeline.matcher.consumer import Matcher
+from pipeline.matcher.ground import ground_plane
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.turns import Turns
 from pipeline.types import Tracklet
@@ -128,8 +130,11 @@ class Site:
 
     # --- the matcher process ------------------------------------------------------------------------
     def policy(self, model_threshold: float | None = None) -> MatchPolicy:
-        """The matcher's rules (``matcher`` section; a model's calibrated threshold unless the site sets one)."""
-        return self.config.matcher.policy(model_threshold)
+        """The matcher's rules (``matcher`` section; a model's calibrated threshold unless the site sets one), with
+        the ground plane of the cameras that have ``ground`` points (bad points raise a ``ConfigError``)."""
+        m = self.config.matcher
+        ground = ground_plane({c.id: c.ground for c in self.config.cameras if c.ground}, m.ground_near, m.ground_far)
+        return replace(m.policy(model_threshold), ground=ground)
 
     def matcher(self, consumer: str | None = None, merge_every: float | None = None) -> Matcher:
         """The site's matcher, linking at the workers' announced model's threshold unless the config sets

@@ -3,7 +3,9 @@
 ``root/cam<i>.mp4`` (MPEG-4 part 2, the scene's fps), ``root/gt/cam<i>.txt`` (one row per visible person per
 frame: ``frame,id,left,top,width,height,1,1,visibility``, frames from 1, ids the scene's global person ids)
 and ``root/scene.json`` (the scene's ``synth://`` URL, the layout's overlapping camera pairs and transit
-windows, and which people stay put). The folder appears whole or not at all.
+windows, which people stay put, and the ground points of the cameras that share a floor: ``Scene.ground_points``).
+``root/site.yaml`` is a site config for the videos (``crosscam run``, ``crosscam demo``): a camera per video, with
+its ground points where it has them. The folder appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def write_scene(root: Path, scene: Scene, progress: Callable[[int, int], None] |
     staging.mkdir()
     try:
         info = _write(staging, scene, progress)
+        _write_site(staging / "site.yaml", scene, root)
         if root.exists():
             root.rmdir()
         staging.rename(root)
@@ -69,9 +72,25 @@ def _write(root: Path, scene: Scene, progress: Callable[[int, int], None] | None
             {"from": a, "to": b, "min": lo, "max": hi} for (a, b), (lo, hi) in sorted(scene.transit_windows().items())
         ],
         "truth_rows": rows,
+        "ground_points": {
+            f"cam{c}": [list(p) for p in scene.ground_points(c)] for c in range(spec.cameras) if scene.ground_points(c)
+        },
     }
     (root / "scene.json").write_text(json.dumps(info, indent=1) + "\n")
     return info
+
+
+def _write_site(path: Path, scene: Scene, root: Path) -> None:
+    """A site config whose cameras are the scene's videos under ``root``, with their ground points."""
+    import yaml
+
+    cameras = []
+    for c in range(scene.spec.cameras):
+        camera = {"id": f"cam{c}", "source": str(root / f"cam{c}.mp4")}
+        if scene.ground_points(c):
+            camera["ground"] = [[round(x, 4) for x in p] for p in scene.ground_points(c)]
+        cameras.append(camera)
+    path.write_text(yaml.safe_dump({"cameras": cameras}, sort_keys=False, default_flow_style=None))
 
 
 def _write_video(path: Path, scene: Scene, camera: int, rendered: Callable[[], None]) -> None:

@@ -2,10 +2,11 @@
 
 ``apart`` (the default): no two views overlap, and the walk from any view to another takes APART_TRANSIT.
 ``site``: cameras named in overlapping pairs form groups that watch the same walkway from different angles
-(a person passing one camera of a group is seen by all of them over the same seconds, each at its own depth
-and direction; groups are closed under overlap: 0-1 and 1-2 make 0, 1 and 2 one group). Each ordered pair of
-groups has its own transit window [min, max], drawn once per scene (min in SITE_TRANSIT_MIN, width in
-SITE_TRANSIT_WIDTH); a walker's gap between leaving one group and entering the next is drawn inside it.
+(a person passing one camera of a group is seen by all of them over the same seconds, at one place on the
+group's floor that each camera sees from its own side: ``synth.floor``). Groups are closed under overlap: 0-1
+and 1-2 make 0, 1 and 2 one group. Each ordered pair of groups has its own transit window [min, max], drawn
+once per scene (min in SITE_TRANSIT_MIN, width in SITE_TRANSIT_WIDTH); a walker's gap between leaving one
+group and entering the next is drawn inside it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from synth.floor import seen_as
 from synth.visits import Visit
 
 LAYOUTS = ("apart", "site")
@@ -91,8 +93,14 @@ def site_walks(
             dur = rng.uniform(*VISIT_SECONDS)
             if t + dur > seconds:
                 break
-            for cam in layout.groups[g]:
-                visits.append(Visit(pid, cam, t, t + dur, float(rng.uniform(0, 1)), bool(rng.random() < 0.5)))
+            group = layout.groups[g]
+            draws = [(float(rng.uniform(0, 1)), bool(rng.random() < 0.5)) for _ in group]
+            if len(group) == 1:
+                visits.append(Visit(pid, group[0], t, t + dur, *draws[0]))
+            else:  # one place on the group's floor, seen from each camera's side (synth.floor)
+                depth, backward = draws[0]
+                for position, cam in enumerate(group):
+                    visits.append(Visit(pid, cam, t, t + dur, *seen_as(position, depth, backward), floor=True))
             if len(layout.groups) == 1:
                 break
             following = int(rng.integers(len(layout.groups) - 1))

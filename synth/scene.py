@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from synth.camera import CameraStyle, apply_style, background, camera_style
+from synth.floor import ground_points
 from synth.layout import APART_TRANSIT, VISIT_SECONDS, Layout, apart_layout, site_layout, site_walks
 from synth.people import Appearance, appearance, render_person
 from synth.seated import stationary_visits
 from synth.spec import SceneSpec
-from synth.visits import Box, Stay, Visit, drawn_boxes, visit_boxes, walk_box, walk_phase
+from synth.visits import Box, Stay, Visit, drawn_boxes, visit_boxes, walk_box, walk_phase, walker_box
 
 __all__ = ["Box", "Scene", "SceneSpec", "Stay", "Visit", "walk_box"]
 
@@ -75,6 +76,15 @@ class Scene:
         """The pairs of cameras that share a view: a walker seen by one is seen by the other at the same time."""
         return self.layout.overlapping_pairs()
 
+    def ground_points(self, camera: int) -> list[tuple[float, float, float, float]]:
+        """Four (u, v, X, Y) pairs, image pixels to floor-plan metres, that give ``camera``'s view of its group's
+        floor exactly (``synth.floor``): a walker's feet (the bottom centre of their box) map to their place on
+        the plan. Empty for a camera that shares no view (the ``apart`` layout's, a group of one)."""
+        for g, group in enumerate(self.layout.groups):
+            if camera in group and len(group) > 1:
+                return ground_points(g, group.index(camera), self.spec.width, self.spec.height)
+        return []
+
     def boxes(self, camera: int, t: float) -> list[Box]:
         """People in ``camera``'s view at time ``t``, far to near (drawing order)."""
         w, h = self.spec.width, self.spec.height
@@ -84,7 +94,7 @@ class Scene:
                 continue
             if v.stay is None:  # the arithmetic of visit_boxes on one time, without NumPy's overhead
                 progress = (t - v.t_enter) / (v.t_exit - v.t_enter)
-                out.append(Box(v.pid, walk_box(v.depth, progress, v.leftward, w, h), v.depth, walk_phase(t, v.pid)))
+                out.append(Box(v.pid, walker_box(v, progress, w, h), v.depth, walk_phase(t, v.pid)))
                 continue
             box, phase = visit_boxes(v, np.array([t]), w, h)
             out.append(Box(v.pid, tuple(float(x) for x in box[0]), v.depth, float(phase[0])))

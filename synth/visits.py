@@ -40,6 +40,7 @@ class Visit:
     depth: float  # 0 far .. 1 near
     leftward: bool
     stay: Stay | None = None
+    floor: bool = False  # walks on a shared floor (``floor_box``: feet at a pace that does not depend on depth)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,29 @@ def walk_box(depth: float, progress, leftward: bool, width: int, height: int) ->
     return (x, feet - ph, x + pw, feet)
 
 
+FLOOR_MARGIN = 0.45 * 0.75 / 2  # of the frame's height: half the widest walker's box, the feet's reach outside
+
+
+def floor_box(depth: float, progress, leftward: bool, width: int, height: int) -> tuple:
+    """The box (x1, y1, x2, y2) of a person walking on a floor several cameras share (``synth.floor``): like
+    ``walk_box``, but the feet (bottom centre) move across at a pace that does not depend on depth, so they are
+    an affine function of (``progress``, ``depth``) and so of the person's floor position."""
+    ph = height * (0.45 + 0.3 * depth)
+    pw = ph * 0.45
+    feet = height * (0.72 + 0.25 * depth)
+    m = height * FLOOR_MARGIN
+    cx = -m + progress * (width + 2 * m)
+    if leftward:
+        cx = width - cx
+    return (cx - pw / 2, feet - ph, cx + pw / 2, feet)
+
+
+def walker_box(v: Visit, progress, width: int, height: int) -> tuple:
+    """The box of walking visit ``v`` at ``progress`` (0 .. 1, a float or an array) of the way across."""
+    box = floor_box if v.floor else walk_box
+    return box(v.depth, progress, v.leftward, width, height)
+
+
 def visit_boxes(v: Visit, t: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """The boxes ``float[N,4]`` (x1, y1, x2, y2) of visit ``v`` at times ``t`` ``float[N]`` (seconds, inside the
     visit) and the walk-cycle phases ``float[N]`` to draw them in."""
@@ -74,7 +98,7 @@ def visit_boxes(v: Visit, t: np.ndarray, width: int, height: int) -> tuple[np.nd
     walking = walk_phase(t, v.pid)
     if v.stay is None:
         progress = (t - v.t_enter) / (v.t_exit - v.t_enter)
-        x1, y1, x2, y2 = walk_box(v.depth, progress, v.leftward, width, height)
+        x1, y1, x2, y2 = walker_box(v, progress, width, height)
         return np.stack(np.broadcast_arrays(x1, y1, x2, y2), axis=1), walking
     s = v.stay
     ph = height * (0.45 + 0.3 * v.depth)

@@ -124,6 +124,12 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     add_scene_spec_options(mm, leave_out=("seed",))
     mm.add_argument("--detector", default="motion", help="'motion' or YOLO weights (default: motion)")
     mm.add_argument("--embedder", help="re-ID model (default: the demo's synthetic model, trained once and cached)")
+    mm.add_argument(
+        "--ground",
+        action="store_true",
+        help="give the cameras of overlapping views (layout site) the scene's ground points: the matcher then links "
+        "and separates people by where they stand on the floor plan",
+    )
     mm.add_argument("--out", type=Path, default=Path("crosscam-bench-mtmc"), help="folder for tracks, truth and JSON")
     mm.set_defaults(handler=cmd_bench_mtmc)
 
@@ -781,7 +787,9 @@ def cmd_bench_mtmc(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     specs = [dataclasses.replace(base, seed=s) for s in parse_ranges(args.seeds, "--seeds", "scene seeds")]
     model = demo_embedder(args, config)
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)
-    data = bench_mtmc(config, embedder, specs, args.detector, args.out, progress=lambda m: console.print(m))
+    data = bench_mtmc(
+        config, embedder, specs, args.detector, args.out, progress=lambda m: console.print(m), ground=args.ground
+    )
     data |= {"model": str(model), "machine": host_info()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench-mtmc.json").write_text(json.dumps(data, indent=1))

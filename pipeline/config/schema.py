@@ -221,6 +221,30 @@ class MatcherConfig(Section):
         le=2,
         description="soft topology: added to the threshold for a move outside its transit window",
     )
+    ground_near: float = Field(
+        1.0,
+        gt=0,
+        description="ground plane (cameras[].ground): a tracklet within this many metres on the plan (median over "
+        "the shared moments) of exactly one identity seen on another camera at once joins it. Chosen as a person's "
+        "width plus a foot point's error: one person's two views lay a median 0.69 m apart on the synthetic site "
+        "scenes; two people side by side (0.5-0.8 m) are both this close, and then the scores decide",
+    )
+    ground_far: float = Field(
+        3.0,
+        gt=0,
+        description="ground plane: sightings farther apart than this many metres at the same moments (median) are "
+        "two people. Chosen well above a foot point's error where the box reaches the feet (the synthetic site "
+        "scenes: 90% of one person's two views within 1.9 m)",
+    )
+
+    @model_validator(mode="after")
+    def _ground_distances(self) -> MatcherConfig:
+        if self.ground_near >= self.ground_far:
+            raise ValueError(
+                f"ground_near ({self.ground_near:g} m) must be below ground_far ({self.ground_far:g} m): within "
+                "ground_near sightings are one person, beyond ground_far two"
+            )
+        return self
 
     def policy(self, model_threshold: float | None = None):
         """The matcher's rules. The link threshold is ``threshold`` when set, else ``model_threshold`` (the
@@ -293,6 +317,21 @@ class CameraConfig(Section):
         "live camera) or synth://..."
     )
     detector: str | None = Field(None, description="overrides detector.weights for this camera")
+    ground: tuple[tuple[float, float, float, float], ...] | None = Field(
+        None,
+        description="the floor as this camera sees it: 4 or more [u, v, X, Y] pairs, a floor mark's pixel (u, v) in "
+        "the camera's frame and its place (X, Y) in metres on the site's floor plan (docs/pipeline.md, \"Ground "
+        'plane"); the matcher then links and separates people by where they stand (matcher.ground_near, '
+        "ground_far)",
+    )
+
+    @model_validator(mode="after")
+    def _ground_points(self) -> CameraConfig:
+        if self.ground is not None:
+            from pipeline.matcher.ground import homography
+
+            homography(self.id, self.ground)  # a ConfigError naming the camera when the points are unusable
+        return self
 
 
 class CrosscamConfig(Section):

@@ -4,7 +4,9 @@ Each scene runs once through the whole site (camera workers, embedder, matcher o
 runs it); its per-frame tracks are exported from the store and scored against the scene's exact ground truth with
 TrackEval (``pipeline.tracks.metrics``): every person, the people who walk, and the people who stay put apart. The
 tracklet-level IDF1 of ``crosscam demo`` (linking decisions alone, weighted by seconds) is reported beside it, and
-the phantom identities (``pipeline.tracks.phantoms``).
+the phantom identities (``pipeline.tracks.phantoms``). With ``ground``, the cameras of overlapping views get the
+scene's ground points (``Scene.ground_points``), so the matcher also links and separates people by where they stand
+on the floor plan.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from models.embedder import Embedder
 from pipeline.config import CrosscamConfig
+from pipeline.config.schema import CameraConfig
 from pipeline.lab.demo import demo_config, run_site, score_against_truth, write_truth
 from pipeline.site import Site
 from synth.scene import Scene, SceneSpec
@@ -54,9 +57,10 @@ def scene_cameras(spec: SceneSpec) -> dict[str, str]:
 
 
 def run_scene(
-    config: CrosscamConfig, embedder: Embedder, spec: SceneSpec, detector: str, out: Path, client
+    config: CrosscamConfig, embedder: Embedder, spec: SceneSpec, detector: str, out: Path, client, ground: bool = False
 ) -> SceneScore:
-    """Run ``spec`` through a site on ``client`` (a scratch Redis), export and score it; files under ``out``."""
+    """Run ``spec`` through a site on ``client`` (a scratch Redis), export and score it; files under ``out``.
+    ``ground``: the site's cameras carry the scene's ground points."""
     from pipeline.tracks.export import write_tracks
     from pipeline.tracks.metrics import evaluate
     from pipeline.tracks.mot import read_tracks
@@ -67,7 +71,10 @@ def run_scene(
     scene = Scene(spec)
     cameras = scene_cameras(spec)
     index = {c: i for i, c in enumerate(cameras)}
-    site = Site(demo_config(config, detector, synthetic=True), client, "bench")
+    site_config = demo_config(config, detector, synthetic=True)
+    if ground:
+        site_config = site_config.model_copy(update={"cameras": with_ground(scene, cameras)})
+    site = Site(site_config, client, "bench")
     run = run_site(site, cameras, embedder)
     export = write_tracks(client, site.keys, out / "tracks", list(cameras), None, config.matcher.tentative_seconds)
     truth = read_tracks(write_truth(scene, index, out / "truth"), ground_truth=True)
@@ -87,6 +94,14 @@ def run_scene(
     )
 
 
+def with_ground(scene: Scene, cameras: dict[str, str]) -> tuple[CameraConfig, ...]:
+    """The site's cameras (id -> source, in the scene's order), each with the scene's ground points if it has any."""
+    return tuple(
+        CameraConfig(id=c, source=url, ground=scene.ground_points(i) or None)
+        for i, (c, url) in enumerate(cameras.items())
+    )
+
+
 def mean_of(scores: list[dict | None]) -> dict | None:
     """The mean of each of ``FIGURES`` over the scenes that have them."""
     have = [s for s in scores if s]
@@ -100,8 +115,10 @@ def bench_mtmc(
     detector: str,
     out: Path,
     progress: Callable[[str], None] | None = None,
+    ground: bool = False,
 ) -> dict:
-    """Every scene of ``specs`` run and scored; the per-scene figures and their means."""
+    """Every scene of ``specs`` run and scored; the per-scene figures and their means. ``ground``: the cameras of
+    overlapping views carry the scene's ground points."""
     from pipeline.bus.connect import scratch_redis
 
     results = []
@@ -109,7 +126,7 @@ def bench_mtmc(
         if progress:
             progress(f"scene seed {spec.seed}: {spec.url()}")
         with scratch_redis("crosscam-bench-mtmc-") as client:
-            results.append(run_scene(config, embedder, spec, detector, out / f"seed{spec.seed}", client))
+            results.append(run_scene(config, embedder, spec, detector, out / f"seed{spec.seed}", client, ground))
     return {
         "scenes": [r.as_dict() for r in results],
         "mean": {
@@ -122,6 +139,7 @@ def bench_mtmc(
             "phantoms": sum(r.phantoms for r in results) / len(results),
         },
         "detector": detector,
+        "ground": ground,
         "scene": specs[0].url(),
         "seeds": [s.seed for s in specs],
     }

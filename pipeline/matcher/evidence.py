@@ -21,7 +21,7 @@ class StoredSighting:
     seq: int
     t_start: float
     t_end: float
-    decision: str  # link, new or continuity
+    decision: str  # link, new, continuity or colocated
     score: float = math.nan
     model: str = ""
     merged: bool = False  # moved into its identity by a merge pass

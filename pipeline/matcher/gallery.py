@@ -5,6 +5,9 @@ changes while the batch is processed is re-scored exactly, once per change, agai
 small product over its current exemplar rows), so the result equals processing the tracklets one by one.
 The gallery keeps a log of changed identities; a snapshot reads the part of the log written after it was
 taken.
+
+With a ground plane, the gallery also holds each identity's recent plan tracks (``pipeline.matcher.ground``), in
+memory only: a gallery loaded from Redis has none, so its sightings are not constrained by the plan.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.matcher.ground import PlanSighting
 from pipeline.matcher.rules import Sighting
 
 HISTORY = 32  # recent sightings kept per identity for the space-time constraints
@@ -47,6 +51,7 @@ class Gallery:
         self.tracks: dict[tuple[str, int], tuple[int, float]] = {}  # (camera, track) -> (identity, t_end)
         # (identity, rows it held before) for each set, remove or rename since the last batch snapshot
         self.changes: list[tuple[int, list[int]]] = []
+        self.plans: dict[int, list[PlanSighting]] = {}  # identity -> its recent plan tracks (in memory only)
 
     def __len__(self) -> int:
         return len(self.identities)
@@ -125,6 +130,7 @@ class Gallery:
                 self.owner[r] = -1
             self.free.extend(entry.rows)
             self.changes.append((identity, entry.rows))
+            self.plans.pop(identity, None)
         if gone:
             self.tracks = {k: v for k, v in self.tracks.items() if v[0] not in gone}
 
@@ -136,11 +142,37 @@ class Gallery:
                 continue
             self.identities[new] = entry
             self.owner[entry.rows] = new
+            if old in self.plans:
+                self.plans[new] = self.plans.pop(old)
             for s in entry.history:
                 hit = self.tracks.get((s.camera, s.track))
                 if hit is not None and hit[0] == old:
                     self.tracks[(s.camera, s.track)] = (new, hit[1])
             self.changes += [(old, entry.rows), (new, [])]
+
+    # --- plan tracks (ground plane) ----------------------------------------------------------------------
+    def add_plan(self, identity: int, sighting: PlanSighting) -> None:
+        self.plans.setdefault(identity, []).append(sighting)
+
+    def plans_of(self, identity: int) -> list[PlanSighting]:
+        return self.plans.get(identity, [])
+
+    def recent_plans(self) -> Iterator[tuple[int, PlanSighting]]:
+        """Every identity's plan tracks, as (identity, plan sighting)."""
+        for identity, plans in self.plans.items():
+            for s in plans:
+                yield identity, s
+
+    def join_plans(self, source: int, into: int) -> None:
+        """``source``'s plan tracks handed to ``into`` (a merge)."""
+        moved = self.plans.pop(source, [])
+        if moved:
+            self.plans.setdefault(into, []).extend(moved)
+
+    def forget_plans(self, before: float) -> None:
+        """Drop the plan tracks that ended before ``before`` (stream seconds)."""
+        kept = {i: [s for s in plans if s.t_end >= before] for i, plans in self.plans.items()}
+        self.plans = {i: plans for i, plans in kept.items() if plans}
 
     def continuing(self, camera: str, track: int, t_start: float, max_gap: float) -> int | None:
         """The identity of this camera's track when its last tracklet ended less than ``max_gap`` earlier."""

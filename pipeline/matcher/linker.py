@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from pipeline.matcher.gallery import Gallery
+from pipeline.matcher.ground import Placement, PlanSighting, PlanTrack, apart, place
 from pipeline.matcher.rules import (
     Linked,
     MatchPolicy,
@@ -38,7 +39,11 @@ class Linker:
     and every other identity above it is recorded as a candidate pair with the identity the tracklet ends
     in. Every pair of features is scored when the later of the two arrives, so the candidates since the
     last pass are all the pairs that may have come to agree, and the merge pass needs no scoring of its
-    own."""
+    own.
+
+    With a ground plane (``policy.ground``) each tracklet with a path on a camera with a homography is placed
+    on the floor plan against the identities' recent plan tracks (``pipeline.matcher.ground.place``), and its
+    own plan track joins its identity's."""
 
     policy: MatchPolicy
     allocate: Callable[[int], list[int]]
@@ -57,7 +62,9 @@ class Linker:
             s = Sighting(t.camera_id, t.track_id, t.t_start, t.t_end)
             continuing = g.continuing(t.camera_id, t.track_id, t.t_start, p.continuity_gap)
             ranked, heard = snap.ranked(i), []
-            d = decide(_recorded(ranked, heard), g.history, s, p, continuing)
+            plan = p.ground.track(t.camera_id, t.path) if p.ground is not None else None
+            placement = self._place(plan, t.camera_id, features[i]) if plan is not None else None
+            d = decide(_recorded(ranked, heard), g.history, s, p, continuing, placement)
             if not heard or heard[-1][1] >= p.merge_threshold:
                 for item in ranked:  # the rest of the ranking down to the merge threshold
                     heard.append(item)
@@ -71,8 +78,12 @@ class Linker:
             if updated is not exemplars:  # unchanged (a near repeat): nothing to re-score
                 g.set(identity, updated)
             g.add_sighting(identity, s)
+            if plan is not None:
+                g.add_plan(identity, PlanSighting(t.camera_id, plan))
             out.append(Linked(t, identity, d, new))
             near.append([(other, score) for other, score in heard if score >= p.merge_threshold])
+        if p.ground is not None:
+            g.forget_plans(max(t.t_end for t in batch) - p.ground.keep)
         out, real = self._name_new(out, opened)
         for r, others in zip(out, near, strict=True):
             for other, score in others:
@@ -81,6 +92,15 @@ class Linker:
                     key = (min(other, r.identity), max(other, r.identity))
                     self.candidates[key] = max(self.candidates.get(key, score), score)
         return out
+
+    def _place(self, plan: PlanTrack, camera: str, feature: np.ndarray) -> Placement:
+        """Where ``plan`` (a tracklet's plan track on ``camera``) stands against the identities' recent plan
+        tracks, with the near identities' scores."""
+        g = self.gallery
+        placement = place(plan, camera, g.recent_plans(), self.policy.ground)
+        if not placement.near:
+            return placement
+        return replace(placement, scores={i: g.score(i, feature) for i in placement.near if i in g})
 
     def _name_new(self, out: list[Linked], opened: int) -> tuple[list[Linked], dict[int, int]]:
         """Give the identities opened in a batch their ids (one ``allocate`` call, so ids have no gaps);
@@ -131,9 +151,12 @@ class Linker:
             cost = histories_cost(g.history(a), g.history(b), p.topology)
             if cost == math.inf or (cost > 0 and score - cost < p.merge_threshold):  # a soft move's penalty
                 continue
+            if p.ground is not None and apart(g.plans_of(a), g.plans_of(b), p.ground):
+                continue  # seen apart on the floor plan at the same moments
             source, into = max(a, b), min(a, b)
             merged = merge_exemplars(g.exemplars(into), g.exemplars(source), p.exemplars, p.duplicate)
             history = g.history(into) + g.history(source)
+            g.join_plans(source, into)
             g.remove(source)
             g.set(into, merged, history)
             into_of[source] = into

@@ -20,6 +20,12 @@ track's identity while another candidate would be linked confidently (threshold,
 its runner-up and the track's own score). Each identity keeps at most ``exemplars`` features: a new
 feature is added unless it nearly repeats one (``duplicate`` cosine), and when the set is full it replaces
 its nearest exemplar.
+
+With a ground plane (``MatchPolicy.ground``, ``pipeline.matcher.ground``) an identity seen on another camera
+farther than ``ground.far`` metres from the tracklet at the same moments is excluded like an impossible move;
+when exactly one candidate was within ``ground.near`` metres of it at those moments, the tracklet joins that
+identity whatever the scores say (a ``colocated`` decision). Two or more near candidates (people walking side by
+side) leave the choice to the scores. A tracklet that continues its track keeps the continuity rule.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Literal
 import numpy as np
 
 from crosscam.errors import ConfigError
+from pipeline.matcher.ground import GroundPlane, Placement
 from pipeline.types import TrackletEmbedding
 
 
@@ -124,6 +131,7 @@ class MatchPolicy:
     continuity_gap: float = 10.0
     merge_threshold: float = 0.85
     topology: Topology | None = None
+    ground: GroundPlane | None = None
 
 
 def transit_cost(history: Iterable[Sighting], new: Sighting, topology: Topology | None) -> float:
@@ -177,9 +185,10 @@ def histories_compatible(a: Iterable[Sighting], b: Iterable[Sighting], topology:
     return histories_cost(a, b, topology) < math.inf
 
 
-DecisionKind = Literal["link", "new", "continuity"]
-"""What the rules did with a tracklet: joined a candidate (``link``), opened an identity (``new``), or kept its
-track's identity (``continuity``)."""
+DecisionKind = Literal["link", "new", "continuity", "colocated"]
+"""What the rules did with a tracklet: joined a candidate (``link``), opened an identity (``new``), kept its
+track's identity (``continuity``), or joined the one identity seen at its place on the floor plan at the same
+moments (``colocated``)."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +202,7 @@ class Decision:
     runner_up: int | None
     runner_up_score: float
     reason: str
-    excluded: int = 0  # candidates ruled out by the space-time constraints
+    excluded: int = 0  # candidates ruled out by the space-time constraints (and the ground plane)
 
     def renamed(self, ids: Mapping[int, int]) -> Decision:
         """This decision with identity ids replaced by ``ids`` (placeholders given their real ids)."""
@@ -233,9 +242,12 @@ def decide(
     new: Sighting,
     policy: MatchPolicy,
     continuing: int | None = None,
+    placement: Placement | None = None,
 ) -> Decision:
     """Apply the rules to ``ranked`` (identity, score) pairs, best first. ``history_of(identity)`` gives an
-    identity's sightings; ``continuing`` is the identity of the tracklet's own track, if it continues one."""
+    identity's sightings; ``continuing`` is the identity of the tracklet's own track, if it continues one;
+    ``placement`` where the tracklet stood on the floor plan against the identities seen at the same moments."""
+    far = placement.far if placement is not None else frozenset()
     valid: list[tuple[int, float]] = []  # (identity, score less its transit cost), best first
     excluded = 0
     scores: dict[int, float] = {}
@@ -243,7 +255,7 @@ def decide(
         scores.setdefault(identity, score)
         # ranked best first: once two candidates score at least this one, no later one can pass them
         if identity != continuing and not (len(valid) >= 2 and score <= valid[1][1]):
-            cost = transit_cost(history_of(identity), new, policy.topology)
+            cost = math.inf if identity in far else transit_cost(history_of(identity), new, policy.topology)
             if cost == math.inf:
                 excluded += 1
             else:
@@ -271,6 +283,12 @@ def decide(
             f"{best_score:.3f} to {best}: the track switched people"
         )
         return Decision("link", best, best_score, best, runner, runner_score, reason, excluded)
+    if placement is not None:
+        colocated = _colocated(placement, history_of, new, policy)
+        if colocated is not None:
+            identity, reason = colocated
+            score = placement.scores.get(identity, math.nan)
+            return Decision("colocated", identity, score, best, runner, runner_score, reason, excluded)
     if best is None:
         return Decision("new", None, math.nan, None, None, math.nan, "no compatible identity", excluded)
     if best_score < policy.threshold:
@@ -286,6 +304,28 @@ def decide(
     )
     reason += _penalty_note(scores[best], best_score)
     return Decision("link", best, best_score, best, runner, runner_score, reason, excluded)
+
+
+def _colocated(placement: Placement, history_of, new: Sighting, policy: MatchPolicy) -> tuple[int, str] | None:
+    """The one candidate seen within ``ground.near`` of the tracklet (not far, and a possible move), with the
+    reason; None when there is none or more than one."""
+    near = [
+        (i, n)
+        for i, n in placement.near.items()
+        if i not in placement.far and transit_cost(history_of(i), new, policy.topology) < math.inf
+    ]
+    if len(near) != 1:
+        return None
+    identity, n = near[0]
+    score = placement.scores.get(identity, math.nan)
+    g = policy.ground
+    reason = (
+        f"co-located on the floor plan: {n.distance:.2f} m apart over {n.moments} shared moments "
+        f"(ground_near {g.near if g is not None else math.nan:g} m)"
+    )
+    if not math.isnan(score):
+        reason += f"; cosine {score:.3f}"
+    return identity, reason
 
 
 def _penalty_note(cosine: float, score: float) -> str:

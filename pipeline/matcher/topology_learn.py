@@ -1,7 +1,8 @@
 """The site's topology learned from its confident links: pure estimation over stored sightings, no Redis.
 
-A sighting is *confident* when it founded its identity (``new``, and not moved there by a merge pass) or its
-decision (``link``, ``continuity``) scored at least ``threshold + margin``. The estimates are as good as these
+A sighting is *confident* when it founded its identity (``new``, and not moved there by a merge pass), when it
+joined the one identity seen at its place on the floor plan (``colocated``, a ground plane's link, whatever its
+score), or its decision (``link``, ``continuity``) scored at least ``threshold + margin``. The estimates are as good as these
 links: a model that links many wrong people at that score gives wide windows and spurious overlaps (the
 counts behind each estimate say how much it rests on).
 
@@ -78,6 +79,8 @@ def confident(s: StoredSighting, threshold: float, margin: float) -> bool:
     """Whether ``s`` belongs to its identity with confidence (see the module's docstring)."""
     if s.decision == "new":
         return not s.merged
+    if s.decision == "colocated":
+        return True
     return s.decision in LINKED and not math.isnan(s.score) and s.score >= threshold + margin
 
 

@@ -124,3 +124,36 @@ def test_site_parameters_travel_in_a_camera_url():
 def test_bad_layout_parameters_name_the_url(query, message):
     with pytest.raises(CrosscamError, match=message):
         SceneSpec.from_url(f"synth://?{query}", label="cam0's source")
+
+
+def test_overlapping_views_see_one_floor_that_their_ground_points_describe_exactly():
+    """Each camera of a group maps a walker's feet (bottom centre of the box) to the plan through the homography
+    of its four ground points, and every camera of the group puts the walker at the same place at each moment,
+    on a walkway of its own on the plan."""
+    import cv2
+    import numpy as np
+
+    from synth.floor import DEPTH, GROUP_SPACING, WALKWAY
+
+    scene = Scene(SceneSpec(cameras=5, people=12, seconds=60, seed=4, layout="site", overlap=((0, 1), (2, 3), (3, 4))))
+    assert scene.ground_points(0) and scene.ground_points(4) and scene.ground_points(1) != scene.ground_points(0)
+    h = {}
+    for c in range(5):
+        points = np.array(scene.ground_points(c), np.float32)
+        assert len(points) == 4 and ((points[:, 0] >= 0) & (points[:, 0] <= 480)).all()  # marks in the frame
+        h[c] = cv2.getPerspectiveTransform(np.ascontiguousarray(points[:, :2]), np.ascontiguousarray(points[:, 2:]))
+    checked = 0
+    for t in np.arange(0, 60, 0.5):
+        for group, cameras in enumerate(scene.layout.groups):
+            places: dict[int, list] = {}
+            for c in cameras:
+                for b in scene.boxes(c, float(t)):
+                    feet = np.array([[[(b.box[0] + b.box[2]) / 2, b.box[3]]]])
+                    places.setdefault(b.pid, []).append(cv2.perspectiveTransform(feet, h[c])[0, 0])
+            for where in places.values():
+                assert len(where) == len(cameras)  # everyone on the walkway is seen by every camera of the group
+                np.testing.assert_allclose(where, [where[0]] * len(where), atol=1e-6)
+                x, y = where[0] - (group * GROUP_SPACING, 0)
+                assert -0.6 <= x <= WALKWAY + 0.6 and -1e-6 <= y <= DEPTH + 1e-6
+                checked += len(cameras) > 1
+    assert checked > 50

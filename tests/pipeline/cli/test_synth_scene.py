@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import cv2
+import numpy as np
 
+from pipeline.config.loader import load_config
 from synth.scene import Scene, SceneSpec
 from synth.truth import truth_boxes
 from tests.support.cli import run_json
@@ -22,8 +24,13 @@ def test_scene_files_decode_and_carry_the_ground_truth(capsys, tmp_path):
     assert scene.spec == SceneSpec(
         cameras=2, people=3, seconds=2.5, seed=2, seated=2, layout="site", overlap=((0, 1),), width=160, height=96
     )
-    assert sorted(p.name for p in out.iterdir()) == ["cam0.mp4", "cam1.mp4", "gt", "scene.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["cam0.mp4", "cam1.mp4", "gt", "scene.json", "site.yaml"]
     assert json.loads((out / "scene.json").read_text())["overlapping_pairs"] == [[0, 1]]
+    ground = json.loads((out / "scene.json").read_text())["ground_points"]
+    assert ground == {f"cam{c}": [list(p) for p in scene.ground_points(c)] for c in range(2)}
+    site = load_config(out / "site.yaml")  # a site config for the videos, its ground points valid
+    assert [(c.id, c.source) for c in site.cameras] == [(f"cam{c}", str(out / f"cam{c}.mp4")) for c in range(2)]
+    np.testing.assert_allclose(site.cameras[1].ground, scene.ground_points(1), atol=1e-4)
     assert info["stationary_people"] == [4, 5] and info["frames"] == 25
     for camera in range(2):
         video = cv2.VideoCapture(str(out / f"cam{camera}.mp4"))

@@ -16,6 +16,7 @@ from pipeline.camera.tracklets import TrackletPolicy
 from pipeline.config import CrosscamConfig
 from pipeline.embedding import EmbeddingService
 from pipeline.matcher.consumer import Matcher
+from pipeline.matcher.ground import GroundPlane
 from pipeline.matcher.rules import MatchPolicy, Topology
 from pipeline.site import embedder_path
 from pipeline.store.queries import persons
@@ -47,12 +48,18 @@ PAIRS = [
         for k, v in dataclass_defaults(TrackletPolicy).items()
         if k not in ("frames", "crop_height", "crop_width")
     ],
-    *[("matcher", k, v) for k, v in dataclass_defaults(MatchPolicy).items() if k not in ("threshold", "topology")],
+    *[
+        ("matcher", k, v)
+        for k, v in dataclass_defaults(MatchPolicy).items()
+        if k not in ("threshold", "topology", "ground")
+    ],
     *[
         ("matcher", k, argument_defaults(Matcher.__init__)[k])
         for k in ("batch", "claim_idle", "merge_every", "ttl", "lease", "reorder_window")
     ],
     ("matcher", "transit_penalty", Topology.penalty),
+    ("matcher", "ground_near", GroundPlane.near),
+    ("matcher", "ground_far", GroundPlane.far),
     ("matcher", "transit_penalty", argument_defaults(Topology.parse)["penalty"]),
     ("matcher", "topology_mode", "soft" if Topology.soft else "hard"),
     ("matcher", "topology_mode", argument_defaults(Topology.parse)["mode"]),

@@ -21,6 +21,7 @@ def test_confident_sightings():
     assert confident(seen(1, "a", 0, 1, "link", 0.73), 0.7, 0.03)
     assert not confident(seen(1, "a", 0, 1, "link", 0.72), 0.7, 0.03)
     assert not confident(seen(1, "a", 0, 1, "continuity", math.nan), 0.7, 0.03)
+    assert confident(seen(1, "a", 0, 1, "colocated", 0.3), 0.7, 0.03)  # one place on the floor plan at once
 
 
 def test_moves_are_consecutive_cross_camera_confident_sightings():

@@ -77,7 +77,13 @@ def test_openapi_names_each_routes_response_and_its_fields(site):
     assert fields("PersonSummary") == {"person", "first_seen", "last_seen", "sightings", "cameras", "thumb"}
     assert fields("History") == {"person", "asked", "first_seen", "last_seen", "cameras", "thumb", "sightings"}
     assert items("History", "sightings") == "SightingView" and fields("SightingView") == SIGHTING
-    assert schemas["SightingView"]["properties"]["decision"]["enum"] == ["link", "new", "continuity", "unlinked"]
+    assert schemas["SightingView"]["properties"]["decision"]["enum"] == [
+        "link",
+        "new",
+        "continuity",
+        "colocated",
+        "unlinked",
+    ]
     assert fields("Explanation") == SIGHTING | {"merges", "person"} and items("Explanation", "merges") == "MergeStep"
     assert fields("MergeStep") == {"from", "into", "score"}
     assert fields("SearchResponse") == {"results"} and items("SearchResponse", "results") == "SearchHit"
