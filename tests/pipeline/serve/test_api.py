@@ -71,10 +71,18 @@ def test_openapi_names_each_routes_response_and_its_fields(site):
         return schemas[name]["properties"][field]["items"]["$ref"].rsplit("/", 1)[1]
 
     assert fields("CamerasResponse") == {"site", "cameras"} and items("CamerasResponse", "cameras") == "CameraStatus"
-    counters = {"frames", "fps", "tracklets", "dropped_frames"}
+    counters = {"frames", "fps", "tracklets", "dropped_frames", "watermark"}
     assert fields("CameraStatus") == {"camera", "state", "since", "heartbeat", "error"} | counters
     assert fields("PersonsResponse") == {"site", "persons"} and items("PersonsResponse", "persons") == "PersonSummary"
-    assert fields("PersonSummary") == {"person", "first_seen", "last_seen", "sightings", "cameras", "thumb"}
+    assert fields("PersonSummary") == {
+        "person",
+        "first_seen",
+        "last_seen",
+        "sightings",
+        "cameras",
+        "thumb",
+        "tentative",
+    }
     assert fields("History") == {"person", "asked", "first_seen", "last_seen", "cameras", "thumb", "sightings"}
     assert items("History", "sightings") == "SightingView" and fields("SightingView") == SIGHTING
     assert schemas["SightingView"]["properties"]["decision"]["enum"] == [
