@@ -7,7 +7,9 @@ people there is wasted work. The gate keeps a running average of a small, blurre
 no detections; the tracker is not updated on them, so its tracks keep their state and resume when detection
 does (they coast). While tracks are open the detector also runs at least every ``refresh`` seconds, so a
 person who stands still keeps being seen, and with none open at least every ``idle`` seconds, so a person who
-sits still from the start (part of the average, never "moving") is found within ``idle`` seconds. The frames
+sits still from the start (part of the average, never "moving") is found within ``idle`` seconds. When the
+detector misses someone it was tracking (a still person detected unsteadily, a person half hidden), it runs on
+every frame until the tracker finds them again or gives them up, as it would without the gate. The frames
 in between get their boxes filled in from the detections on either side (``pipeline.camera.tracklets``).
 
 Cost: a resize to ``width`` pixels wide, a blur, a difference and an average, well under a millisecond for a
@@ -66,15 +68,16 @@ class MotionGate:
         cv2.accumulateWeighted(grey, self.average, o.alpha)
         return self.last_fraction >= o.threshold
 
-    def wants(self, image: np.ndarray, t: float, tracking: bool) -> bool:
-        """Run the detector on this frame (at time ``t``, seconds)? Yes when it moved, or when ``refresh`` seconds
-        (``tracking``: tracks are open) or ``idle`` seconds (none open) passed since the last detection; always
-        when the gate is off."""
+    def wants(self, image: np.ndarray, t: float, tracking: bool, searching: bool = False) -> bool:
+        """Run the detector on this frame (at time ``t``, seconds)? Yes when it moved, while ``searching`` (the
+        detector missed a tracked person: every frame until they are found or given up), or when ``refresh``
+        seconds (``tracking``: tracks are open) or ``idle`` seconds (none open) passed since the last detection;
+        always when the gate is off."""
         o = self.options
         if o.threshold <= 0:
             return True
         moved = self.moved(image)
-        if moved or t - self.last_detect >= (o.refresh if tracking else o.idle):
+        if moved or searching or t - self.last_detect >= (o.refresh if tracking else o.idle):
             self.last_detect = t
             return True
         return False

@@ -103,6 +103,11 @@ class Tracks:
         """Whether any track is being followed now."""
         return bool(self.tracker.tracked_stracks)
 
+    @property
+    def searching(self) -> bool:
+        """Whether a track the detector missed is being looked for (lost, not yet given up)."""
+        return bool(self.tracker.lost_stracks)
+
     def update(self, frame: Frame, boxes: np.ndarray) -> list[TrackedBox]:
         """Advance the tracks by one frame with its boxes ``float32[N,6]`` (x1, y1, x2, y2, confidence, class)."""
         from ultralytics.engine.results import Boxes
@@ -146,7 +151,7 @@ class YoloTracker:
         if (self.frames - 1) % self.options.every:
             self.counts["skipped_every"] += 1
             return []
-        if not self.gate.wants(frame.image, frame.timestamp, self.tracks.active):
+        if not self.gate.wants(frame.image, frame.timestamp, self.tracks.active, self.tracks.searching):
             self.counts["gated"] += 1
             return []
         try:
