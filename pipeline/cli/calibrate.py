@@ -96,6 +96,7 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     from pipeline.lab.demo import demo_config, run_site, synthetic_site
     from pipeline.site import Site
     from pipeline.store.sightings import site_evidence
+    from synth.truth import truth_rows
 
     thresholds = thresholds_of(args.thresholds or SCENE_THRESHOLDS)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
@@ -109,16 +110,21 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
             site = Site(demo_config(config, "motion", synthetic=True), client, "calibrate")
             with step(f"running the {len(cameras)}-camera scene (seed {seed}) through workers and embedder (once)"):
                 run = run_site(site, cameras, embedder)
-            items = collect(client, site.keys, run.tracklets, scene, {c: i for i, c in enumerate(cameras)})
+            index = {c: i for i, c in enumerate(cameras)}
+            items = collect(client, site.keys, run.tracklets, scene, index)
             evidence = site_evidence(client, site.keys)
+        truth = {camera: truth_rows(scene, i) for camera, i in index.items()}
+        merge_every = site.config.matcher.merge_every
         if not items:
             raise UsageError(f"scene {seed} produced no tracklets to calibrate on; try more --seconds or --people")
         learned = learn_from_site(evidence, run.link_threshold, policy, config)
         pooled.append(learned["pairs"])
         with step(f"replaying {len(items)} tracklets at {len(thresholds)} thresholds, without and with its topology"):
-            rows_of = sweep(items, policy, thresholds)
+            rows_of = sweep(items, policy, thresholds, merge_every, truth)
             topo_rows = (
-                sweep(items, replace(policy, topology=learned["topology"]), thresholds) if learned["topology"] else None
+                sweep(items, replace(policy, topology=learned["topology"]), thresholds, merge_every)
+                if learned["topology"]
+                else None
             )
         scenes.append(
             {"seed": seed, "tracklets": len(items), "rows": rows_of, "topology_rows": topo_rows or rows_of}
@@ -154,13 +160,16 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         "plot": str(png.resolve()),
     }
     js.write_text(json.dumps(data, indent=2))
-    lines = ["threshold   IDF1    IDP    IDR  identities   IDF1 with the learned topology"]
+    lines = [
+        "           tracklets                           per frame      IDF1 with the",
+        "threshold   IDF1    IDP    IDR  identities   IDF1    HOTA    learned topology",
+    ]
     for r, t in zip(rows, topo_rows, strict=True):
         mark = " <- best" if r is best else ""
         mark += " (configured)" if abs(r["threshold"] - policy.threshold) < 1e-9 else ""
         lines.append(
             f"{r['threshold']:>9.3f} {r['idf1']:.3f}  {r['idp']:.3f}  {r['idr']:.3f}  {r['identities']:>10g}   "
-            f"{t['idf1']:.3f}{mark}"
+            f"{r['frame_idf1']:.3f}   {r['frame_hota']:.3f}   {t['idf1']:.3f}{mark}"
         )
     sc = self_calibration
     lines.append(
@@ -369,14 +378,22 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+PER_FRAME = ("frame_idf1", "frame_hota")  # per-frame figures of a scene's sweep (``pipeline.lab.calibrate.sweep``)
+
+
 def average(scenes: list[dict]) -> list[dict]:
-    """Per threshold, the mean of every scene's IDF1, IDP, IDR and number of identities."""
+    """Per threshold, the mean of every scene's IDF1, IDP, IDR, per-frame IDF1 and HOTA (where the rows have
+    them) and number of identities."""
     out = []
     for i, first in enumerate(scenes[0]["rows"]):
         rows = [sc["rows"][i] for sc in scenes]
         out.append(
             {"threshold": first["threshold"]}
-            | {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("idf1", "idp", "idr")}
+            | {
+                k: round(sum(r[k] for r in rows) / len(rows), 4)
+                for k in ("idf1", "idp", "idr", *PER_FRAME)
+                if k in first
+            }
             | {"identities": round(sum(r["identities"] for r in rows) / len(rows), 1)}
             | {"per_scene": [r["idf1"] for r in rows]}
         )

@@ -29,7 +29,7 @@ candidates per first sighting, hence more false links at one threshold (prefer t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,6 +38,7 @@ from pipeline.bus import records
 from pipeline.bus.connect import Client
 from pipeline.keys import Keys
 from pipeline.matcher.linker import Linker
+from pipeline.matcher.reorder import merge_period, order_key
 from pipeline.matcher.rules import MatchPolicy
 from pipeline.types import Tracklet, TrackletEmbedding
 
@@ -71,17 +72,33 @@ def collect(
     return out
 
 
-def replay(items: Sequence[Labelled], policy: MatchPolicy, batch: int = 16, merge_every: int = 4) -> list[int]:
-    """The identity each tracklet ends in when the matcher's rules see them in order (batches of ``batch``,
-    a merge pass every ``merge_every`` batches and at the end)."""
+def replay(items: Sequence[Labelled], policy: MatchPolicy, merge_every: float = 10.0, batch: int = 16) -> list[int]:
+    """The identity each tracklet ends in when the matcher's rules see them as the matcher does: in stream order
+    (``pipeline.matcher.reorder``), in batches of up to ``batch``, a merge pass where linking crosses into the next
+    ``merge_every`` seconds of stream time, and one at the end. In the order of ``items``."""
     ids = itertools.count(1)
     linker = Linker(policy, lambda n: [next(ids) for _ in range(n)])
-    assigned: list[int] = []
+    order = sorted(range(len(items)), key=lambda i: order_key(items[i].record))
+    assigned: dict[int, int] = {}
     merged: dict[int, int] = {}
-    for k in range(0, len(items), batch):
-        assigned += [r.identity for r in linker.link([x.record for x in items[k : k + batch]])]
-        if (k // batch + 1) % merge_every == 0:
+    period = None
+    chunk: list[int] = []
+
+    def link() -> None:
+        for i, r in zip(chunk, linker.link([items[i].record for i in chunk]), strict=True):
+            assigned[i] = r.identity
+        chunk.clear()
+
+    for i in order:
+        p = merge_period(items[i].record.t_end, merge_every)
+        if period is not None and p != period:
+            link()
             merged |= {source: into for source, into, _ in linker.merges()}
+        period = p
+        chunk.append(i)
+        if len(chunk) == batch:
+            link()
+    link()
     merged |= {source: into for source, into, _ in linker.merges()}
 
     def resolve(i: int) -> int:
@@ -89,23 +106,50 @@ def replay(items: Sequence[Labelled], policy: MatchPolicy, batch: int = 16, merg
             i = merged[i]
         return i
 
-    return [resolve(i) for i in assigned]
+    return [resolve(assigned[i]) for i in range(len(items))]
 
 
-def sweep(items: Sequence[Labelled], policy: MatchPolicy, thresholds: Iterable[float]) -> list[dict]:
+def sweep(
+    items: Sequence[Labelled],
+    policy: MatchPolicy,
+    thresholds: Iterable[float],
+    merge_every: float = 10.0,
+    truth: Mapping[str, list] | None = None,
+) -> list[dict]:
     """IDF1, IDP, IDR and the number of identities at each threshold (the rest of ``policy`` unchanged; the
-    merge threshold is kept at or above the link threshold)."""
+    merge threshold is kept at or above the link threshold). With ``truth`` (camera -> its per-frame ground truth,
+    ``pipeline.tracks.mot.TrackRow``), also the per-frame IDF1 and HOTA of the tracklets' boxes
+    (``Tracklet.path``) under the identities of that threshold (``frame_idf1``, ``frame_hota``)."""
     from synth.truth import idf1
 
     rows = []
     for th in thresholds:
         p = replace(policy, threshold=th, merge_threshold=max(policy.merge_threshold, th))
-        persons = replay(items, p)
+        persons = replay(items, p, merge_every)
         score = idf1((x.truth, person, x.weight) for x, person in zip(items, persons, strict=True))
-        rows.append(
-            {"threshold": round(th, 4)} | {k: round(v, 4) if isinstance(v, float) else v for k, v in score.items()}
-        )
+        row = {"threshold": round(th, 4)} | {k: round(v, 4) if isinstance(v, float) else v for k, v in score.items()}
+        if truth is not None:
+            frames = frame_scores(items, persons, truth)
+            row |= {"frame_idf1": round(frames.idf1, 4), "frame_hota": round(frames.hota, 4)}
+        rows.append(row)
     return rows
+
+
+def frame_scores(items: Sequence[Labelled], persons: Sequence[int], truth: Mapping[str, list]):
+    """The per-frame scores (``pipeline.tracks.metrics.Scores``, every camera) of the tracklets' boxes shown
+    under ``persons``, against ``truth``."""
+    from pipeline.store.tracks import SightingPath
+    from pipeline.tracks.export import track_rows
+    from pipeline.tracks.metrics import evaluate
+
+    by_camera: dict[str, list[SightingPath]] = {camera: [] for camera in truth}
+    for x, person in zip(items, persons, strict=True):
+        r = x.record
+        if r.path is not None:
+            by_camera.setdefault(r.camera_id, []).append(
+                SightingPath(r.tracklet_id, r.camera_id, person, r.track_id, r.path)
+            )
+    return evaluate(dict(truth), {camera: track_rows(paths) for camera, paths in by_camera.items()}).overall
 
 
 def parse_thresholds(text: str) -> list[float]:

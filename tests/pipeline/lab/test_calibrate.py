@@ -60,7 +60,7 @@ def test_sweep_finds_the_separating_threshold():
 def test_replay_follows_merges():
     items = walks(people=1, cameras=3, noise=0.0)
     # with a threshold above every score each tracklet opens an identity; the merge pass joins them
-    persons = replay(items, MatchPolicy(threshold=1.01, merge_threshold=0.99), batch=1, merge_every=1)
+    persons = replay(items, MatchPolicy(threshold=1.01, merge_threshold=0.99), merge_every=1.0, batch=1)
     assert len(set(persons)) == 1
 
 
