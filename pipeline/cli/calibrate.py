@@ -92,7 +92,7 @@ def cmd_calibrate(args: argparse.Namespace, config: CrosscamConfig) -> Result:
 def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     from models.embedder import load_embedder
     from pipeline.bus.connect import scratch_redis
-    from pipeline.lab.calibrate import collect, plot, sweep
+    from pipeline.lab.calibrate import at_threshold, collect, plot, sweep
     from pipeline.lab.demo import demo_config, run_site, synthetic_site
     from pipeline.site import Site
     from pipeline.store.sightings import site_evidence
@@ -103,7 +103,7 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     model = demo_embedder(args, config)
     embedder = load_embedder(model, device="cpu", cache_dir=config.cache_dir)
     policy = config.matcher.policy(embedder.spec.link_threshold)  # what the matcher links at with this model
-    scenes, people, tracklets, pooled = [], 0, 0, []
+    scenes, people, tracklets, pooled, replays = [], 0, 0, [], []
     for seed in seeds:
         scene, cameras = synthetic_site(args.people, args.seconds, seed)
         with scratch_redis("crosscam-calibrate-redis-") as client:
@@ -120,12 +120,13 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         learned = learn_from_site(evidence, run.link_threshold, policy, config)
         pooled.append(learned["pairs"])
         with step(f"replaying {len(items)} tracklets at {len(thresholds)} thresholds, without and with its topology"):
-            rows_of = sweep(items, policy, thresholds, merge_every, truth)
+            rows_of = sweep(items, policy, thresholds, merge_every)
             topo_rows = (
                 sweep(items, replace(policy, topology=learned["topology"]), thresholds, merge_every)
                 if learned["topology"]
                 else None
             )
+        replays.append((items, merge_every, truth))
         scenes.append(
             {"seed": seed, "tracklets": len(items), "rows": rows_of, "topology_rows": topo_rows or rows_of}
             | {k: v for k, v in learned.items() if k not in ("pairs", "topology")}
@@ -139,6 +140,11 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
     best = max(rows, key=lambda r: (r["idf1"], -abs(r["threshold"] - policy.threshold)))
     best_topo = max(topo_rows, key=lambda r: (r["idf1"], -abs(r["threshold"] - policy.threshold)))
     self_calibration = summarise_self_calibration(scenes, pooled, best["threshold"])
+    with step("scoring every frame at the best and the configured threshold"):
+        per_frame = {
+            name: per_frame_mean(replays, at_threshold(policy, th))
+            for name, th in (("best", best["threshold"]), ("configured", policy.threshold))
+        }
     args.out.mkdir(parents=True, exist_ok=True)
     png, js = args.out / "calibrate.png", args.out / "calibrate.json"
     plot(rows, policy.threshold, png)
@@ -147,6 +153,7 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         "configured_threshold": policy.threshold,
         "rows": rows,
         "self_calibration": self_calibration,
+        "per_frame": per_frame,
         "with_learned_topology": {"best": best_topo, "rows": topo_rows, "mode": config.matcher.topology_mode},
         "scenes": [
             {k: v for k, v in sc.items() if k not in ("rows", "topology_rows")}
@@ -160,17 +167,20 @@ def calibrate_on_scene(args: argparse.Namespace, config: CrosscamConfig) -> Resu
         "plot": str(png.resolve()),
     }
     js.write_text(json.dumps(data, indent=2))
-    lines = [
-        "           tracklets                           per frame      IDF1 with the",
-        "threshold   IDF1    IDP    IDR  identities   IDF1    HOTA    learned topology",
-    ]
+    lines = ["threshold   IDF1    IDP    IDR  identities   IDF1 with the learned topology"]
     for r, t in zip(rows, topo_rows, strict=True):
         mark = " <- best" if r is best else ""
         mark += " (configured)" if abs(r["threshold"] - policy.threshold) < 1e-9 else ""
         lines.append(
             f"{r['threshold']:>9.3f} {r['idf1']:.3f}  {r['idp']:.3f}  {r['idr']:.3f}  {r['identities']:>10g}   "
-            f"{r['frame_idf1']:.3f}   {r['frame_hota']:.3f}   {t['idf1']:.3f}{mark}"
+            f"{t['idf1']:.3f}{mark}"
         )
+    lines.append(
+        "per frame (the tracklets' boxes under these identities, every camera): "
+        + "; ".join(
+            f"at the {name} threshold IDF1 {f['idf1']:.3f}, HOTA {f['hota']:.3f}" for name, f in per_frame.items()
+        )
+    )
     sc = self_calibration
     lines.append(
         "self-calibration without labels (crosscam calibrate --dataset site): per scene "
@@ -363,41 +373,34 @@ def calibrate_on_dataset(args: argparse.Namespace, config: CrosscamConfig) -> Re
 
 def parse_seeds(text: str) -> list[int]:
     """``"2-8"`` or ``"2,3,5"`` (or both: ``"1,4-6"``)."""
-    seeds: list[int] = []
-    try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            lo, dash, hi = part.partition("-")
-            first, last = int(lo), int(hi) if dash else int(lo)
-            if last < first:
-                raise ValueError
-            seeds += range(first, last + 1)
-    except ValueError:
-        raise UsageError(f"--seeds {text!r}: give scene seeds as 2-8 or 2,3,5") from None
-    if not seeds:
-        raise UsageError(f"--seeds {text!r}: give scene seeds as 2-8 or 2,3,5")
-    return seeds
+    from pipeline.cli.common import parse_ranges
 
-
-PER_FRAME = ("frame_idf1", "frame_hota")  # per-frame figures of a scene's sweep (``pipeline.lab.calibrate.sweep``)
+    return parse_ranges(text, "--seeds", "scene seeds")
 
 
 def average(scenes: list[dict]) -> list[dict]:
-    """Per threshold, the mean of every scene's IDF1, IDP, IDR, per-frame IDF1 and HOTA (where the rows have
-    them) and number of identities."""
+    """Per threshold, the mean of every scene's IDF1, IDP, IDR and number of identities."""
     out = []
     for i, first in enumerate(scenes[0]["rows"]):
         rows = [sc["rows"][i] for sc in scenes]
         out.append(
             {"threshold": first["threshold"]}
-            | {
-                k: round(sum(r[k] for r in rows) / len(rows), 4)
-                for k in ("idf1", "idp", "idr", *PER_FRAME)
-                if k in first
-            }
+            | {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("idf1", "idp", "idr")}
             | {"identities": round(sum(r["identities"] for r in rows) / len(rows), 1)}
             | {"per_scene": [r["idf1"] for r in rows]}
         )
     return out
+
+
+def per_frame_mean(replays: list[tuple], policy) -> dict:
+    """The mean over scenes (``(items, merge_every, truth)`` each) of the per-frame IDF1, IDP, IDR, MOTA and HOTA
+    under ``policy`` (``pipeline.lab.calibrate.frame_scores``)."""
+    from pipeline.lab.calibrate import frame_scores
+
+    scores = [frame_scores(items, policy, every, truth) for items, every, truth in replays]
+    return {
+        k: round(sum(getattr(s, k) for s in scores) / len(scores), 4) for k in ("idf1", "idp", "idr", "mota", "hota")
+    }
 
 
 def best_of(rows: list[dict]) -> dict:

@@ -109,39 +109,37 @@ def replay(items: Sequence[Labelled], policy: MatchPolicy, merge_every: float = 
     return [resolve(assigned[i]) for i in range(len(items))]
 
 
+def at_threshold(policy: MatchPolicy, threshold: float) -> MatchPolicy:
+    """``policy`` linking at ``threshold``, its merge threshold kept at or above it."""
+    return replace(policy, threshold=threshold, merge_threshold=max(policy.merge_threshold, threshold))
+
+
 def sweep(
-    items: Sequence[Labelled],
-    policy: MatchPolicy,
-    thresholds: Iterable[float],
-    merge_every: float = 10.0,
-    truth: Mapping[str, list] | None = None,
+    items: Sequence[Labelled], policy: MatchPolicy, thresholds: Iterable[float], merge_every: float = 10.0
 ) -> list[dict]:
     """IDF1, IDP, IDR and the number of identities at each threshold (the rest of ``policy`` unchanged; the
-    merge threshold is kept at or above the link threshold). With ``truth`` (camera -> its per-frame ground truth,
-    ``pipeline.tracks.mot.TrackRow``), also the per-frame IDF1 and HOTA of the tracklets' boxes
-    (``Tracklet.path``) under the identities of that threshold (``frame_idf1``, ``frame_hota``)."""
+    merge threshold is kept at or above the link threshold)."""
     from synth.truth import idf1
 
     rows = []
     for th in thresholds:
-        p = replace(policy, threshold=th, merge_threshold=max(policy.merge_threshold, th))
-        persons = replay(items, p, merge_every)
+        persons = replay(items, at_threshold(policy, th), merge_every)
         score = idf1((x.truth, person, x.weight) for x, person in zip(items, persons, strict=True))
-        row = {"threshold": round(th, 4)} | {k: round(v, 4) if isinstance(v, float) else v for k, v in score.items()}
-        if truth is not None:
-            frames = frame_scores(items, persons, truth)
-            row |= {"frame_idf1": round(frames.idf1, 4), "frame_hota": round(frames.hota, 4)}
-        rows.append(row)
+        rows.append(
+            {"threshold": round(th, 4)} | {k: round(v, 4) if isinstance(v, float) else v for k, v in score.items()}
+        )
     return rows
 
 
-def frame_scores(items: Sequence[Labelled], persons: Sequence[int], truth: Mapping[str, list]):
-    """The per-frame scores (``pipeline.tracks.metrics.Scores``, every camera) of the tracklets' boxes shown
-    under ``persons``, against ``truth``."""
+def frame_scores(items: Sequence[Labelled], policy: MatchPolicy, merge_every: float, truth: Mapping[str, list]):
+    """The per-frame scores (``pipeline.tracks.metrics.Scores``, every camera) of the tracklets' boxes
+    (``Tracklet.path``) under the identities ``policy`` gives them, against ``truth`` (camera -> its per-frame
+    ground truth, ``pipeline.tracks.mot.TrackRow``)."""
     from pipeline.store.tracks import SightingPath
     from pipeline.tracks.export import track_rows
     from pipeline.tracks.metrics import evaluate
 
+    persons = replay(items, policy, merge_every)
     by_camera: dict[str, list[SightingPath]] = {camera: [] for camera in truth}
     for x, person in zip(items, persons, strict=True):
         r = x.record

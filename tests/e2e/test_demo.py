@@ -58,8 +58,9 @@ def test_calibrate_end_to_end(capsys, tmp_path, monkeypatch, demo_cache):
     assert best["idf1"] == max(r["idf1"] for r in data["rows"]) and best["idf1"] > 0.6
     # too strict a threshold splits people into many identities
     assert data["rows"][-1]["identities"] > best["identities"]
-    # beside the tracklet-level IDF1, the per-frame figures of the boxes under each threshold's identities
-    assert all(0 < r["frame_idf1"] < 1 and 0 < r["frame_hota"] < 1 for r in data["rows"])
+    # beside the tracklet-level IDF1, the per-frame figures of the boxes under the best and configured thresholds
+    assert all(0 < f["idf1"] < 1 and 0 < f["hota"] < 1 for f in data["per_frame"].values())
+    assert set(data["per_frame"]) == {"best", "configured"}
     assert (tmp_path / "calibrate.png").stat().st_size > 10_000 and (tmp_path / "calibrate.json").is_file()
 
 
