@@ -10,17 +10,19 @@ bounded backoff and publishes them in order once Redis is back; when the backlog
 dropped and counted (``counts["backlog_dropped"]``, reported to ``report_drops`` once Redis is back). A
 tracklet the publisher refuses (a field over its size limit) is logged and counted (``counts["refused"]``).
 
-Watermarks. Each camera's stages report their progress (``progress``): a stream time before which that camera
-will close no more tracklets. The service publishes, per camera, the lower of that and the ``t_end`` of every
-tracklet of the camera it still holds (queued, or embedded and not yet published): the camera's watermark, below
-which every tracklet of it is on the stream. The matcher links in stream order up to the lowest watermark
-(``pipeline.matcher.reorder``). They are written every ``WATERMARK_EVERY`` seconds and once more at the end.
+Watermarks. Each camera's stages report their progress (``progress``): the time of the frame they last
+processed, every tracklet closed at or before it handed over. The service publishes, per camera, that time, or,
+when it still holds a tracklet of the camera (queued, or embedded and not yet published), just below the
+earliest closing time among them: the camera's watermark, at or below which every tracklet of it is on the
+stream. The matcher links in stream order up to the lowest watermark (``pipeline.matcher.reorder``). They are
+written every ``WATERMARK_EVERY`` seconds and once more at the end.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -31,11 +33,11 @@ import numpy as np
 from models.embedder import Embedder
 from pipeline.bus.backlog import Backlog, Retry
 from pipeline.turns import Turns
-from pipeline.types import Tracklet, TrackletEmbedding
+from pipeline.types import Tracklet, TrackletEmbedding, closing_time
 
 log = logging.getLogger(__name__)
 
-WATERMARK_EVERY = 0.2  # seconds between writes of the cameras' watermarks
+WATERMARK_EVERY = 0.05  # seconds between writes of the cameras' watermarks (a small HSET each camera)
 
 
 def thumbnail(tracklet: Tracklet, attention: np.ndarray, quality: int = 85) -> bytes:
@@ -77,6 +79,7 @@ def embed_batch(embedder: Embedder, tracklets: list[Tracklet], site: str) -> lis
             thumbnail(t, a),
             embedder.spec.model_id,
             t.path,
+            t.t_closed,
         )
         for t, f, a in zip(tracklets, features, attention, strict=True)
     ]
@@ -130,21 +133,21 @@ class EmbeddingService:
             self.counts["submitted"] += 1
             self.cond.notify_all()
 
-    def progress(self, camera: str, before: float) -> None:
-        """Camera ``camera`` will close no more tracklets ending before stream time ``before`` (``inf``: it ended);
-        call it after handing over the tracklets that closed."""
+    def progress(self, camera: str, at: float) -> None:
+        """Camera ``camera`` has handed over every tracklet it closed at or before stream time ``at`` (``inf``: it
+        ended)."""
         with self.cond:
-            self._progress[camera] = before
+            self._progress[camera] = at
 
     def watermarks(self) -> dict[str, float]:
-        """Per camera that reported progress: the stream time below which all its tracklets are published."""
+        """Per camera that reported progress: the stream time at or below which all its tracklets are published."""
         with self.cond:
             marks = dict(self._progress)
-            held = [(t.camera_id, t.t_end) for t in self.queue]
-        held += [(t.camera_id, t.t_end) for t in list(self.backlog.items)]
-        for camera, t_end in held:
-            if camera in marks and t_end < marks[camera]:
-                marks[camera] = t_end
+            held = [(t.camera_id, closing_time(t)) for t in self.queue]
+        held += [(t.camera_id, closing_time(t)) for t in list(self.backlog.items)]
+        for camera, closed in held:
+            if camera in marks and closed <= marks[camera]:
+                marks[camera] = math.nextafter(closed, -math.inf)
         return marks
 
     def _write_watermarks(self, force: bool = False) -> None:
@@ -175,7 +178,8 @@ class EmbeddingService:
     def _next_batch(self) -> list[Tracklet]:
         with self.cond:
             if not self.queue and not self._stop:
-                self.cond.wait(0.2 if self.backlog else 0.5)
+                idle = WATERMARK_EVERY if self.publish_watermarks is not None else 0.5  # cameras move on meanwhile
+                self.cond.wait(0.2 if self.backlog else idle)
             if not self.queue:
                 return []
             deadline = time.monotonic() + self.max_wait

@@ -41,6 +41,9 @@ class Tracklet:
     boxes: np.ndarray  # float32[T,4]: the crops' boxes in the frame
     times: np.ndarray  # float64[T]: the crops' frame timestamps
     path: np.ndarray  # float64[N,7]: per frame of the tracklet (``PATH_COLUMNS``), detected or filled in
+    t_closed: float | None = (
+        None  # stream time of the frame it closed at (the matcher's order: pipeline.matcher.reorder)
+    )
 
 
 MAX_PATH_ROWS = 4096  # a tracklet closes when its path reaches this many frames (a record's limit)
@@ -65,8 +68,14 @@ class TrackletEmbedding:
     thumbnail: bytes  # JPEG of the crop with the highest attention
     model_id: str
     path: np.ndarray | None = None  # float64[N,7]: the tracklet's per-frame boxes (``PATH_COLUMNS``), if known
+    t_closed: float | None = None  # stream time of the frame it closed at, if known (else ``t_end`` stands for it)
 
     @property
     def tracklet_id(self) -> str:
         """Unique within a site: the matcher uses it to process each tracklet once."""
         return f"{self.camera_id}:{self.track_id}:{self.seq}"
+
+
+def closing_time(t: Tracklet | TrackletEmbedding) -> float:
+    """When ``t`` closed, in stream time: its ``t_closed``, else (a producer that does not say) its ``t_end``."""
+    return t.t_end if t.t_closed is None else t.t_closed

@@ -16,6 +16,7 @@ Optional (a record without it is valid; a consumer that does not know it ignores
 
 | field | value |
 |---|---|
+| ``closed`` | decimal seconds: the stream time of the frame the tracklet closed at (at or after ``t_end``), by which the matcher orders tracklets |
 | ``path`` | the tracklet's per-frame boxes (``pipeline.types.PATH_COLUMNS``), ``PATH_ROW`` rows: frame index (int64), seconds after ``t_start`` (float32), x1, y1, x2, y2 (float32 pixels), score (float16; 0: filled in), frames strictly increasing, at most ``MAX_PATH_ROWS`` |
 
 A consumer that meets another version or a malformed record gets ``RecordError`` and moves the
@@ -64,9 +65,10 @@ FIELD_LIMITS = {
     "attention": 2 * MAX_FRAMES,
     "thumb": MAX_THUMB_BYTES,
     "path": MAX_PATH_ROWS * PATH_ROW.itemsize,
+    "closed": MAX_NUMBER_BYTES,
 }
 """The most bytes each field's value may hold."""
-MAX_FIELDS = 32  # a record has 13 or 14; a few more are tolerated (and ignored) for forward compatibility
+MAX_FIELDS = 32  # a record has 13 to 15; a few more are tolerated (and ignored) for forward compatibility
 MAX_RECORD_BYTES = 448 * 1024  # names and values together: every field at its limit fits (about 411 KiB)
 
 
@@ -147,6 +149,8 @@ def encode(t: TrackletEmbedding) -> dict[str, bytes]:
     }
     if t.path is not None:
         fields["path"] = encode_path(t.path, t.t_start)
+    if t.t_closed is not None:
+        fields["closed"] = repr(float(t.t_closed)).encode()
     check_size(fields)
     if not is_camera_id(t.camera_id):
         raise RecordError(f"camera {t.camera_id[:64]!r} is not a camera id ({CAMERA_ID_RULE})")
@@ -201,6 +205,7 @@ _NAMES = (
     "model",
     "thumb",
     "path",
+    "closed",
 )
 _KEYS = {name: name.encode() for name in _NAMES}  # Redis gives bytes keys; callers may pass str keys
 
@@ -285,7 +290,17 @@ def decode(fields: dict) -> TrackletEmbedding:
         thumbnail=thumb,
         model_id=_text(fields, "model"),
         path=_path(fields, t_start),
+        t_closed=_closed(fields, t_end),
     )
+
+
+def _closed(fields: dict, t_end: float) -> float | None:
+    if fields.get(_KEYS["closed"], fields.get("closed")) is None:
+        return None
+    closed = _float(fields, "closed")
+    if closed < t_end:
+        raise RecordError(f"field 'closed' {closed} is before t_end {t_end}: a tracklet closes after its last frame")
+    return closed
 
 
 def _path(fields: dict, t_start: float) -> np.ndarray | None:

@@ -136,9 +136,11 @@ class TrackletBuffer:
         self.counts: Counter[str] = Counter()
         self.ended: dict[int, list[float]] = {}  # track -> the last detected row of its last closed tracklet
         self.recent: deque[tuple[int, float]] = deque()  # (frame index, time) of the frames of the last lost_after s
+        self.now = float("-inf")  # the time of the last frame added: tracklets closed by ``flush`` close then
 
     def add(self, frame: Frame, boxes: list[TrackedBox]) -> list[Tracklet]:
         p, now, closed = self.policy, frame.timestamp, []
+        self.now = now
         seen = set()
         for b in boxes:
             seen.add(b.track_id)
@@ -208,11 +210,6 @@ class TrackletBuffer:
         p = self.policy
         return cv2.resize(image[y1:y2, x1:x2], (p.crop_width, p.crop_height), interpolation=cv2.INTER_AREA)
 
-    def watermark(self, now: float) -> float:
-        """The stream time before which no tracklet of this camera can end any more: ``now`` (the frame just
-        added), or the last sighting of an open track when earlier (it may close ending there)."""
-        return min([now, *(o.last_seen for o in self.open.values())])
-
     def flush(self) -> list[Tracklet]:
         """Close every open track (the source ended)."""
         closed = []
@@ -225,6 +222,7 @@ class TrackletBuffer:
         self.next_seq[track_id] = track.seq + 1
         p = self.policy
         rows = np.array(track.rows, np.float64).reshape(-1, 7)
+        closed_at = self.now
         if track.anchor is not None:  # the frames since the previous tracklet, filled from its last detection
             rows = fill_path(np.concatenate([np.array([track.anchor], np.float64), rows]))[1:]
         else:
@@ -264,5 +262,6 @@ class TrackletBuffer:
                 np.array([boxes[i] for i in idx], np.float32),
                 np.array([times[i] for i in idx], np.float64),
                 rows,
+                closed_at,
             )
         ]

@@ -56,8 +56,8 @@ class WorkerReport:
 class CameraStages:
     """One camera's stages: ``process(frame)`` tracks people and hands each tracklet that closes to
     ``on_tracklet``; ``finish()`` closes the tracklets still open. Counts go to ``report``. After each frame,
-    ``on_progress(camera, t)`` hears the stream time before which the camera will close no more tracklets
-    (``inf`` once finished): the watermark the matcher orders tracklets by (``pipeline.embedding``)."""
+    ``on_progress(camera, t)`` hears its time: every tracklet closed at or before it has been handed over (``inf``
+    once finished); the camera's watermark, by which the matcher orders tracklets (``pipeline.embedding``)."""
 
     def __init__(
         self,
@@ -78,7 +78,7 @@ class CameraStages:
         for tracklet in self.buffer.add(frame, boxes):
             self._hand_off(tracklet)
         if self.on_progress is not None:
-            self.on_progress(self.camera_id, self.buffer.watermark(frame.timestamp))
+            self.on_progress(self.camera_id, frame.timestamp)
 
     def finish(self) -> None:
         for tracklet in self.buffer.flush():

@@ -40,7 +40,7 @@ from pipeline.keys import Keys
 from pipeline.matcher.linker import Linker
 from pipeline.matcher.reorder import merge_period, order_key
 from pipeline.matcher.rules import MatchPolicy
-from pipeline.types import Tracklet, TrackletEmbedding
+from pipeline.types import Tracklet, TrackletEmbedding, closing_time
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def replay(items: Sequence[Labelled], policy: MatchPolicy, merge_every: float = 
         chunk.clear()
 
     for i in order:
-        p = merge_period(items[i].record.t_end, merge_every)
+        p = merge_period(closing_time(items[i].record), merge_every)
         if period is not None and p != period:
             link()
             merged |= {source: into for source, into, _ in linker.merges()}

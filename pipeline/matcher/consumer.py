@@ -39,7 +39,7 @@ Guarantees:
   id. With ``model_threshold`` the matcher links at the threshold announced for the model of the records it
   reads (``pipeline.matcher.thresholds``), so a site config only sets ``matcher.threshold`` to override it.
 
-- **The same input gives the same identities.** Tracklets are linked in stream order (``t_end``), not in the
+- **The same input gives the same identities.** Tracklets are linked in stream order (when they closed), not in the
   order the cameras happened to deliver them: each waits in a reorder buffer until every camera's watermark has
   passed it (at most ``reorder_window`` seconds), and merge passes run every ``merge_every`` seconds of stream
   time (``pipeline.matcher.reorder``). Records held there stay pending, so a crash loses none of them.
@@ -80,7 +80,7 @@ from pipeline.matcher.rules import MatchPolicy
 from pipeline.matcher.thresholds import ModelThreshold
 from pipeline.matcher.writer import WriteBehind
 from pipeline.store.retention import trim_site
-from pipeline.types import TrackletEmbedding
+from pipeline.types import TrackletEmbedding, closing_time
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ OUTAGE = TRANSIENT
 OUTAGE_RETRY = Retry(initial=0.1, max_delay=5.0)  # the waits between looks for Redis during an outage
 BACKLOG_WARNING = 0.5  # warn when the records waiting reach this fraction of the stream's length limit
 BACKLOG_EVERY = 10.0  # seconds between looks at the backlog
+HELD_BLOCK_MS = 50  # the longest a read waits for new records while tracklets wait for the watermark
 
 
 def consumer_name() -> str:
@@ -304,7 +305,8 @@ class Matcher:
         if self.reader.rewinding():
             self.flush()  # the records of a batch behind are pending too: written first, not read again
         self.watermark = self._read_watermark()
-        entries = self.reader.read(block_ms)
+        # while tracklets wait for the cameras' watermarks, look again soon: the next one may release them
+        entries = self.reader.read(min(block_ms, HELD_BLOCK_MS) if len(self.reorder) else block_ms)
         if entries or len(self.reorder):
             self.process(entries)
         if len(entries) < self.batch:  # caught up: nothing left behind
@@ -410,8 +412,8 @@ class Matcher:
             return
         segments: list[list[tuple[str, TrackletEmbedding]]] = []
         for sid, t in released:  # cut where a merge period ends: a merge pass runs there
-            period = merge_period(t.t_end, self.merge_every)
-            if not segments or period != merge_period(segments[-1][-1][1].t_end, self.merge_every):
+            period = merge_period(closing_time(t), self.merge_every)
+            if not segments or period != merge_period(closing_time(segments[-1][-1][1]), self.merge_every):
                 segments.append([])
             segments[-1].append((sid, t))
         if not segments:
@@ -420,13 +422,13 @@ class Matcher:
                 self.writes.queue(self._write(w), set(), functools.partial(self._count, counts))
             return
         for k, segment in enumerate(segments):
-            if self._merge_due(segment[0][1].t_end):
+            if self._merge_due(closing_time(segment[0][1])):
                 self.merge()
                 if self.stale:  # the merge's write was refused: every record is read again after a reload
                     return
             first = k == 0
             self._link(w if first else Commands(), segment, done if first else [], counts if first else {})
-            self.period = merge_period(segment[-1][1].t_end, self.merge_every)
+            self.period = merge_period(closing_time(segment[-1][1]), self.merge_every)
 
     def _link(
         self, w: Commands, segment: list[tuple[str, TrackletEmbedding]], done: list[str], counts: dict[str, int]

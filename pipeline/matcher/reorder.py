@@ -2,11 +2,12 @@
 
 Which identity a tracklet joins depends on the tracklets linked before it, so a site whose cameras deliver at
 their own pace (threads, processes, networks) would give different identities from one run to the next if the
-matcher linked in arrival order. Instead it links in **stream order**: by ``t_end`` (then camera, track, seq),
-the moment each tracklet was complete. A tracklet waits in the ``Reorder`` buffer until every camera's
-*watermark* has passed it: each camera process publishes, per camera, a stream time below which it will
-publish no more tracklets (``pipeline.camera.watermark``). Merge passes run at fixed points of stream time
-(every ``merge_every`` seconds of it), so they too fall between the same tracklets in every run.
+matcher linked in arrival order. Instead it links in **stream order**: by the stream time each tracklet closed
+at (the frame its camera closed it on; then camera, track, seq), which a camera reaches in order. A tracklet
+waits in the ``Reorder`` buffer until every camera's *watermark* has reached it: each camera process publishes,
+per camera, a stream time at or below which it will publish no more tracklets (``pipeline.embedding``). Merge
+passes run at fixed points of stream time (every ``merge_every`` seconds of it), so they too fall between the
+same tracklets in every run.
 
 The wait is bounded: a tracklet held for ``window`` seconds (wall clock) is linked anyway, with every tracklet
 before it; a camera whose watermark has not moved for ``window`` seconds (a dead process, a camera that lost its
@@ -20,12 +21,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pipeline.types import TrackletEmbedding
+from pipeline.types import TrackletEmbedding, closing_time
 
 
 def order_key(t: TrackletEmbedding) -> tuple[float, str, int, int]:
-    """A tracklet's place in stream order."""
-    return (t.t_end, t.camera_id, t.track_id, t.seq)
+    """A tracklet's place in stream order: when it closed (``pipeline.types.closing_time``), then camera, track, seq."""
+    return (closing_time(t), t.camera_id, t.track_id, t.seq)
 
 
 def merge_period(t: float, every: float) -> float:
@@ -84,8 +85,8 @@ class Reorder:
         self._ids.add(tracklet.tracklet_id)
 
     def release(self, watermark: float, now: float) -> list[tuple[str, TrackletEmbedding]]:
-        """The tracklets to link now, in stream order: those that end before ``watermark``, and every one up to
-        the last that has waited ``window`` seconds."""
+        """The tracklets to link now, in stream order: those that closed at or before ``watermark``, and every one
+        up to the last that has waited ``window`` seconds."""
         if not self._heap:
             return []
         if self.window <= 0:
@@ -94,7 +95,7 @@ class Reorder:
             expired = [h.key for h in self._heap if now - h.arrived >= self.window]
             cut = max([(watermark,), *expired]) if expired else (watermark,)
         out = []
-        while self._heap and (self._heap[0].key[0] < cut[0] or self._heap[0].key <= cut):
+        while self._heap and (self._heap[0].key[0] <= cut[0] or self._heap[0].key <= cut):
             held = heapq.heappop(self._heap)
             self._ids.discard(held.tracklet.tracklet_id)
             out.append((held.stream_id, held.tracklet))

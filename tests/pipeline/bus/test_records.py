@@ -38,6 +38,15 @@ def test_the_per_frame_path_travels_with_the_record_and_is_optional():
     assert records.decode(records.encode(make_embedding())).path is None  # a record without one is whole
 
 
+def test_the_closing_time_travels_with_the_record_and_is_optional():
+    back = records.decode(records.encode(make_embedding(t_closed=104.6)))
+    assert back.t_closed == 104.6 and records.decode(records.encode(make_embedding())).t_closed is None
+    with pytest.raises(RecordError, match="before t_end"):
+        records.decode(records.encode(make_embedding()) | {"closed": b"100.0"})
+    with pytest.raises(RecordError, match="'closed' is not finite"):
+        records.decode(records.encode(make_embedding()) | {"closed": b"inf"})
+
+
 def _path_rows(**changes) -> bytes:
     rows = np.frombuffer(records.encode(make_embedding(path=PATH))["path"], records.PATH_ROW).copy()
     for name, (i, value) in changes.items():

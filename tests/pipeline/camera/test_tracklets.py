@@ -56,6 +56,7 @@ def test_track_end_closes_a_tracklet_of_t_even_crops():
     out += buf.add(frame(6, 2.0), [])  # track 1 unseen for 1.5 s > lost_after
     (t,) = out
     assert (t.camera_id, t.track_id, t.seq, t.t_start, t.t_end) == ("cam", 1, 0, 0.0, 0.5)
+    assert t.t_closed == 2.0  # closed on the frame it was found lost on
     assert t.crops.shape == (4, 64, 32, 3) and t.boxes.shape == (4, 4)
 
 

@@ -40,10 +40,10 @@ def test_tracklets_leave_in_stream_order_once_the_watermark_passes_them():
     early = tracklet("a", 1, 0.0, 2.0, feature(2))
     r.add("2-0", late, now=0.0)
     r.add("1-0", early, now=0.1)
-    assert r.release(watermark=1.0, now=0.2) == []  # nothing ends before 1.0
-    assert [t for _, t in r.release(watermark=4.0, now=0.3)] == [early]  # 4.0 itself may still come
+    assert r.release(watermark=1.0, now=0.2) == []  # nothing closed at or before 1.0
+    assert [t for _, t in r.release(watermark=3.9, now=0.3)] == [early]
     assert "b:1:0" in r and len(r) == 1
-    assert [t for _, t in r.release(watermark=math.inf, now=0.4)] == [late]
+    assert [t for _, t in r.release(watermark=4.0, now=0.4)] == [late]  # closed at 4.0: at the watermark
 
 
 def test_a_tracklet_held_for_the_window_goes_with_everything_before_it():
@@ -71,6 +71,15 @@ def test_a_camera_whose_watermark_stops_moving_is_not_waited_for():
     assert w.update({"a": 9.5, "b": 4.0}, now=3.0) == 4.0  # b moves again: waited for again
     assert w.update({"a": math.inf, "b": math.inf}, now=100.0) == math.inf  # both ended
     assert Watermarks(window=1.0).update({}, now=0.0) == math.inf  # no camera publishes one: nothing to wait for
+
+
+def test_the_order_is_the_closing_time_when_the_record_has_one():
+    from dataclasses import replace
+
+    lost = replace(tracklet("a", 1, 0.0, 2.0, feature(1)), t_closed=3.1)  # ended at 2.0, closed 1.1 s later
+    done = replace(tracklet("b", 2, 0.0, 3.0, feature(2)), t_closed=3.0)  # closed at its last frame
+    old = tracklet("c", 3, 0.0, 2.5, feature(3))  # a producer that does not say: its end stands for it
+    assert [t.camera_id for t in stream_order([lost, done, old])] == ["c", "b", "a"]
 
 
 def test_order_key_and_merge_periods():
