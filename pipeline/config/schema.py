@@ -306,6 +306,13 @@ class ApiConfig(Section):
     search_concurrency: int = Field(
         2, ge=1, le=64, description="search: requests decoded and embedded at once; the others wait their turn"
     )
+    uploads_per_client: int = Field(
+        4,
+        ge=1,
+        le=1000,
+        description="search: requests one client address may have under way at once, upload included (429 with "
+        "Retry-After above, before the body is read)",
+    )
 
 
 class CameraConfig(Section):

@@ -1,35 +1,39 @@
 """The HTTP API (FastAPI; OpenAPI at ``/docs``) and the web page, over the same store as the CLI.
 
-Every ``/api`` route needs the key in the ``X-API-Key`` header (401 without it) and answers with a
-response model of ``pipeline.serve.schemas``. The server binds 127.0.0.1 unless told otherwise. The page at
+Every ``/api`` route needs the key in the ``X-API-Key`` header (401 without it, answered from the headers
+before any body is read: ``pipeline.serve.auth``) and answers with a response model of
+``pipeline.serve.schemas``; while Redis cannot be reached, 503 with ``Retry-After`` (the routes work again
+as soon as it is back). The server binds 127.0.0.1 unless told otherwise. The page at
 ``/`` asks for the key once and keeps it in the browser; it renders every stored value as text, and every
 response carries a strict Content-Security-Policy (``pipeline.serve.headers``). Camera and sighting ids in
-paths and queries must follow ``pipeline.ids``. A search's uploads are bounded (``pipeline.serve.uploads``)
-and decoded and embedded off the event loop, a few at a time, so other requests never wait for one.
+paths and queries must follow ``pipeline.ids``. A search's uploads are bounded (``pipeline.serve.uploads``),
+as are the searches one client has under way (``pipeline.serve.slots``), and they are decoded and embedded off the event loop, a few at a time, so other requests never wait for one.
 """
 
-import secrets
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import cv2
+import redis
 from fastapi import Depends, FastAPI, File, HTTPException, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 
+from crosscam.redact import redact
 from pipeline import store
 from pipeline.bus.connect import Client
-from pipeline.bus.publisher import camera_status
 from pipeline.embedding import decode_image, embed_images
 from pipeline.ids import CAMERA_ID, SIGHTING_ID
-from pipeline.keys import Keys, text
+from pipeline.keys import Keys
+from pipeline.serve.auth import HEADER, UNAUTHORISED, ApiKeyGate, key_matches
+from pipeline.serve.cameras import camera_statuses
 from pipeline.serve.gallery_cache import GalleryCache
 from pipeline.serve.headers import SecurityHeaders
 from pipeline.serve.schemas import (
     CamerasResponse,
-    CameraStatus,
     ErrorResponse,
     Explanation,
     History,
@@ -41,7 +45,10 @@ from pipeline.store.fields import TENTATIVE_SECONDS
 if TYPE_CHECKING:
     from models.embedder import Embedder
 
+from pipeline.serve.slots import UploadSlots
 from pipeline.serve.uploads import BodyLimit, SearchLimits, check_count, check_pixels, check_size
+
+log = logging.getLogger(__name__)
 
 WEB = Path(__file__).with_name("web")
 PAGE = WEB / "index.html"
@@ -49,7 +56,13 @@ ASSETS = {"/app.js": (WEB / "app.js", "text/javascript"), "/style.css": (WEB / "
 SightingId = Annotated[str, PathParam(pattern=SIGHTING_ID, description="camera:track:seq")]
 
 
-_ERRORS = {401: {"model": ErrorResponse, "description": "missing or wrong API key"}}
+UNREACHABLE = "the site's Redis cannot be reached: try again shortly"
+RETRY_UNREACHABLE = 5  # seconds: Retry-After while Redis cannot be reached
+
+_ERRORS = {
+    401: {"model": ErrorResponse, "description": "missing or wrong API key"},
+    503: {"model": ErrorResponse, "description": "the site's Redis cannot be reached (Retry-After says when to try)"},
+}
 _NOT_FOUND = _ERRORS | {404: {"model": ErrorResponse, "description": "no such person or sighting (or expired)"}}
 _JPEG = {
     200: {
@@ -81,20 +94,31 @@ def create_app(
     limits = limits or SearchLimits()
     cache = GalleryCache(lambda: store.load_gallery(client, keys), lambda: tuple(client.mget(keys.version, keys.epoch)))
     app = FastAPI(title="crosscam", description="Where else was this person seen, and when.", version="1")
+    # the last added runs first: headers on every answer, then the key, then the bounds, then the route
+    app.add_middleware(UploadSlots, path="/api/search", per_client=limits.uploads_per_client)
     app.add_middleware(BodyLimit, path="/api/search", limit=limits.max_request_bytes)
+    app.add_middleware(ApiKeyGate, key=api_key)
     app.add_middleware(SecurityHeaders)
-    header = APIKeyHeader(name="X-API-Key", auto_error=False)
+    header = APIKeyHeader(name=HEADER, auto_error=False)
     expected = api_key.encode("utf-8")
     searching = anyio.CapacityLimiter(limits.concurrency)
 
     def authorised(key: str | None = Depends(header)) -> None:
-        # a header is Latin-1 text: its bytes, compared in constant time with the key's UTF-8 bytes
-        if key is None or not secrets.compare_digest(key.encode("latin-1", "replace"), expected):
-            raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
+        # Starlette decodes a header as Latin-1: encoding it back gives the bytes that were sent
+        if not key_matches(None if key is None else key.encode("latin-1", "replace"), expected):
+            raise HTTPException(401, UNAUTHORISED)
 
     @app.exception_handler(store.NotFound)
     def not_found(request, e: store.NotFound):
         return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @app.exception_handler(redis.ConnectionError)  # a BusyLoadingError (a restarted Redis loading) is one too
+    @app.exception_handler(redis.TimeoutError)
+    def unreachable(request, e: redis.RedisError):
+        log.warning(
+            "%s %s answered 503: Redis cannot be reached (%s)", request.method, request.url.path, redact(str(e))
+        )
+        return JSONResponse({"detail": UNREACHABLE}, status_code=503, headers={"Retry-After": str(RETRY_UNREACHABLE)})
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -112,9 +136,7 @@ def create_app(
         responses=_ERRORS,
     )
     def cameras() -> CamerasResponse:
-        ids = sorted(text(c) for c in client.smembers(keys.cameras))
-        statuses = [CameraStatus(camera=c, **camera_status(client, keys, c)) for c in ids]
-        return CamerasResponse(site=keys.site, cameras=statuses)
+        return CamerasResponse(site=keys.site, cameras=camera_statuses(client, keys))
 
     @app.get("/api/persons", dependencies=[Depends(authorised)], response_model=PersonsResponse, responses=_ERRORS)
     def persons(
@@ -157,7 +179,11 @@ def create_app(
             400: {"model": ErrorResponse, "description": "an upload that is not an image"},
             409: {"model": ErrorResponse, "description": "the API's model makes features of another size"},
             413: {"model": ErrorResponse, "description": "too many images, bytes or pixels (the api.max_* keys)"},
-            503: {"model": ErrorResponse, "description": "the API was started without the re-ID model"},
+            429: {"model": ErrorResponse, "description": "this client has api.uploads_per_client searches under way"},
+            503: {
+                "model": ErrorResponse,
+                "description": "the API was started without the re-ID model, or the site's Redis cannot be reached",
+            },
         },
     )
     async def search(

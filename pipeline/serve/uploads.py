@@ -4,18 +4,20 @@
   anything is read, and stops reading a body without one as soon as it passes the limit.
 - Each image: its encoded size, then its width and height read from the file's header (Pillow opens images
   lazily: ``Image.open`` parses the header, it decodes nothing), before it is decoded.
+- Searches under way per client: ``pipeline.serve.slots`` (``uploads_per_client``).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import re
 import warnings
 from dataclasses import dataclass
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipeline.serve.asgi import answer
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class SearchLimits:
     max_request_bytes: int = 32_000_000
     max_pixels: int = 16_000_000
     concurrency: int = 2
+    uploads_per_client: int = 4
 
 
 def too_large(detail: str) -> HTTPException:
@@ -100,14 +103,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            body = json.dumps({"detail": self._detail(declared.decode("latin-1"))}).encode()
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ]
-            await send({"type": "http.response.start", "status": 413, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await answer(scope, send, 413, self._detail(declared.decode("latin-1")))
             return
         read = 0
 
