@@ -2,8 +2,8 @@
 at once, from their first header to their answer (upload, wait and work included).
 
 The client is the request's peer address as the server reports it (uvicorn takes it from
-``X-Forwarded-For`` when the request comes from an address in its ``--forwarded-allow-ips``, 127.0.0.1 by
-default, so clients behind a local reverse proxy are told apart). One past the bound is answered 429 with
+``X-Forwarded-For`` when the request comes from an address in ``$FORWARDED_ALLOW_IPS``, by default 127.0.0.1
+and ::1, so clients behind a reverse proxy on the same host are told apart). One past the bound is answered 429 with
 ``Retry-After`` from its headers, before its body is read. A slot is freed just before the last byte of its
 answer is sent, so a client that has its answer may send the next request at once.
 """
