@@ -3,15 +3,19 @@ flight: a real uvicorn server, spoken to over a real socket with bodies that nev
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import tempfile
+from pathlib import Path
 
 import pytest
 
 from pipeline.serve.api import create_app, serve
 from pipeline.serve.uploads import SearchLimits
 from tests.support.api import KEY
+from tests.support.waiting import wait_for
 
 BOUNDARY = "b0undary"
 PART = (
@@ -76,11 +80,26 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 @pytest.fixture
 def spool(tmp_path, monkeypatch):
-    """The folder uploads would be spooled to (Python's temporary folder, in this process)."""
+    """The folder uploads are spooled to (Python's temporary folder, in this process), with Starlette spooling
+    every part over 1 KB to a file there (its default is 1 MB)."""
+    from starlette.formparsers import MultiPartParser
+
     folder = tmp_path / "spool"
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setattr(MultiPartParser, "spool_max_size", 1024)
     return folder
+
+
+def spooled(folder: Path) -> list[str]:
+    """The files under ``folder`` this process (the server's) has open: a temporary file is deleted as soon as
+    it is made, so it shows only here (Linux ``/proc/self/fd``)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if os.readlink(fd).startswith(f"{folder}/"):
+                found.append(os.readlink(fd))
+    return found
 
 
 @pytest.fixture
@@ -103,7 +122,7 @@ def test_a_search_without_the_key_gets_401_before_its_body_is_read(server, spool
     assert headers["content-type"] == "application/json" and headers["connection"] == "close"
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert counter.read == 0  # not one byte of the body was read
-    assert list(spool.iterdir()) == []  # nor spooled to a temporary file
+    assert spooled(spool) == []  # nor spooled to a temporary file
 
 
 def test_every_api_route_needs_the_key_and_the_page_does_not(redis_client, bus_keys):
@@ -118,10 +137,11 @@ def test_every_api_route_needs_the_key_and_the_page_does_not(redis_client, bus_k
     assert client.get("/").status_code == 200 and client.get("/openapi.json").status_code == 200
 
 
-def test_a_client_past_its_uploads_in_flight_gets_429(server):
+def test_a_client_past_its_uploads_in_flight_gets_429(server, spool):
     port, _ = server
     whole = len(PART) + len(END)
     with start_upload(port, KEY, admitted=True), start_upload(port, KEY, whole, admitted=True) as second:
+        assert wait_for(lambda: len(spooled(spool)) == 2, 30)  # with the key, a body is read and spooled
         with start_upload(port, KEY) as third:  # two uploads of this client wait for their bodies
             status, headers, body = read_response(third)
         assert status == 429 and int(headers["retry-after"]) >= 1 and headers["connection"] == "close"
