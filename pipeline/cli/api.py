@@ -57,6 +57,7 @@ def search_limits(config: CrosscamConfig):
         max_request_bytes=a.max_request_bytes,
         max_pixels=a.max_pixels,
         concurrency=a.search_concurrency,
+        uploads_per_client=a.uploads_per_client,
     )
 
 
