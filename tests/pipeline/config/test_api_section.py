@@ -20,7 +20,9 @@ def test_the_search_bounds_default_to_the_library_and_reach_it():
     for field in dataclasses.fields(SearchLimits):
         assert getattr(defaults, RENAMED.get(field.name, field.name)) == field.default, field.name
     assert search_limits(CrosscamConfig()) == SearchLimits()
-    config = load_config(None, ["api.max_images=2", "api.max_pixels=1000", "api.search_concurrency=1", "api.uploads_per_client=1"])
+    config = load_config(
+        None, ["api.max_images=2", "api.max_pixels=1000", "api.search_concurrency=1", "api.uploads_per_client=1"]
+    )
     assert search_limits(config) == SearchLimits(max_images=2, max_pixels=1000, concurrency=1, uploads_per_client=1)
 
 
