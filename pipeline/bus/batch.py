@@ -77,6 +77,7 @@ class Commands:
     def __init__(self) -> None:
         self.commands: list[list] = []
         self.id = secrets.token_hex(8)  # the script runs a batch of this id once, however often it is sent
+        self.bad_counters: list[str] = []  # after ``run``: fields of ``count`` that held no integer
 
     def __len__(self) -> int:
         return len(self.commands)
@@ -98,6 +99,12 @@ class Commands:
         for k, v in mapping.items():
             args += (k, v if type(v) is str or type(v) is bytes else _arg(v))
         self.commands.append(args)
+
+    def count(self, key: str, field: str, amount: int) -> None:
+        """Add ``amount`` to the counter ``field`` of the hash ``key``, which other roles may write too: a field that
+        holds no integer starts again at ``amount`` (listed in ``bad_counters`` once the batch ran) and a key of
+        another type is left alone, rather than failing the batch."""
+        self.commands.append(["COUNT", key, field, str(int(amount))])
 
     def hset_card(self, key: str, field: str, zset: str) -> None:
         """Set ``key``'s ``field`` to the size of the sorted set ``zset`` when the batch runs (a counter that
@@ -131,12 +138,15 @@ class Commands:
         keys, args = [fence.lease, fence.epoch, fence.last], [fence.token, fence.at, packed, self.id]
         try:
             if is_cluster(client):  # EVAL: a replica promoted by a failover has not loaded the script
-                return client.execute_command("EVAL", script("batch"), len(keys), *keys, *args)
-            return client.register_script(script("batch"))(keys=keys, args=args)
+                ran, bad = client.execute_command("EVAL", script("batch"), len(keys), *keys, *args)
+            else:
+                ran, bad = client.register_script(script("batch"))(keys=keys, args=args)
         except redis.ResponseError as e:
             if str(e).startswith("FENCED "):
                 raise Fenced(f"batch refused: {str(e).removeprefix('FENCED ')}") from None
             raise
+        self.bad_counters = [text(f) for f in bad]
+        return int(ran)
 
 
 class Recorder(CoreCommands):
@@ -147,6 +157,10 @@ class Recorder(CoreCommands):
 
     def execute_command(self, *args, **options) -> None:
         self._commands.call(*args)
+
+    def hincrby(self, name: str, key: str, amount: int = 1) -> None:
+        """A counter: ``Commands.count`` (a field or key another role broke does not fail the batch)."""
+        self._commands.count(name, key, amount)
 
     def execute(self) -> list:
         """Nothing to send here: the commands run with their batch (``Commands.run``)."""

@@ -13,12 +13,14 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
 from crosscam.redact import redact
 from pipeline.bus import records
 from pipeline.bus.connect import Client, master_of, wait_replicas
+from pipeline.ids import is_camera_id
 from pipeline.keys import Keys, text
 from pipeline.types import TrackletEmbedding
 
@@ -132,22 +134,47 @@ def write_watermarks(client: Client, keys: Keys, marks: dict[str, float]) -> Non
     pipe.execute()
 
 
-def read_watermarks(client: Client, keys: Keys) -> dict[str, float]:
-    """The watermarks of the site's cameras that publish one; a value that is not a number is left out."""
-    cameras = sorted(text(c) for c in client.smembers(keys.cameras))
+def _no_report(problem: str) -> None:
+    pass
+
+
+def read_watermarks(client: Client, keys: Keys, bad: Callable[[str], None] = _no_report) -> dict[str, float]:
+    """The watermarks of the site's cameras that publish one. Workers write these keys, so what does not hold up
+    is left out and reported to ``bad`` (naming the key and the value): a camera id that is not one, a key of
+    another type, a watermark that is not ``inf`` or seconds as a record's times are (``records.SECONDS``, from
+    ``-1``: a watermark lies just below a closing time, at or above 0, to ``records.MAX_SECONDS``)."""
+    try:
+        members = client.smembers(keys.cameras)
+    except redis.ResponseError as e:  # a key of another type
+        bad(f"{keys.cameras}: unreadable ({e})")
+        return {}
+    cameras = []
+    for member in sorted(members):
+        camera = member.decode(errors="backslashreplace") if isinstance(member, bytes) else str(member)
+        if is_camera_id(camera):
+            cameras.append(camera)
+        else:
+            bad(f"{keys.cameras}: member {camera[:64]!r} is not a camera id")
     if not cameras:
         return {}
     pipe = client.pipeline(transaction=False)
     for camera in cameras:
         pipe.hget(keys.camera(camera), "watermark")
     out = {}
-    for camera, raw in zip(cameras, pipe.execute(), strict=True):
-        try:
-            mark = float(raw) if raw is not None else None
-        except ValueError:
-            mark = None
-        if mark is not None and not math.isnan(mark):
-            out[camera] = mark
+    for camera, raw in zip(cameras, pipe.execute(raise_on_error=False), strict=True):
+        if raw is None:
+            continue
+        raw = raw.encode() if isinstance(raw, str) else raw
+        if isinstance(raw, Exception):
+            bad(f"{keys.camera(camera)}: unreadable ({raw})")
+        elif raw == b"inf":
+            out[camera] = math.inf
+        elif records.SECONDS.fullmatch(raw) and -1.0 <= float(raw) <= records.MAX_SECONDS:
+            out[camera] = float(raw)
+        else:
+            bad(
+                f"{keys.camera(camera)}: watermark {raw[:40]!r} is not inf or seconds from -1 to {records.MAX_SECONDS:.0f}"
+            )
     return out
 
 

@@ -6,8 +6,8 @@ Schema version 1, every field required:
 |---|---|
 | ``v`` | ``1`` |
 | ``site``, ``camera``, ``model`` | UTF-8 text |
-| ``track``, ``seq``, ``dim``, ``frames`` | decimal integers |
-| ``t_start``, ``t_end`` | decimal seconds |
+| ``track``, ``seq``, ``dim``, ``frames`` | canonical decimal integers (``INTEGER``: 1 to 19 digits, no sign, no leading zero) |
+| ``t_start``, ``t_end`` | decimal seconds (``SECONDS``), from 0 to ``MAX_SECONDS`` |
 | ``feature`` | ``dim`` little-endian float16 values, an L2-normalised vector (norm 1 within ``NORM_TOLERANCE``) |
 | ``attention`` | ``frames`` little-endian float16 values |
 | ``thumb`` | a JPEG image |
@@ -16,11 +16,18 @@ Optional (a record without it is valid; a consumer that does not know it ignores
 
 | field | value |
 |---|---|
-| ``closed`` | decimal seconds: the stream time of the frame the tracklet closed at (at or after ``t_end``), by which the matcher orders tracklets |
+| ``closed`` | decimal seconds (as ``t_end``): the stream time of the frame the tracklet closed at (at or after ``t_end``), by which the matcher orders tracklets |
 | ``path`` | the tracklet's per-frame boxes (``pipeline.types.PATH_COLUMNS``), ``PATH_ROW`` rows: frame index (int64), seconds after ``t_start`` (float32), x1, y1, x2, y2 (float32 pixels), score (float16; 0: filled in), frames strictly increasing, at most ``MAX_PATH_ROWS`` |
 
 A consumer that meets another version or a malformed record gets ``RecordError`` and moves the
 entry to the dead-letter stream (``pipeline.bus.publisher.dead_letter``); it never stops on one.
+
+Numbers have one spelling each, so two spellings of one number can never name two tracklets (or one tracklet
+twice): an integer is what ``str(int)`` writes and the API's sighting ids accept (``pipeline.ids``): ``7``, never
+``07``, ``+7``, ``-7``, `` 7 `` or ``7_0``; seconds are what ``repr(float)`` writes for a finite value
+(``12.5``, ``1e-05``), never ``nan``, ``inf`` or padded text, and lie between 0 and ``MAX_SECONDS`` (the start of
+the year 2100 in Unix seconds: stream times are Unix seconds for live sources and seconds from the start for
+files).
 
 Sizes are bounded (``FIELD_LIMITS``, ``MAX_FIELDS``, ``MAX_RECORD_BYTES``): ``encode`` refuses a tracklet
 with an oversized field and ``decode`` rejects such a record, both with ``RecordTooLarge`` naming the field
@@ -31,7 +38,7 @@ batch of the matcher's records stays far below Redis's 512 MB limit on one argum
 
 from __future__ import annotations
 
-import math
+import re
 
 import numpy as np
 
@@ -49,6 +56,11 @@ MAX_FRAMES = 4096  # attention values: one per crop of a tracklet
 MAX_THUMB_BYTES = 256 * 1024  # a JPEG crop at the embedder's input size is 5-30 KB
 MAX_TEXT_BYTES = 256  # site, camera and model ids
 MAX_NUMBER_BYTES = 32  # decimal integers and seconds
+INTEGER = re.compile(rb"0|[1-9][0-9]{0,18}")
+"""An integer field's one spelling: the ``[0-9]{1,19}`` of sighting ids (``pipeline.ids``) without leading zeros."""
+SECONDS = re.compile(rb"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+"""A time field's spelling: decimal or exponent notation as ``repr(float)`` writes it, no padding or ``_``."""
+MAX_SECONDS = 4_102_444_800.0  # 2100-01-01T00:00:00Z in Unix seconds: no stream time lies beyond it
 PATH_ROW = np.dtype([("frame", "<i8"), ("dt", "<f4"), ("box", "<f4", (4,)), ("score", "<f2")])
 FIELD_LIMITS = {
     "v": MAX_NUMBER_BYTES,
@@ -124,7 +136,8 @@ def bounded(fields: dict) -> dict[str, object]:
 
 
 def encode(t: TrackletEmbedding) -> dict[str, bytes]:
-    """The tracklet's record; ``RecordTooLarge`` when a field is over its limit (``FIELD_LIMITS``)."""
+    """The tracklet's record; ``RecordTooLarge`` when a field is over its limit (``FIELD_LIMITS``), ``RecordError``
+    for a negative id or a time outside 0 to ``MAX_SECONDS``."""
     feature = np.asarray(t.feature, dtype=np.float32).ravel()
     attention = np.asarray(t.attention, dtype=np.float32).ravel()
     if feature.size > MAX_DIM or attention.size > MAX_FRAMES:
@@ -154,6 +167,10 @@ def encode(t: TrackletEmbedding) -> dict[str, bytes]:
     check_size(fields)
     if not is_camera_id(t.camera_id):
         raise RecordError(f"camera {t.camera_id[:64]!r} is not a camera id ({CAMERA_ID_RULE})")
+    for name in ("track", "seq"):  # what the matcher would dead-letter is refused here
+        _int(fields, name)
+    for name in ("t_start", "t_end", "closed") if "closed" in fields else ("t_start", "t_end"):
+        _float(fields, name)
     return fields
 
 
@@ -220,19 +237,21 @@ def _field(fields: dict, name: str) -> bytes:
 
 
 def _int(fields: dict, name: str) -> int:
-    try:
-        return int(_field(fields, name))
-    except ValueError:
-        raise RecordError(f"field {name!r} is not an integer") from None
+    raw = _field(fields, name)
+    if not INTEGER.fullmatch(raw):
+        raise RecordError(
+            f"field {name!r} holds {raw[:40]!r}, not an integer (1 to 19 digits, no sign, padding or leading zero)"
+        )
+    return int(raw)
 
 
 def _float(fields: dict, name: str) -> float:
-    try:
-        value = float(_field(fields, name))
-    except ValueError:
-        raise RecordError(f"field {name!r} is not a number") from None
-    if not math.isfinite(value):
-        raise RecordError(f"field {name!r} is not finite")
+    raw = _field(fields, name)
+    if not SECONDS.fullmatch(raw):
+        raise RecordError(f"field {name!r} holds {raw[:40]!r}, not a number of seconds in decimal notation")
+    value = float(raw)
+    if not 0.0 <= value <= MAX_SECONDS:  # also refuses what overflowed to inf
+        raise RecordError(f"field {name!r} holds {raw[:40]!r}, outside 0 to {MAX_SECONDS:.0f} seconds (2100-01-01)")
     return value
 
 

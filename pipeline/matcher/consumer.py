@@ -63,6 +63,8 @@ import socket
 import time
 from collections.abc import Callable
 
+import redis
+
 from pipeline import store
 from pipeline.bus import records
 from pipeline.bus.backlog import TRANSIENT, Retry
@@ -71,6 +73,7 @@ from pipeline.bus.connect import Client, master_of, wait_replicas
 from pipeline.bus.publisher import dead_letter, read_watermarks
 from pipeline.bus.scripts import script
 from pipeline.keys import GROUP, Keys, text
+from pipeline.matcher.bad_values import BadValues
 from pipeline.matcher.expiry import Expiry
 from pipeline.matcher.lease import Lease
 from pipeline.matcher.linker import Linker
@@ -133,7 +136,21 @@ class Matcher:
         self.reader = GroupReader(client, keys, self.consumer, batch, claim_idle)
         self.lease = Lease(client, keys, self.consumer, lease)
         self.writes = WriteBehind(f"matcher-{self.consumer}")
-        self.thresholds = ModelThreshold(client, keys, policy, self.consumer) if model_threshold else None
+        self.counts = {
+            "processed": 0,
+            "duplicates": 0,
+            "dead_letters": 0,
+            "trimmed": 0,
+            "new": 0,
+            "linked": 0,
+            "merged": 0,
+            "expired": 0,
+            "outages": 0,
+            "stream_trimmed": 0,
+            "bad_values": 0,
+        }
+        self.bad = BadValues(self.consumer, self.counts)  # values of keys other roles write, ignored
+        self.thresholds = ModelThreshold(client, keys, policy, self.consumer, bad=self.bad) if model_threshold else None
         self.linker: Linker | None = None
         self.epoch: bytes | None = None  # the site's epoch the gallery was loaded at
         self.model: str | None = None  # the model of the identities' features (``reload``)
@@ -151,18 +168,6 @@ class Matcher:
         self.backlog_warned = False
         # identities' deadlines, with a TTL: forgotten a little before their keys expire
         self.expiry = Expiry(margin=min(1.0, ttl / 10)) if ttl else None
-        self.counts = {
-            "processed": 0,
-            "duplicates": 0,
-            "dead_letters": 0,
-            "trimmed": 0,
-            "new": 0,
-            "linked": 0,
-            "merged": 0,
-            "expired": 0,
-            "outages": 0,
-            "stream_trimmed": 0,
-        }
 
     @property
     def fence(self) -> Fence:
@@ -283,7 +288,9 @@ class Matcher:
             pipe.hdel(self.keys.stats, "backlog_warning")
             if self.backlog_warned:
                 log.info("matcher %s: backlog down to %d records", self.consumer, waiting)
-        pipe.execute()
+        for reply in pipe.execute(raise_on_error=False):
+            if isinstance(reply, redis.ResponseError):  # workers write the stats key too: it may be of another type
+                self.bad(f"{self.keys.stats}: not written ({reply})")
         self.backlog_warned = warning is not None
         return warning
 
@@ -334,7 +341,7 @@ class Matcher:
         is among those read after."""
         if self.reorder.window <= 0:
             return math.inf
-        return self.watermarks.update(read_watermarks(self.client, self.keys), time.monotonic())
+        return self.watermarks.update(read_watermarks(self.client, self.keys, self.bad), time.monotonic())
 
     def _decode(self, ids: list[str], entries: list[Entry], dead: Recorder) -> list[tuple[str, TrackletEmbedding]]:
         """The records that decode, as (stream id, tracklet); the others go to the dead-letter stream
@@ -405,7 +412,7 @@ class Matcher:
         done = [sid for sid in ids if sid not in held]  # dead letters, duplicates, trimmed: acknowledged now
         counts = {"dead_letters": len(kept) - len(good), "trimmed": gone, "duplicates": len(good) - len(fresh)}
         if gone:
-            w.call("HINCRBY", self.keys.stats, "trimmed", gone)
+            w.count(self.keys.stats, "trimmed", gone)
         released = self.reorder.release(self.watermark, now)
         # the batch linked before goes to Redis now; this one is linked meanwhile
         if not self._recovering(self.writes.send):
@@ -442,7 +449,7 @@ class Matcher:
         try:
             linked = self.linker.link(tracklets)
             store.write_links(w, self.keys, linked, [sid for sid, _ in segment], self.linker.gallery, self.ttl)
-            w.call("HINCRBY", self.keys.stats, "matched", len(segment))
+            w.count(self.keys.stats, "matched", len(segment))
             w.call("SET", self.keys.model, tracklets[-1].model_id)
             # last: a failed script acks nothing
             w.xack(self.keys.tracklets, GROUP, [sid for sid, _ in segment] + done)
@@ -475,10 +482,16 @@ class Matcher:
 
         def write() -> int:
             if self.replicas <= 0:
-                return w.run(self.client, fence)
-            node = master_of(self.client, self.keys.stats)  # pinned before the write: a failover is noticed
-            n = w.run(self.client, fence)
-            wait_replicas(node, self.keys.stats, self.replicas, self.replica_timeout)
+                n = w.run(self.client, fence)
+            else:
+                node = master_of(self.client, self.keys.stats)  # pinned before the write: a failover is noticed
+                n = w.run(self.client, fence)
+                # the write WAIT follows changes nothing, on a key only the matcher writes (not the stats: workers
+                # write them too)
+                noop = ("INCRBY", self.keys.next_identity, 0)
+                wait_replicas(node, self.keys.stats, self.replicas, self.replica_timeout, write=noop)
+            for field in w.bad_counters:
+                self.bad(f"{self.keys.stats} {field!r}: not an integer counter; it starts again")
             return n
 
         return write
