@@ -162,3 +162,9 @@ def text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def shown(value: bytes | str) -> str:
+    """A stored value as text to show: UTF-8, with any other byte written as a backslash escape (a value another
+    role wrote is never trusted to decode)."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)

@@ -21,7 +21,7 @@ from crosscam.redact import redact
 from pipeline.bus import records
 from pipeline.bus.connect import Client, master_of, wait_replicas
 from pipeline.ids import is_camera_id
-from pipeline.keys import Keys, text
+from pipeline.keys import Keys, shown, text
 from pipeline.types import TrackletEmbedding
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,9 @@ def last_track(client: Client, keys: Keys, camera_id: str) -> int:
 
 
 def camera_status(client: Client, keys: Keys, camera_id: str) -> dict[str, str]:
-    """A camera's status hash as ``str`` fields (credentials redacted, also from statuses stored before)."""
-    return {text(k): redact(text(v)) for k, v in client.hgetall(keys.camera(camera_id)).items()}
+    """A camera's status hash as ``str`` fields (credentials redacted, also from statuses stored before; bytes that
+    are not UTF-8 shown as backslash escapes)."""
+    return {shown(k): redact(shown(v)) for k, v in client.hgetall(keys.camera(camera_id)).items()}
 
 
 def dead_letter(client: Client, keys: Keys, source_id: str, fields: dict, reason: str) -> None:

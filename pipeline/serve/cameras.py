@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from crosscam.redact import redact
 from pipeline.bus.connect import Client
-from pipeline.keys import Keys
+from pipeline.keys import Keys, shown
 from pipeline.serve.schemas import CameraStatus
-
-
-def as_text(value: bytes | str) -> str:
-    """A stored value as text: UTF-8, with any other byte written as a backslash escape."""
-    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
 def status_key(keys: Keys, camera: bytes) -> bytes:
@@ -30,7 +25,7 @@ def camera_statuses(client: Client, keys: Keys) -> list[CameraStatus]:
     statuses = []
     for member in client.smembers(keys.cameras):
         camera = member if isinstance(member, bytes) else str(member).encode()
-        stored = {as_text(k): redact(as_text(v)) for k, v in client.hgetall(status_key(keys, camera)).items()}
+        stored = {shown(k): redact(shown(v)) for k, v in client.hgetall(status_key(keys, camera)).items()}
         stored.pop("camera", None)
-        statuses.append(CameraStatus.model_validate({**stored, "camera": as_text(camera)}))
+        statuses.append(CameraStatus.model_validate({**stored, "camera": shown(camera)}))
     return sorted(statuses, key=lambda s: s.camera)

@@ -41,6 +41,13 @@ def test_camera_status_keeps_since_until_the_state_changes(redis_client, bus_key
     assert float(status["frames"]) == 12 and redis_client.smembers(bus_keys.cameras) == {b"cam-1"}
 
 
+def test_camera_status_shows_bytes_that_are_not_utf8_as_escapes(redis_client, bus_keys):
+    redis_client.hset(bus_keys.camera("cam-1"), mapping={"state": b"stream\xffing", b"n\xfeme": "rtsp://a:b@h/x"})
+    status = camera_status(redis_client, bus_keys, "cam-1")
+    assert status["state"] == "stream\\xffing"
+    assert status["n\\xfeme"] != "rtsp://a:b@h/x" and "b@" not in status["n\\xfeme"]  # still redacted
+
+
 def test_dead_letter_keeps_the_record_and_counts(redis_client, bus_keys):
     fields = records.encode(make_embedding()) | {"v": b"99"}
     entry = redis_client.xadd(bus_keys.tracklets, fields)
