@@ -50,11 +50,6 @@ log = logging.getLogger(__name__)
 _DETECTION_FIELDS = ("weights", "runtime", "conf", "iou", "imgsz", "device", "half", "batch")
 """The detector options that make a detector: cameras alike in these share one."""
 
-STOP_PUBLISH_WAIT = 5.0
-"""Seconds a camera process asked to stop (SIGTERM, Ctrl-C) keeps trying to publish its waiting tracklets to a
-Redis it cannot reach before it counts them ``unpublished`` and exits: short, so it exits before a supervisor's
-grace period ends (``docker stop`` waits 10 s). Sources that end wait ``EmbeddingService.stop``'s own time."""
-
 SOURCE_TYPES = {"synth": SYNTH, "replay": REPLAY}  # sources a site opens besides video files, streams and webcams
 
 
@@ -295,8 +290,9 @@ class CameraProcess:
     ) -> dict[str, WorkerReport]:
         """Run ``workers`` on a thread each with the embedding service, until their sources end, ``max_seconds``
         pass or ``stop`` is set; returns each camera's report once every queued tracklet is published. After
-        ``stop``, a Redis that cannot be reached is waited for ``STOP_PUBLISH_WAIT`` seconds at most: what is not
-        published then is logged and counted (``service.counts["unpublished"]``)."""
+        ``stop``, a Redis that cannot be reached is waited for ``redis.stop_wait`` seconds at most (short, to exit
+        within a supervisor's grace period): what is not published then is logged and counted
+        (``service.counts["unpublished"]``)."""
         reports: dict[str, WorkerReport] = {}
         self.service.start()
         threads = [
@@ -311,5 +307,5 @@ class CameraProcess:
             th.start()
         for th in threads:
             th.join()
-        self.stop(STOP_PUBLISH_WAIT if stop is not None and stop.is_set() else None)
+        self.stop(self.site.config.redis.stop_wait if stop is not None and stop.is_set() else None)
         return {w.camera_id: reports.get(w.camera_id) or _lost(w) for w in workers}
