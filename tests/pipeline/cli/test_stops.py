@@ -308,3 +308,28 @@ def test_ctrl_c_on_a_worker_with_the_openvino_detector_exits_0(redis_client, bus
     assert "terminate called" not in worker.stderr
     assert data["stopped_by"] == "SIGINT" and data["published"] == data["tracklets"]
     assert camera_status(redis_client, bus_keys, "street")["state"] == "stopped"
+
+
+def test_ctrl_c_on_the_demo_reports_what_ran(tmp_path, embedder_file):
+    out = tmp_path / "demo"
+    demo = Verb(
+        "demo",
+        "--embedder",
+        str(embedder_file),
+        "--people",
+        "4",
+        "--out",
+        str(out),
+        "--json",
+        "-v",
+        env={"CROSSCAM_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    try:
+        assert demo.wait_for_line("gallery of"), demo.stderr  # the matcher has started: the site runs
+        demo.signal(signal.SIGINT)
+        code, data = demo.answer()
+    finally:
+        demo.kill()
+    assert code == 0 and data is not None, demo.stderr
+    assert data["stopped_by"] == "SIGINT" and (out / "report.html").is_file()
+    assert "the figures are of what ran" in demo.stderr
