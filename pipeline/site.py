@@ -218,12 +218,17 @@ class CameraProcess:
         buffer = TrackletBuffer(camera_id, self.tracklet_policy(), first_track=first)
         return CameraStages(camera_id, tracker, buffer, on_tracklet or self.service.submit, self.service.progress)
 
-    def stop(self) -> None:
-        """Stop the detection services, then the embedding service once every queued tracklet is published."""
+    def stop(self, publish_wait: float | None = None) -> None:
+        """Stop the detection services, then the embedding service once every queued tracklet is embedded and
+        published (waiting up to ``publish_wait`` seconds, else the service's own time, for a Redis that cannot
+        be reached)."""
         for detection in self.detectors.values():
             detection.stop()
         self.detectors.clear()
-        self.service.stop()
+        if publish_wait is None:
+            self.service.stop()
+        else:
+            self.service.stop(publish_wait)
 
     def detection(self, options: DetectorOptions) -> DetectionService:
         """The detection service the cameras detecting with ``options`` share (one model, batched across them);
@@ -277,14 +282,22 @@ class CameraProcess:
         """The workers of the config's ``cameras``."""
         return [self.camera(c.id, c.source, c.detector) for c in self.site.config.cameras]
 
-    def run(self, workers: list[CameraWorker], max_seconds: float | None = None) -> dict[str, WorkerReport]:
-        """Run ``workers`` on a thread each with the embedding service, until their sources end (or
-        ``max_seconds``); returns each camera's report once every queued tracklet is published."""
+    def run(
+        self,
+        workers: list[CameraWorker],
+        max_seconds: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> dict[str, WorkerReport]:
+        """Run ``workers`` on a thread each with the embedding service, until their sources end, ``max_seconds``
+        pass or ``stop`` is set; returns each camera's report once every queued tracklet is published. After
+        ``stop``, a Redis that cannot be reached is waited for ``redis.stop_wait`` seconds at most (short, to exit
+        within a supervisor's grace period): what is not published then is logged and counted
+        (``service.counts["unpublished"]``)."""
         reports: dict[str, WorkerReport] = {}
         self.service.start()
         threads = [
             threading.Thread(
-                target=lambda w=w: reports.__setitem__(w.camera_id, w.run(max_seconds)),
+                target=lambda w=w: reports.__setitem__(w.camera_id, w.run(max_seconds, stop)),
                 name=f"worker-{w.camera_id}",
                 daemon=True,
             )
@@ -294,5 +307,5 @@ class CameraProcess:
             th.start()
         for th in threads:
             th.join()
-        self.stop()
+        self.stop(self.site.config.redis.stop_wait if stop is not None and stop.is_set() else None)
         return {w.camera_id: reports.get(w.camera_id) or _lost(w) for w in workers}

@@ -1,7 +1,8 @@
 """Camera sources: each reads on its own thread into a bounded buffer, with an explicit state.
 
 States (``SourceState``): ``connecting`` -> ``streaming`` -> (``reconnecting`` -> ``streaming``)* ->
-``ended`` (a file reached its end, or stop()) or ``failed`` (cannot open, or reconnect attempts used up).
+``ended`` (a file reached its end), ``stopped`` (``stop()`` before it ended, also while it waits to reconnect) or
+``failed`` (cannot open, or reconnect attempts used up).
 
 Buffer policies (``BufferPolicy``) for a full buffer:
 - ``drop_oldest`` (live cameras): the oldest waiting frame is dropped and counted, so a slow consumer
@@ -54,6 +55,7 @@ class SourceState(enum.Enum):
     STREAMING = "streaming"
     RECONNECTING = "reconnecting"
     ENDED = "ended"
+    STOPPED = "stopped"
     FAILED = "failed"
 
 
@@ -286,11 +288,15 @@ class Source:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop reading (a reconnection's wait ends at once) and wait up to ``timeout`` seconds for the reader
+        thread (an open or a read in progress ends within the capture's own timeouts)."""
         self._stop.set()
         self._thread.join(timeout)
 
-    def frames(self, poll: float = 0.2) -> Iterator[Frame]:
-        while True:
+    def frames(self, poll: float = 0.2, until: Callable[[], bool] | None = None) -> Iterator[Frame]:
+        """The frames as they come, until the source ends or, checked at least every ``poll`` seconds even
+        while no frame comes (a camera reconnecting), ``until()`` is true."""
+        while until is None or not until():
             frame = self.buffer.get(poll)
             if frame is not None:
                 yield frame
@@ -366,7 +372,7 @@ class Source:
             self.counts["reconnects"] += 1
             if not self._wait_to_retry(0, f"{self.spec.shown}: stream interrupted"):
                 return
-        self._set(SourceState.ENDED)
+        self._set(SourceState.STOPPED)
 
     def _keep(self, stamp: float) -> bool:
         """Whether a frame at stream time ``stamp`` is kept under ``max_fps``: frames are kept on a grid of
@@ -394,14 +400,17 @@ class Source:
         return t0 + pos if pos > 0 else time.time()
 
     def _wait_to_retry(self, attempt: int, error: str) -> bool:
-        """Enter ``reconnecting`` and sleep the backoff; False when attempts are used up or stopped."""
+        """Enter ``reconnecting`` and sleep the backoff (``stop()`` ends it at once); False when attempts are used
+        up (``failed``) or stopped (``stopped``)."""
         limit = self.reconnect.max_attempts
         if limit is not None and attempt >= limit:
             self._set(SourceState.FAILED, f"{error}; gave up after {attempt} attempts")
             return False
         self._set(SourceState.RECONNECTING, error)
-        self._stop.wait(self.reconnect.delay(attempt, self._rng))
-        return not self._stop.is_set()
+        if self._stop.wait(self.reconnect.delay(attempt, self._rng)):
+            self._set(SourceState.STOPPED)
+            return False
+        return True
 
 
 def open_capture(spec: SourceSpec, types: Mapping[str, SourceType] | None = None, hardware: bool = False) -> Capture:

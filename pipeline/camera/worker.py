@@ -8,6 +8,8 @@ embedding service, ``pipeline.site``).
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,8 +94,8 @@ class CameraStages:
 
 
 class CameraWorker:
-    """Runs one camera until its source ends or ``max_seconds`` pass; reports its status through
-    ``on_status`` every ``status_every`` seconds and when it stops."""
+    """Runs one camera until its source ends, ``max_seconds`` pass or ``stop`` is set (also while its source
+    reconnects); reports its status through ``on_status`` every ``status_every`` seconds and when it stops."""
 
     def __init__(
         self,
@@ -131,20 +133,27 @@ class CameraWorker:
         else:
             self._status_failed = False
 
-    def run(self, max_seconds: float | None = None) -> WorkerReport:
-        """Process the source's frames; an error in the camera's stages (a detector that keeps failing, ...)
-        stops this camera only: it ends ``failed`` with the error, logged and in its status and report."""
+    def run(self, max_seconds: float | None = None, stop: threading.Event | None = None) -> WorkerReport:
+        """Process the source's frames until it ends, ``max_seconds`` pass or ``stop`` is set; then stop the
+        source (``stopped``), close the tracklets still open and hand them over, and report the final status.
+        An error in the camera's stages (a detector that keeps failing, ...) stops this camera only: it ends
+        ``failed`` with the error, logged and in its status and report."""
         start = last_status = time.monotonic()
+        deadline = math.inf if max_seconds is None else start + max_seconds
         r = self.report
+
+        def done() -> bool:
+            return (stop is not None and stop.is_set()) or time.monotonic() >= deadline
+
         try:
-            for frame in self.source.frames():
+            for frame in self.source.frames(until=done):
                 self.stages.process(frame)
                 now = time.monotonic()
                 r.seconds = now - start
                 if now - last_status >= self.status_every:
                     self._status()
                     last_status = now
-                if max_seconds is not None and r.seconds >= max_seconds:
+                if done():
                     break
         except Exception as e:
             self.failure = redact(f"camera {self.camera_id}: {type(e).__name__}: {e}")

@@ -1,4 +1,7 @@
-"""``crosscam api``: the HTTP API and web page for a site (FastAPI + uvicorn)."""
+"""``crosscam api``: the HTTP API and web page for a site (FastAPI + uvicorn).
+
+SIGINT or SIGTERM stops the server (uvicorn finishes the requests in flight) and the process exits 0, stopping
+the embedded Redis server it started, if any (``pipeline.cli.stopping``)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import secrets
 from pipeline.cli.app import Result, UsageError
 from pipeline.cli.common import open_site
 from pipeline.cli.progress import console
+from pipeline.cli.stopping import StopRequest, stop_signals
 from pipeline.config import CrosscamConfig
 from pipeline.config.schema import API_KEY
 
@@ -62,12 +66,19 @@ def search_limits(config: CrosscamConfig):
 
 
 def cmd_api(args: argparse.Namespace, config: CrosscamConfig) -> Result:
+    key, generated = api_key(config)
+    with stop_signals() as stop:
+        return _serve(args, config, key, generated, stop)
+
+
+def _serve(args: argparse.Namespace, config: CrosscamConfig, key: str, generated: bool, stop: StopRequest) -> Result:
+    """Serve until a signal: uvicorn takes SIGINT and SIGTERM while it runs and raises them again once it has
+    stopped, which then only sets ``stop`` (``stop_signals``), so the process ends normally."""
     import uvicorn
 
     from models.embedder import load_embedder
     from pipeline.serve.api import create_app
 
-    key, generated = api_key(config)
     site = open_site(args, config)
     client, keys = site.client, site.keys
     path = args.embedder or config.embedder.path
@@ -77,5 +88,6 @@ def cmd_api(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         console.print(f"API key (set api.key or CROSSCAM_API_KEY to choose one): {key}")
     console.print(f"crosscam API for site {keys.site} on http://{host}:{port}/ (OpenAPI: /docs)")
     app = create_app(client, keys, key, embedder, search_limits(config), config.matcher.tentative_seconds)
-    uvicorn.run(app, host=host, port=port, log_level="info")
-    return Result({"site": keys.site, "host": host, "port": port}, "API stopped")
+    if not stop.is_set():  # a signal while it loaded: do not start serving
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    return Result({"site": keys.site, "host": host, "port": port, "stopped_by": stop.by}, "API stopped")

@@ -19,6 +19,7 @@ from pathlib import Path
 from pipeline.cli.app import Result, UsageError
 from pipeline.cli.common import add_scene_options, demo_embedder, history_text
 from pipeline.cli.progress import step
+from pipeline.cli.stopping import stop_signals
 from pipeline.config import CrosscamConfig
 
 
@@ -73,8 +74,9 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     with scratch_redis("crosscam-demo-redis-") as client:
         site = Site(demo_config(config, detector, synthetic=scene is not None), client)
         keys = site.keys
-        with step(f"running {len(cameras)} cameras, embedder and matcher on an embedded Redis"):
-            run = run_site(site, cameras, embedder)
+        running = f"running {len(cameras)} cameras, embedder and matcher on an embedded Redis"
+        with stop_signals() as stop, step(running):  # a signal stops the cameras; what they made is scored
+            run = run_site(site, cameras, embedder, stop=stop)
         videos = dict(zip(cameras, args.video, strict=True)) if args.video else {}
         tracks_dir = args.tracks_out or args.out / "tracks"
         tracks = write_tracks(client, keys, tracks_dir, list(cameras), videos, config.matcher.tentative_seconds)
@@ -108,6 +110,7 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         "per_frame": frames,
         "tracks": tracks.as_dict(),
         "model": str(model),
+        "stopped_by": stop.by,
     }
     lines = [history_text(h) for h in histories]
     if scene is not None:
@@ -123,4 +126,6 @@ def cmd_demo(args: argparse.Namespace, config: CrosscamConfig) -> Result:
         )
     lines.append(f"per-frame tracks: {tracks_dir.resolve()}")
     lines.append(f"linked at threshold {run.link_threshold:g} ({model.name}); report: {report.resolve()}")
+    if stop.by:
+        lines.append(f"stopped by {stop.by} before the sources ended: the figures are of what ran")
     return Result(data, "\n".join(lines))

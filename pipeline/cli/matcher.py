@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
 from pipeline.cli.common import dump, dump_all, history_text, open_site, when
+from pipeline.cli.stopping import stop_signals
 from pipeline.config import CrosscamConfig
 
 
@@ -87,14 +88,17 @@ def parse_since(text: str | None) -> float | None:
 
 
 def cmd_matcher(args: argparse.Namespace, config: CrosscamConfig) -> Result:
-    site = open_site(args, config)
-    matcher = site.matcher(args.consumer).start()
-    try:
-        counts = matcher.run(idle_exit=args.idle_exit)
-    except KeyboardInterrupt:  # ``run`` wrote what was left and released the lease on its way out
-        counts = dict(matcher.counts)
-    text = ", ".join(f"{k} {v}" for k, v in counts.items())
-    return Result({"site": site.name, "consumer": matcher.consumer, **counts}, f"matcher {matcher.consumer}: {text}")
+    """Run the site's matcher (standing by while another holds the lease) until ``--idle-exit`` or a signal:
+    SIGINT or SIGTERM writes what it linked, releases the lease (a standby takes over at once) and exits 0."""
+    with stop_signals() as stop:
+        site = open_site(args, config)
+        matcher = site.matcher(args.consumer).start(stop=stop.is_set)
+        counts = matcher.run(stop=stop.is_set, idle_exit=args.idle_exit)
+    text = ", ".join(f"{k} {v}" for k, v in counts.items()) + (f"; stopped by {stop.by}" if stop.by else "")
+    return Result(
+        {"site": site.name, "consumer": matcher.consumer, **counts, "stopped_by": stop.by},
+        f"matcher {matcher.consumer}: {text}",
+    )
 
 
 def cmd_persons(args: argparse.Namespace, config: CrosscamConfig) -> Result:

@@ -6,7 +6,12 @@ The model is ``--embedder``, else ``embedder.path``, else the bundled real model
 (``pipeline.bus.site_models.announce_model``), so the matcher links at the model's own calibrated threshold.
 
 Both exit with code 3 (``EXIT_SOURCE_FAILED``) when a camera's source failed (it could not be opened, or it
-gave up reconnecting), after publishing what the other cameras made."""
+gave up reconnecting), after publishing what the other cameras made.
+
+SIGINT or SIGTERM stops them cleanly (``pipeline.cli.stopping``): the cameras stop reading (also while
+reconnecting), their open tracklets are closed and published, their status says ``stopped``, and the summary is
+printed (``stopped_by`` names the signal; ``unpublished`` counts the tracklets Redis could not take in time);
+exit code 0. A second signal exits 130 at once."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli.app import Result, UsageError
+from pipeline.cli.stopping import StopRequest, stop_signals
 from pipeline.config import CrosscamConfig
 from pipeline.ids import CAMERA_ID_RULE, is_camera_id
 
@@ -58,14 +64,24 @@ def _process(args: argparse.Namespace, config: CrosscamConfig):
     return site.cameras(open_embedder(config, args.embedder))
 
 
-def _summary(process) -> dict:
-    """What the camera process published, and where."""
+def _summary(process, stop: StopRequest) -> dict:
+    """What the camera process published, and where; what it could not publish; the signal that stopped it."""
     return {
         "site": process.site.name,
         "published": process.service.counts["published"],
         "dropped_tracklets": process.service.counts["dropped"],
+        "unpublished": process.service.counts["unpublished"],
         "stream": process.site.keys.tracklets,
+        "stopped_by": stop.by,
     }
+
+
+def _stopped_text(data: dict) -> str:
+    """The lines that say why the process stopped early and what it could not publish (none when neither)."""
+    lines = [f"stopped by {data['stopped_by']}"] if data["stopped_by"] else []
+    if data["unpublished"]:
+        lines.append(f"{data['unpublished']} tracklets not published: Redis could not be reached at the stop")
+    return "".join(f"\n{line}" for line in lines)
 
 
 def _exit_code(reports) -> int:
@@ -75,14 +91,15 @@ def _exit_code(reports) -> int:
 def cmd_worker(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     if not is_camera_id(args.camera):
         raise UsageError(f"--camera {args.camera!r}: not a valid camera id; use {CAMERA_ID_RULE}")
-    process = _process(args, config)
-    worker = process.camera(args.camera, args.source, args.detector)
-    report = process.run([worker], args.max_seconds)[args.camera]
-    data = report.as_dict() | _summary(process)
+    with stop_signals() as stop:
+        process = _process(args, config)
+        worker = process.camera(args.camera, args.source, args.detector)
+        report = process.run([worker], args.max_seconds, stop)[args.camera]
+    data = report.as_dict() | _summary(process, stop)
     text = (
         f"{args.camera}: {report.frames} frames at {report.fps:.1f} fps, {report.tracklets} tracklets, "
         f"{data['published']} published to {data['stream']}; source {report.final_state}"
-    )
+    ) + _stopped_text(data)
     return Result(data, text, _exit_code([report]))
 
 
@@ -92,13 +109,14 @@ def cmd_run(args: argparse.Namespace, config: CrosscamConfig) -> Result:
     config = load_config(args.site_config, args.overrides)
     if not config.cameras:
         raise UsageError(f"{args.site_config}: no cameras; list them under `cameras:` (id, source, detector)")
-    process = _process(args, config)
-    reports = process.run(process.configured(), args.max_seconds)
-    data = {"site": process.site.name, "cameras": [r.as_dict() for r in reports.values()]} | _summary(process)
+    with stop_signals() as stop:
+        process = _process(args, config)
+        reports = process.run(process.configured(), args.max_seconds, stop)
+    data = {"site": process.site.name, "cameras": [r.as_dict() for r in reports.values()]} | _summary(process, stop)
     lines = [f"site {data['site']}: {data['published']} tracklets published to {data['stream']}"]
     lines += [
         f"  {c['camera']:<12} {c['frames']:>6} frames {c['fps']:>6.1f} fps {c['tracklets']:>5} tracklets  "
         f"source {c['final_state']}"
         for c in data["cameras"]
     ]
-    return Result(data, "\n".join(lines), _exit_code(reports.values()))
+    return Result(data, "\n".join(lines) + _stopped_text(data), _exit_code(reports.values()))

@@ -66,6 +66,12 @@ class RedisConfig(Section):
         description="embedded tracklets a camera process keeps in memory while Redis is unreachable (7-20 KB each: "
         "5000 is 35-100 MB); when full the oldest is dropped and counted (stats backlog_dropped)",
     )
+    stop_wait: float = Field(
+        5.0,
+        ge=0,
+        description="seconds a camera process asked to stop (SIGTERM, Ctrl-C) keeps trying to publish its waiting "
+        "tracklets while Redis is unreachable; what is left is counted in its summary (unpublished)",
+    )
     replicas: int = Field(
         0,
         ge=0,

@@ -116,10 +116,15 @@ def demo_config(config: CrosscamConfig, detector: str, synthetic: bool) -> Cross
 
 
 def run_site(
-    site: Site, cameras: dict[str, str], embedder: Embedder, pace: Callable[[str], None] | None = None
+    site: Site,
+    cameras: dict[str, str],
+    embedder: Embedder,
+    pace: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> SiteRun:
     """Every camera of ``cameras`` (id -> source URL) in a thread, one embedding service, and the site's
-    matcher consuming as they publish; returns when the sources have ended and the matcher has caught up.
+    matcher consuming as they publish; returns when the sources have ended (or ``stop`` is set: the cameras
+    stop, what they made is published) and the matcher has caught up.
     Every closed tracklet is kept in the result (with its boxes and times) for scoring. ``pace(camera)``, when
     given, runs on a camera's thread before each of its tracklets is handed over (to slow cameras down)."""
     start = time.monotonic()
@@ -141,7 +146,7 @@ def run_site(
 
     mt = threading.Thread(target=lambda: run.matcher.update(matcher.run(stop=finished)), daemon=True)
     mt.start()
-    run.reports = process.run(workers)
+    run.reports = process.run(workers, stop=stop)
     done.set()
     mt.join()
     run.link_threshold = matcher.active.threshold

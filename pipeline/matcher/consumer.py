@@ -155,6 +155,7 @@ class Matcher:
         self.epoch: bytes | None = None  # the site's epoch the gallery was loaded at
         self.model: str | None = None  # the model of the identities' features (``reload``)
         self.stale = False  # a write was fenced: the gallery may hold what Redis did not take; reload
+        self.stopping: Callable[[], bool] = lambda: False  # asked to stop: a standby's wait ends (``run``'s stop)
         self.tenure = -1  # the lease's tenure the gallery was loaded in
         self.last_merge = time.monotonic()  # wall clock of the last housekeeping (retention trims)
         # a record held longer than claim_idle would be claimed as abandoned: the wait stays well below it
@@ -181,8 +182,9 @@ class Matcher:
 
     # --- set-up ---------------------------------------------------------------------------------------
     def acquire(self, wait: bool = True) -> bool:
-        """Hold the site's lease (one active matcher); with ``wait``, stand by until it is free."""
-        return self.lease.acquire(wait)
+        """Hold the site's lease (one active matcher); with ``wait``, stand by until it is free or the matcher
+        is asked to stop (``stopping``)."""
+        return self.lease.acquire(wait, self.stopping)
 
     def release(self) -> None:
         """Write what is left behind and give the lease up."""
@@ -236,12 +238,15 @@ class Matcher:
             self.counts["expired"] += len(due)
             log.info("matcher %s: %d identities expired (matcher.ttl)", self.consumer, len(due))
 
-    def start(self, wait: bool = True) -> Matcher:
-        """Create the group, take the lease (with ``wait``, standing by), load the gallery and forget ended
-        consumers; a Redis outage meanwhile is ridden out (``ride_out``)."""
+    def start(self, wait: bool = True, stop: Callable[[], bool] | None = None) -> Matcher:
+        """Create the group, take the lease (with ``wait``, standing by until ``stop()``), load the gallery and
+        forget ended consumers; a Redis outage meanwhile is ridden out (``ride_out``)."""
+        if stop is not None:
+            self.stopping = stop
         try:
             self.reader.ensure_group()
-            self.acquire(wait)
+            if not self.acquire(wait) and self.stopping():
+                return self  # stopped while standing by: nothing loaded, nothing to write
             self.reload()
             self.forget_ended()
         except OUTAGE as e:
@@ -302,7 +307,8 @@ class Matcher:
         if not held:
             log.warning("matcher %s lost its lease; standing by", self.consumer)
             self._discard()  # a batch not yet sent is not ours to write now
-            self.acquire(wait=True)
+            if not self.acquire(wait=True):
+                return 0  # asked to stop while standing by
             self.reload()
         elif epoch != self.epoch or self.stale or self.lease.tenure != self.tenure:
             self.reload()  # a lapsed lease taken again: what was linked before is refused, so link it again
@@ -609,7 +615,8 @@ class Matcher:
                 self.reader.ensure_group()
                 if not self.lease.hold()[0]:
                     log.warning("matcher %s lost its lease during the outage; standing by", self.consumer)
-                    self.acquire(wait=True)
+                    if not self.acquire(wait=True):
+                        return False  # asked to stop while standing by
                 self.reload()
             except OUTAGE:
                 continue
@@ -620,7 +627,10 @@ class Matcher:
 
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> dict:
         """Process until ``stop()``; with ``idle_exit``, also stop after that many seconds with nothing to do.
-        A Redis outage is ridden out (``ride_out``): the matcher never stops for one (unless ``give_up``)."""
+        A Redis outage is ridden out (``ride_out``): the matcher never stops for one (unless ``give_up``). On its
+        way out it writes what it linked, runs a last merge pass and releases the lease, so a standby takes over
+        at once."""
+        self.stopping = stop
         idle_since = time.monotonic()
         try:
             while not stop():
@@ -635,8 +645,9 @@ class Matcher:
                 elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                     break
             try:
-                self.merge()
-                self.housekeeping()
+                if self.linker is not None:  # none when stopped before it held the lease
+                    self.merge()
+                    self.housekeeping()
             except OUTAGE as e:  # the last merge pass: the next start merges
                 log.warning(
                     "matcher %s: Redis unreachable at exit (%s); merges left to the next start", self.consumer, e

@@ -19,13 +19,15 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pipeline.bus.connect import Client
 from pipeline.bus.scripts import script
 from pipeline.keys import Keys
 
 log = logging.getLogger(__name__)
+
+STOP_POLL = 0.05  # seconds between a standby's looks at its stop request
 
 
 class Lease:
@@ -73,14 +75,24 @@ class Lease:
             stop.set()
             thread.join()
 
-    def acquire(self, wait: bool = True) -> bool:
-        """Hold the lease; with ``wait``, stand by until it is free. Returns whether it is held."""
-        while True:
+    def acquire(self, wait: bool = True, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Hold the lease; with ``wait``, stand by until it is free (looking every quarter of the lease, at most
+        every second) or ``stop()`` is true (checked every ``STOP_POLL`` seconds). Returns whether it is held."""
+        told = False
+        while not stop():
             if self.hold()[0]:
                 return True
             if not wait:
                 return False
-            time.sleep(min(1.0, self.seconds / 4))
+            if not told:
+                log.info(
+                    "matcher %s: another matcher holds the lease of site %s; standing by", self.holder, self.keys.site
+                )
+                told = True
+            next_try = time.monotonic() + min(1.0, self.seconds / 4)
+            while not stop() and time.monotonic() < next_try:
+                time.sleep(STOP_POLL)
+        return False
 
     def release(self) -> None:
         """Give the lease up if it is ours, so a standby takes over at once."""

@@ -32,7 +32,7 @@ class CameraStatus(Response):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     camera: str
-    state: str | None = Field(None, description="connecting, streaming, reconnecting, failed or ended")
+    state: str | None = Field(None, description="connecting, streaming, reconnecting, failed, ended or stopped")
     since: str | None = Field(None, description="wall-clock time the camera entered its state")
     heartbeat: str | None = Field(None, description="wall-clock time of the worker's last status")
     error: str | None = Field(None, description="the source's last error, empty when none")

@@ -2,7 +2,7 @@
 // property, never parsed as HTML: camera and sighting ids, states and errors are data, not markup.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const STATES = new Set(["connecting", "streaming", "reconnecting", "ended", "failed"]);
+const STATES = new Set(["connecting", "streaming", "reconnecting", "ended", "stopped", "failed"]);
 let key = localStorage.getItem("crosscam-key") || new URLSearchParams(location.hash.slice(1)).get("key") || "";
 $("key").value = key;
 $("save").onclick = () => { key = $("key").value; localStorage.setItem("crosscam-key", key); refresh(); };

@@ -116,7 +116,7 @@ def test_max_seconds_stops_the_run_and_the_source():
     assert 0 < report.frames < 600 and report.seconds >= 0.2
     # the source was stopped: it read at most a buffer's worth of frames ahead, and its thread has ended
     assert source.counts["frames"] <= report.frames + source.buffer.capacity + 1
-    assert source.buffer.closed and report.final_state == source.state.value == "ended"
+    assert source.buffer.closed and report.final_state == source.state.value == "stopped"
 
 
 def test_a_worker_without_a_status_callback_runs():

@@ -20,6 +20,7 @@ from pipeline.camera.sources import (
 )
 from pipeline.types import Frame
 from tests.support.paths import VTEST, needs_video
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.parametrize(
@@ -102,6 +103,17 @@ def test_unreachable_camera_retries_then_fails():
     assert time.monotonic() - t0 < 30
     assert states[0] is SourceState.CONNECTING and SourceState.RECONNECTING in states
     assert states[-1] is SourceState.FAILED and "gave up after 2 attempts" in source.error
+
+
+def test_stop_ends_a_reconnect_wait_and_the_source_is_stopped():
+    source = open_source("cam", "rtsp://127.0.0.1:9/stream", reconnect=Reconnect(initial=600.0))
+    asked = threading.Event()
+    frames = source.frames(poll=0.05, until=asked.is_set)  # no frame comes while it waits to reconnect
+    assert wait_for(lambda: source.state is SourceState.RECONNECTING, 30)
+    asked.set()
+    assert list(frames) == []  # ``until`` ends the frames even though the buffer never closed
+    source.stop()
+    assert not source._thread.is_alive() and source.state is SourceState.STOPPED and source.buffer.closed
 
 
 def test_backoff_grows_and_is_capped():
