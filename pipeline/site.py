@@ -30,7 +30,7 @@ from pipeline.bus.publisher import Publisher, last_track, write_watermarks
 from pipeline.bus.site_models import announce_model
 from pipeline.camera.detection import DetectionService
 from pipeline.camera.replay import REPLAY
-from pipeline.camera.sources import Reconnect, Source, open_source
+from pipeline.camera.sources import Reconnect, Source, open_source, source_from_env
 from pipeline.camera.tracking import DetectorOptions, make_tracker
 from pipeline.camera.tracklets import TrackletBuffer, TrackletPolicy
 from pipeline.camera.worker import CameraStages, CameraWorker, WorkerReport
@@ -251,11 +251,12 @@ class CameraProcess:
             return int(time.time() * 1000)
 
     def source(self, camera_id: str, url: str) -> Source:
-        """A camera's source, read on its own thread from now on (``source`` section)."""
+        """A camera's source, read on its own thread from now on (``source`` section); ``env:NAME`` reads the
+        URL from the environment variable ``NAME``."""
         s = self.site.config.source
         return open_source(
             camera_id,
-            url,
+            source_from_env(url, os.environ),
             transport=s.transport,
             types=SOURCE_TYPES,
             hardware=s.decode == "hardware",
@@ -270,11 +271,20 @@ class CameraProcess:
     def camera(
         self,
         camera_id: str,
-        url: str,
+        url: str | None,
         detector: str | None = None,
         on_tracklet: Callable[[Tracklet], None] | None = None,
     ) -> CameraWorker:
-        """A camera's worker; bad weights or a bad URL raise here, before its source starts reading."""
+        """A camera's worker; bad weights or a bad URL raise here, before its source starts reading. ``url``
+        None: the source (and, unless ``detector`` is given, the detector) of the config's camera ``camera_id``."""
+        if url is None:
+            configured = {c.id: c for c in self.site.config.cameras}.get(camera_id)
+            if configured is None:
+                raise ConfigError(
+                    f"camera {camera_id}: no source; pass --source URL (or env:VARIABLE), or list the camera under "
+                    "`cameras:` in the config file with its source"
+                )
+            url, detector = configured.source, detector or configured.detector
         stages = self.stages(camera_id, detector, on_tracklet)
         return CameraWorker(self.source(camera_id, url), stages, self.publisher.camera_status)
 

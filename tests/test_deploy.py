@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.camera.sources import ENV_SOURCE, source_from_env
 from pipeline.cli import build_parser
 from pipeline.config.loader import load_config
 from tests.support.paths import REPO as ROOT
@@ -129,3 +130,19 @@ def test_every_crosscam_command_parses_and_its_config_loads(models):
             assert embedder.startswith("/models/") and mounts["/models"] == (models or str(ROOT / "deploy/models"))
             assert (ROOT / "deploy/models/README.md").is_file()
             assert shlex.quote(embedder) == embedder  # no spaces or quoting left from interpolation
+
+
+def test_camera_urls_reach_workers_in_the_environment_not_on_the_command_line():
+    url = "rtsp://admin:S3c/ret@10.0.0.21:554/stream1"
+    doc = compose(ENV | {"CROSSCAM_ENTRANCE_SOURCE": url})
+    parser = build_parser()
+    workers = {n: s for n, s in crosscam_services(doc).items() if s["command"][0] == "worker"}
+    assert {"worker-entrance", "worker-hall"} <= set(workers)
+    for name, service in workers.items():
+        assert not [a for a in service["command"] if "://" in a], f"{name}: a URL on the command line"
+        source = parser.parse_args(service["command"]).source
+        assert source.startswith(ENV_SOURCE), f"{name}: --source {source} is not env:VARIABLE"
+        assert "://" in source_from_env(source, service["environment"])
+    entrance = workers["worker-entrance"]
+    assert source_from_env(parser.parse_args(entrance["command"]).source, entrance["environment"]) == url
+    assert "S3c" not in json.dumps(entrance["command"])

@@ -29,6 +29,7 @@ import functools
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -174,6 +175,7 @@ def parse_source(
             raise SourceError(f"{shown}: transport must be tcp or udp, got {transport!r}")
         if not urlparse(url).hostname:
             raise SourceError(f"{shown}: no host in the URL")
+        _check_port(url, shown)
         return SourceSpec(camera_id, url, url, live=True, transport=transport)
     if scheme in types:
         types[scheme].check(url)
@@ -188,6 +190,36 @@ def parse_source(
         f"{shown}: unknown source scheme {scheme!r}; use rtsp://, rtsps://, http(s)://, a video file path, "
         f"file://{more} or a webcam index such as 0"
     )
+
+
+def _check_port(url: str, shown: str) -> None:
+    """FFmpeg ends a URL's host at its first ``/``, ``?`` or ``#``: a password holding one raw leaves a host
+    whose "port" is part of the password, which never connects."""
+    try:
+        _ = urlparse(url).port  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise SourceError(
+            f"{shown}: the port is not a number from 0 to 65535; a password that holds '/', '?' or '#' must be "
+            "percent-encoded (%2F, %3F, %23)"
+        ) from None
+
+
+ENV_SOURCE = "env:"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def source_from_env(value: str, environ: Mapping[str, str]) -> str:
+    """A source as given (``--source``, a camera's ``source``), or, for ``env:NAME``, the URL in the environment
+    variable ``NAME``: a URL with a password then stays out of process lists and config files."""
+    if not value.startswith(ENV_SOURCE):
+        return value
+    name = value[len(ENV_SOURCE) :]
+    if not _ENV_NAME.fullmatch(name):
+        raise SourceError(f"source {value!r}: env: takes an environment variable's name, such as env:CAMERA_URL")
+    url = environ.get(name, "").strip()
+    if not url:
+        raise SourceError(f"source {value}: the environment variable {name} is not set or empty; set it to the URL")
+    return url
 
 
 _FFMPEG_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"

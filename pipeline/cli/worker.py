@@ -31,8 +31,9 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--camera", required=True, help=f"camera id, unique within the site: {CAMERA_ID_RULE}")
     p.add_argument(
         "--source",
-        required=True,
-        help="rtsp://..., http(s)://..., a video file, a webcam index, replay://VIDEO, synth://...",
+        help="rtsp://..., http(s)://..., a video file, a webcam index, replay://VIDEO, synth://..., or env:VARIABLE "
+        "(the URL in that environment variable, out of process lists); default: the camera's source under "
+        "`cameras:` in the config file",
     )
     p.add_argument(
         "--detector", help="YOLO weights (.pt/.onnx/OpenVINO/.engine) or 'motion' (default: detector.weights)"

@@ -327,7 +327,7 @@ class CameraConfig(Section):
     )
     source: str = Field(
         description="rtsp://..., http(s)://..., a video file, a webcam index, replay://VIDEO (a file played as a "
-        "live camera) or synth://..."
+        "live camera), synth://..., or env:VARIABLE (the URL in that environment variable)"
     )
     detector: str | None = Field(None, description="overrides detector.weights for this camera")
     ground: tuple[tuple[float, float, float, float], ...] | None = Field(

@@ -32,6 +32,22 @@ PASSWORD = "s3cret"
         ("https://cam/x?API_KEY=abc;sig=zz", "https://cam/x?API_KEY=***;sig=***"),
         ("rtsp://cam:554/stream1", "rtsp://cam:554/stream1"),
         ("/videos/a@b.mp4 and synth://?cameras=3&seed=1", "/videos/a@b.mp4 and synth://?cameras=3&seed=1"),
+        ("rtsp://admin:S3c/ret@host/x", "rtsp://***@host/x"),  # a raw "/", "?", "#" or "@" in the password
+        (
+            "cannot open 'rtsp://admin:a@b/c?d#e@host:554/x?y=1' (timeout)",
+            "cannot open 'rtsp://***@host:554/x?y=1' (timeout)",
+        ),
+        ("rtsp://admin:S3c%2Fret@host/x", "rtsp://***@host/x"),
+        (
+            "http://cam/a?pw=1&authbasic=2&Passphrase=3&X-Amz-Signature=4",
+            "http://cam/a?pw=***&authbasic=***&Passphrase=***&X-Amz-Signature=***",
+        ),
+        (
+            "http://cam/a?admin_pw=1&client_secret=2&sessionid=3&channel=1&pwr=on",
+            "http://cam/a?admin_pw=***&client_secret=***&sessionid=***&channel=1&pwr=on",
+        ),
+        ("file:///videos/a@b.mp4 replay:///data/c@d.mp4", "file:///videos/a@b.mp4 replay:///data/c@d.mp4"),
+        ("http://cam/snap?user=a@b", "http://***@b"),  # an "@" after the host hides the host too
     ],
 )
 def test_redact_hides_credentials_and_keeps_the_rest(text, expected):
@@ -76,9 +92,12 @@ def test_a_dead_cameras_password_is_in_no_status_api_output_or_log(
     assert caplog.records and not [r for r in caplog.records if PASSWORD in r.getMessage()]
 
 
-def test_statuses_stored_before_are_redacted_when_read(redis_client, bus_keys, tiny_checkpoints):
+@pytest.mark.parametrize("password", [PASSWORD, "S3c/ret", "p?ss#w@rd"])
+def test_statuses_stored_before_are_redacted_when_read(redis_client, bus_keys, tiny_checkpoints, password):
     redis_client.sadd(bus_keys.cameras, "door")
-    redis_client.hset(bus_keys.camera("door"), mapping={"state": "failed", "error": f"rtsp://u:{PASSWORD}@cam/x"})
+    error = f"rtsp://u:{password}@cam/x?pw=hunter2&passphrase=opensesame"
+    redis_client.hset(bus_keys.camera("door"), mapping={"state": "failed", "error": error})
     api = TestClient(create_app(redis_client, bus_keys, KEY, load_embedder(tiny_checkpoints["tiny_attention"])))
     answer = api.get("/api/cameras", headers={"X-API-Key": KEY})
-    assert answer.status_code == 200 and PASSWORD not in answer.text and "rtsp://***@cam/x" in answer.text
+    assert answer.status_code == 200 and "rtsp://***@cam/x?pw=***&passphrase=***" in answer.text
+    assert not [s for s in (password, "hunter2", "opensesame") if s in answer.text]
