@@ -255,8 +255,10 @@ def test_a_camera_skips_a_frame_its_detector_fails_on_and_stops_failed_after_man
         error = ""
         counts: ClassVar[dict] = {}
 
-        def frames(self):
+        def frames(self, poll=0.2, until=None):
             for i in range(40):
+                if until is not None and until():
+                    return
                 yield Frame("c", i, i / 10, np.full((48, 64, 3), i, np.uint8))
 
         def stop(self):
