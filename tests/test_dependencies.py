@@ -15,8 +15,8 @@ from tests.support.paths import REPO
 SECURITY_FLOORS = {
     "torch": "2.10",  # torch.load(weights_only=True): CVE-2025-32434, CVE-2026-24747
     "starlette": "1.3.1",  # multipart and form limits: CVE-2024-47874, CVE-2025-54121, CVE-2026-54283
-    "python-multipart": "0.0.30",  # CVE-2024-53981, CVE-2026-40347, CVE-2026-42561, CVE-2026-53537
-    "pillow": "12.3",  # untrusted uploads decoded: CVE-2026-59199 and others
+    "python-multipart": "0.0.30",  # CVE-2024-53981, CVE-2026-40347, CVE-2026-42561, CVE-2026-53538, CVE-2026-53539
+    "pillow": "12.2",  # untrusted uploads decoded: CVE-2024-28219, CVE-2026-42308
     "h11": "0.16",  # CVE-2025-43859
 }
 COMPROMISED = {"ultralytics": ["8.3.41", "8.3.42", "8.3.45", "8.3.46"]}
