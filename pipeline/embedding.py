@@ -9,6 +9,8 @@ is unreachable the service goes on embedding, keeps up to ``backlog`` tracklets 
 bounded backoff and publishes them in order once Redis is back; when the backlog is full the oldest is
 dropped and counted (``counts["backlog_dropped"]``, reported to ``report_drops`` once Redis is back). A
 tracklet the publisher refuses (a field over its size limit) is logged and counted (``counts["refused"]``).
+What Redis still cannot take when the service stops goes to ``spool`` (``pipeline.bus.spool``: on disk, published
+by the next start; ``counts["spooled"]``), or, without one or when it fails, is counted ``unpublished``.
 
 Watermarks. Each camera's stages report their progress (``progress``): the time of the frame they last
 processed, every tracklet closed at or before it handed over. The service publishes, per camera, that time, or,
@@ -103,9 +105,12 @@ class EmbeddingService:
         report_drops: Callable[[int], object] | None = None,
         turns: Turns | None = None,
         publish_watermarks: Callable[[dict[str, float]], object] | None = None,
+        spool: Callable[[list[TrackletEmbedding]], object] | None = None,
     ) -> None:
-        """``publish_watermarks``: writes the cameras' watermarks (``pipeline.bus.publisher.write_watermarks``); None: none are."""
+        """``publish_watermarks``: writes the cameras' watermarks (``pipeline.bus.publisher.write_watermarks``); None: none are.
+        ``spool``: keeps what is still unpublished at the stop, oldest first, and returns where (module docstring)."""
         self.embedder, self.site, self.publish = embedder, site, publish
+        self.spool = spool
         self.publish_watermarks = publish_watermarks
         self._progress: dict[str, float] = {}  # camera -> stream time before which it closes no more tracklets
         self._next_marks = 0.0
@@ -167,7 +172,7 @@ class EmbeddingService:
 
     def stop(self, timeout: float = 60.0) -> None:
         """Embed what is queued and publish the backlog (trying for up to ``timeout`` seconds while Redis is
-        unreachable), then stop; what is still unpublished then is logged and counted ``unpublished``."""
+        unreachable), then stop; what is still unpublished then is spooled, else logged and counted ``unpublished``."""
         with self.cond:
             self._stop = True
             self._stop_by = time.monotonic() + timeout
@@ -199,11 +204,31 @@ class EmbeddingService:
                     self._write_watermarks(force=True)
                     return
                 if time.monotonic() >= self._stop_by:
-                    self.counts["unpublished"] += len(self.backlog)
-                    log.error("%d embedded tracklets not published: Redis still unreachable at stop", len(self.backlog))
+                    self._keep_unpublished()
                     return
                 with self.cond:
                     self.cond.wait(0.2)
+
+    def _keep_unpublished(self) -> None:
+        """At the stop, with Redis still unreachable: spool the backlog, else count it lost (``unpublished``)."""
+        waiting = list(self.backlog.items)
+        if self.spool is not None:
+            try:
+                where = self.spool(waiting)
+            except OSError as e:
+                log.error("the waiting tracklets could not be spooled (%s)", e)
+            else:
+                self.backlog.items.clear()
+                self.counts["spooled"] += len(waiting)
+                log.warning(
+                    "%d embedded tracklets not published (Redis unreachable at the stop): spooled to %s, published "
+                    "by the next start",
+                    len(waiting),
+                    where,
+                )
+                return
+        self.counts["unpublished"] += len(waiting)
+        log.error("%d embedded tracklets not published: Redis still unreachable at stop", len(waiting))
 
     def _embed(self, batch: list[Tracklet]) -> None:
         try:

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from crosscam.errors import ConfigError
 from models.embedder import Embedder, load_embedder
-from pipeline.bus.backlog import TRANSIENT
+from pipeline.bus import spool
+from pipeline.bus.backlog import TRANSIENT, transient
 from pipeline.bus.connect import Client, connect
-from pipeline.bus.publisher import Publisher, last_track, write_watermarks
+from pipeline.bus.publisher import Publisher, dead_letter, last_track, write_watermarks
 from pipeline.bus.site_models import announce_model
 from pipeline.camera.detection import DetectionService
 from pipeline.camera.replay import REPLAY
@@ -170,6 +171,13 @@ def _lost(worker: CameraWorker) -> WorkerReport:
     return worker.report
 
 
+def spool_dir(config: CrosscamConfig) -> Path:
+    """Where stopping camera processes keep what Redis could not take (``redis.spool``, else under the cache dir)."""
+    from models.export import default_cache_dir
+
+    return config.redis.spool or Path(config.cache_dir or default_cache_dir()) / "spool"
+
+
 class CameraProcess:
     """The publisher, the embedder and its batching service, and a detection service per YOLO weights, shared
     by the cameras of one process."""
@@ -181,6 +189,15 @@ class CameraProcess:
         self.turns = Turns()  # the embedder runs first, the detectors after (pipeline/turns.py)
         self.publisher = site.publisher()
         announce_model(site.client, site.keys, embedder.spec)
+        # before any camera numbers its tracks: an earlier stop's spooled tracklets are published first
+        self.spool_folder = spool_dir(config)
+        self.replayed = spool.replay_spools(
+            self.spool_folder,
+            site.name,
+            self.publisher.publish,
+            lambda source, fields, reason: dead_letter(site.client, site.keys, source, fields, reason),
+            transient,
+        )
         e = config.embedder
         self.service = EmbeddingService(
             embedder,
@@ -192,6 +209,7 @@ class CameraProcess:
             report_drops=lambda n: self.publisher.count("backlog_dropped", n),
             turns=self.turns,
             publish_watermarks=lambda marks: write_watermarks(site.client, site.keys, marks),
+            spool=lambda waiting: spool.write_spool(self.spool_folder, site.name, waiting),
         )
 
     def tracklet_policy(self) -> TrackletPolicy:
@@ -301,8 +319,8 @@ class CameraProcess:
         """Run ``workers`` on a thread each with the embedding service, until their sources end, ``max_seconds``
         pass or ``stop`` is set; returns each camera's report once every queued tracklet is published. After
         ``stop``, a Redis that cannot be reached is waited for ``redis.stop_wait`` seconds at most (short, to exit
-        within a supervisor's grace period): what is not published then is logged and counted
-        (``service.counts["unpublished"]``)."""
+        within a supervisor's grace period): what is not published then is spooled to disk and published by the
+        next start (``service.counts["spooled"]``; ``pipeline.bus.spool``)."""
         reports: dict[str, WorkerReport] = {}
         self.service.start()
         threads = [

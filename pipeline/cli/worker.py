@@ -10,8 +10,8 @@ gave up reconnecting), after publishing what the other cameras made.
 
 SIGINT or SIGTERM stops them cleanly (``pipeline.cli.stopping``): the cameras stop reading (also while
 reconnecting), their open tracklets are closed and published, their status says ``stopped``, and the summary is
-printed (``stopped_by`` names the signal; ``unpublished`` counts the tracklets Redis could not take in time);
-exit code 0. A second signal exits 130 at once."""
+printed (``stopped_by`` names the signal; ``spooled`` counts the tracklets Redis could not take in time, kept on
+disk and published by the next start, ``from_spool`` those this start published); exit code 0. A second signal exits 130 at once."""
 
 from __future__ import annotations
 
@@ -72,6 +72,8 @@ def _summary(process, stop: StopRequest) -> dict:
         "published": process.service.counts["published"],
         "dropped_tracklets": process.service.counts["dropped"],
         "unpublished": process.service.counts["unpublished"],
+        "spooled": process.service.counts["spooled"],
+        "from_spool": process.replayed.published,
         "stream": process.site.keys.tracklets,
         "stopped_by": stop.by,
     }
@@ -80,6 +82,11 @@ def _summary(process, stop: StopRequest) -> dict:
 def _stopped_text(data: dict) -> str:
     """The lines that say why the process stopped early and what it could not publish (none when neither)."""
     lines = [f"stopped by {data['stopped_by']}"] if data["stopped_by"] else []
+    if data["spooled"]:
+        lines.append(
+            f"{data['spooled']} tracklets spooled to disk (Redis could not be reached at the stop): the next start "
+            "publishes them"
+        )
     if data["unpublished"]:
         lines.append(f"{data['unpublished']} tracklets not published: Redis could not be reached at the stop")
     return "".join(f"\n{line}" for line in lines)

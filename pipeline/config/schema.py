@@ -70,7 +70,13 @@ class RedisConfig(Section):
         5.0,
         ge=0,
         description="seconds a camera process asked to stop (SIGTERM, Ctrl-C) keeps trying to publish its waiting "
-        "tracklets while Redis is unreachable; what is left is counted in its summary (unpublished)",
+        "tracklets while Redis is unreachable; what is left then is spooled to disk (redis.spool)",
+    )
+    spool: Path | None = Field(
+        None,
+        description="folder where a stopping camera process keeps the tracklets Redis could not take (published by "
+        "the site's next camera process on this machine before its cameras start); default: spool/ under the "
+        "cache dir",
     )
     replicas: int = Field(
         0,

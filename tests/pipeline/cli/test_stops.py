@@ -19,6 +19,7 @@ from pipeline.bus.publisher import camera_status
 from pipeline.camera.sources import open_source
 from pipeline.keys import Keys
 from pipeline.site import SOURCE_TYPES
+from pipeline.types import closing_time
 from tests.support.cli import site_args
 from tests.support.paths import REPO, VTEST, YOLO_OPENVINO
 from tests.support.processes import Verb
@@ -155,41 +156,61 @@ def test_max_seconds_ends_a_worker_whose_camera_is_down(redis_client, bus_keys, 
     assert camera_status(redis_client, bus_keys, "dead")["state"] == "stopped"
 
 
-def test_a_worker_stopped_while_redis_is_down_reports_what_it_could_not_publish(tmp_path, embedder_file, scene_video):
+def test_a_worker_stopped_while_redis_is_down_spools_what_waits_and_the_next_start_publishes_it(
+    tmp_path, embedder_file, scene_video
+):
     server = RedisProcess(tmp_path / "redis").start()
-    worker = Verb(
-        "worker",
-        "--camera",
-        "door",
-        "--source",
-        f"replay://{scene_video}",
-        "--detector",
-        "motion",
-        "--embedder",
-        str(embedder_file),
-        "--redis-url",
-        server.url,
-        "--site",
-        "outage",
-        *TRACKLETS,
-        "--set",
-        "redis.stop_wait=0.5",
-        "--json",
-    )
+
+    def worker(*extra: str) -> Verb:
+        return Verb(
+            "worker",
+            "--camera",
+            "door",
+            "--source",
+            f"replay://{scene_video}",
+            "--detector",
+            "motion",
+            "--embedder",
+            str(embedder_file),
+            "--redis-url",
+            server.url,
+            "--site",
+            "outage",
+            *TRACKLETS,
+            "--set",
+            "redis.stop_wait=0.5",
+            "--set",
+            f"redis.spool={tmp_path / 'spool'}",
+            "--json",
+            *extra,
+        )
+
+    first = worker()
     try:
-        assert wait_for(lambda: _processing(server.client(), Keys("outage"), "door"), GUARD), worker.stderr
+        assert wait_for(lambda: _processing(server.client(), Keys("outage"), "door"), GUARD), first.stderr
         server.stop()
         # a tracklet embedded while Redis is down waits in the backlog
-        assert worker.wait_for_line(r"Redis unreachable .*keeping up to"), worker.stderr
-        worker.signal(signal.SIGTERM)
-        code, data = worker.answer()
+        assert first.wait_for_line(r"Redis unreachable .*keeping up to"), first.stderr
+        first.signal(signal.SIGTERM)
+        code, data = first.answer()
+        assert code == 0 and data is not None, first.stderr
+        assert data["stopped_by"] == "SIGTERM" and data["spooled"] >= 1 and data["unpublished"] == 0
+        assert data["published"] + data["spooled"] == data["tracklets"]
+        assert f"{data['spooled']} tracklets spooled to disk" in first.stderr
+        server.start()
+        stream = Keys("outage").tracklets
+        before = {records.decode(f).tracklet_id for _, f in server.client().xrange(stream)}
+        second = worker("--max-seconds", "0")  # publishes the spool before its camera starts
+        code2, again = second.answer()
+        after = [records.decode(f) for _, f in server.client().xrange(stream)]
     finally:
-        worker.kill()
+        first.kill()
         server.stop()
-    assert code == 0 and data is not None, worker.stderr
-    assert data["stopped_by"] == "SIGTERM" and data["unpublished"] >= 1
-    assert data["published"] + data["unpublished"] == data["tracklets"]
-    assert f"{data['unpublished']} tracklets not published" in worker.stderr
+    assert code2 == 0 and again is not None and again["from_spool"] == data["spooled"], second.stderr
+    spooled = [t for t in after if t.tracklet_id not in before]
+    assert len(spooled) == data["spooled"] and all(t.camera_id == "door" for t in spooled)
+    assert [closing_time(t) for t in spooled] == sorted(closing_time(t) for t in spooled)  # in the order they closed
+    assert not list((tmp_path / "spool" / "outage").glob("*.spool"))
 
 
 @pytest.mark.slow  # three matcher processes
