@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -141,8 +140,9 @@ def _no_report(problem: str) -> None:
 def read_watermarks(client: Client, keys: Keys, bad: Callable[[str], None] = _no_report) -> dict[str, float]:
     """The watermarks of the site's cameras that publish one. Workers write these keys, so what does not hold up
     is left out and reported to ``bad`` (naming the key and the value): a camera id that is not one, a key of
-    another type, a watermark that is not ``inf`` or seconds as a record's times are (``records.SECONDS``, from
-    ``-1``: a watermark lies just below a closing time, at or above 0, to ``records.MAX_SECONDS``)."""
+    another type, a watermark that is not ``inf`` (the camera ended), ``-inf`` (it is there and has handed over
+    nothing yet) or seconds as a record's times are (``records.SECONDS``, from ``-1``: a watermark lies just below
+    a closing time, at or above 0, to ``records.MAX_SECONDS``)."""
     try:
         members = client.smembers(keys.cameras)
     except redis.ResponseError as e:  # a key of another type
@@ -167,13 +167,12 @@ def read_watermarks(client: Client, keys: Keys, bad: Callable[[str], None] = _no
         raw = raw.encode() if isinstance(raw, str) else raw
         if isinstance(raw, Exception):
             bad(f"{keys.camera(camera)}: unreadable ({raw})")
-        elif raw == b"inf":
-            out[camera] = math.inf
-        elif records.SECONDS.fullmatch(raw) and -1.0 <= float(raw) <= records.MAX_SECONDS:
+        elif raw in (b"inf", b"-inf") or (records.SECONDS.fullmatch(raw) and -1.0 <= float(raw) <= records.MAX_SECONDS):
             out[camera] = float(raw)
         else:
             bad(
-                f"{keys.camera(camera)}: watermark {raw[:40]!r} is not inf or seconds from -1 to {records.MAX_SECONDS:.0f}"
+                f"{keys.camera(camera)}: watermark {raw[:40]!r} is not inf, -inf or seconds from -1 to "
+                f"{records.MAX_SECONDS:.0f}"
             )
     return out
 

@@ -104,7 +104,7 @@ def test_a_models_key_of_another_type_is_ignored(redis_client, bus_keys, caplog)
 
 def test_watermarks_and_camera_ids_that_are_not_ones_are_ignored(redis_client, bus_keys, caplog):
     write_watermarks(redis_client, bus_keys, {"cam0": float("inf")})
-    bad = {"cam1": "-inf", "cam2": "nan", "cam3": " 5 ", "cam4": "1e308", "cam5": "1_0"}
+    bad = {"cam1": "-5", "cam2": "nan", "cam3": " 5 ", "cam4": "1e308", "cam5": "1_0"}
     for camera, mark in bad.items():
         redis_client.sadd(bus_keys.cameras, camera)
         redis_client.hset(bus_keys.camera(camera), "watermark", mark)
@@ -114,7 +114,7 @@ def test_watermarks_and_camera_ids_that_are_not_ones_are_ignored(redis_client, b
     publish_strangers(redis_client, bus_keys)
     with caplog.at_level(logging.WARNING):
         matcher = run_matcher(redis_client, bus_keys, reorder_window=60.0)
-    # nothing held back by a watermark of -inf: every tracklet linked before the matcher went idle
+    # nothing held back by a watermark below any time: every tracklet linked before the matcher went idle
     assert matcher.counts["processed"] == PEOPLE
     assert matcher.counts["bad_values"] == len(bad) + 3
     lines = ignored_lines(caplog)
