@@ -50,6 +50,25 @@ def embedder_file(tiny_checkpoints):
     return tiny_checkpoints["tiny_attention"]
 
 
+def _motion_worker(scene_video, embedder_file, *args: str) -> Verb:
+    """``crosscam worker`` on camera ``door``: the scene replayed live, the motion detector, some tracklets closing
+    soon, ``--json``; ``args`` say where Redis is and anything else."""
+    return Verb(
+        "worker",
+        "--camera",
+        "door",
+        "--source",
+        f"replay://{scene_video}",
+        "--detector",
+        "motion",
+        "--embedder",
+        str(embedder_file),
+        *TRACKLETS,
+        "--json",
+        *args,
+    )
+
+
 def _published(client, keys) -> list:
     return [records.decode(f) for _, f in client.xrange(keys.tracklets)]
 
@@ -62,20 +81,7 @@ def _processing(client, keys, camera: str) -> bool:
 def test_ctrl_c_on_a_worker_publishes_what_waits_marks_its_camera_stopped_and_exits_0(
     redis_client, bus_keys, embedder_file, scene_video
 ):
-    worker = Verb(
-        "worker",
-        "--camera",
-        "door",
-        "--source",
-        f"replay://{scene_video}",
-        "--detector",
-        "motion",
-        "--embedder",
-        str(embedder_file),
-        *site_args(redis_client, bus_keys),
-        *TRACKLETS,
-        "--json",
-    )
+    worker = _motion_worker(scene_video, embedder_file, *site_args(redis_client, bus_keys))
     try:
         assert wait_for(lambda: redis_client.xlen(bus_keys.tracklets) >= 1, GUARD), worker.stderr
         worker.signal(signal.SIGINT)
@@ -162,27 +168,11 @@ def test_a_worker_stopped_while_redis_is_down_spools_what_waits_and_the_next_sta
     server = RedisProcess(tmp_path / "redis").start()
 
     def worker(*extra: str) -> Verb:
-        return Verb(
-            "worker",
-            "--camera",
-            "door",
-            "--source",
-            f"replay://{scene_video}",
-            "--detector",
-            "motion",
-            "--embedder",
-            str(embedder_file),
-            "--redis-url",
-            server.url,
-            "--site",
-            "outage",
-            *TRACKLETS,
-            "--set",
-            "redis.stop_wait=0.5",
-            "--set",
-            f"redis.spool={tmp_path / 'spool'}",
-            "--json",
-            *extra,
+        return _motion_worker(
+            scene_video,
+            embedder_file,
+            *("--redis-url", server.url, "--site", "outage", "--set", "redis.stop_wait=0.5"),
+            *("--set", f"redis.spool={tmp_path / 'spool'}", *extra),
         )
 
     first = worker()
